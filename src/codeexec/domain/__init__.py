@@ -1,0 +1,1 @@
+"""The pure domain of codeexec: events, the execution aggregate, coordinator policy, saga."""

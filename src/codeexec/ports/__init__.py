@@ -1,0 +1,1 @@
+"""Ports: the interfaces the domain services need from the outside world."""
