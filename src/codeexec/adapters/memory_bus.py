@@ -1,0 +1,197 @@
+"""InMemoryEventBus: partitioned topics, consumer groups, committed offsets, redelivery."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from codeexec.domain.routing import TopicSpec
+from codeexec.ports.bus import EventBus, Message, Subscription, TopicPartition, UnknownTopic
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """Stable across processes (unlike hash()), so a key always lands on one partition."""
+    return zlib.crc32(key.encode("utf-8")) % partitions
+
+
+@dataclass
+class _Partition:
+    base: int = 0  # offset of messages[0]; older ones were trimmed once every group had them
+    messages: list[Message] = field(default_factory=list)
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.messages)
+
+
+@dataclass
+class _Group:
+    topics: set[str] = field(default_factory=set)
+    members: list[InMemorySubscription] = field(default_factory=list)
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class InMemoryEventBus(EventBus):
+    durable = False
+
+    def __init__(self) -> None:
+        self._topics: dict[str, list[_Partition]] = {}
+        self._groups: dict[str, _Group] = {}
+        self._ids = itertools.count()
+
+    async def declare(self, topics: Sequence[TopicSpec]) -> None:
+        for spec in topics:
+            self._topics.setdefault(spec.name, [_Partition() for _ in range(spec.partitions)])
+
+    def partitions(self, topic: str) -> int:
+        return len(self._partitions(topic))
+
+    def _partitions(self, topic: str) -> list[_Partition]:
+        try:
+            return self._topics[topic]
+        except KeyError:
+            raise UnknownTopic(f"topic {topic!r} is not declared") from None
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        touched: set[str] = set()
+        for message in messages:
+            parts = self._partitions(message.topic)
+            index = (
+                partition_for(message.key, len(parts))
+                if message.partition < 0
+                else (message.partition)
+            )
+            part = parts[index]
+            part.messages.append(replace(message, partition=index, offset=part.end))
+            touched.add(message.topic)
+        for group in self._groups.values():
+            if group.topics & touched:
+                for member in group.members:
+                    member.wake()
+
+    async def subscribe(self, group: str, topics: Sequence[str]) -> InMemorySubscription:
+        for topic in topics:
+            self._partitions(topic)
+        state = self._groups.setdefault(group, _Group())
+        state.topics.update(topics)
+        member = InMemorySubscription(self, group, next(self._ids))
+        state.members.append(member)
+        self._rebalance(state)
+        return member
+
+    def _rebalance(self, group: _Group) -> None:
+        """Every member restarts from the committed offsets: uncommitted work is redelivered."""
+        group.members.sort(key=lambda m: m.member_id)
+        for member in group.members:
+            member.positions = {}
+        if not group.members:
+            return
+        cycle = itertools.cycle(group.members)
+        for topic in sorted(group.topics):
+            for index in range(len(self._topics[topic])):
+                tp = TopicPartition(topic, index)
+                next(cycle).positions[tp] = group.committed.get(tp, 0)
+        for member in group.members:
+            member.wake()
+
+    def _leave(self, member: InMemorySubscription) -> None:
+        group = self._groups[member.group]
+        if member in group.members:
+            group.members.remove(member)
+            self._rebalance(group)
+
+    def _fetch(self, member: InMemorySubscription, max_records: int) -> list[Message]:
+        out: list[Message] = []
+        for tp, position in member.positions.items():
+            if len(out) >= max_records:
+                break
+            part = self._topics[tp.topic][tp.partition]
+            start = max(position, part.base) - part.base
+            batch = part.messages[start : start + max_records - len(out)]
+            if batch:
+                out.extend(batch)
+                member.positions[tp] = batch[-1].offset + 1
+        return out
+
+    def _commit(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        committed = self._groups[group].committed
+        for tp, offset in offsets.items():
+            if offset > committed.get(tp, 0):
+                committed[tp] = offset
+        self._trim(offsets.keys())
+
+    def _trim(self, tps: object) -> None:
+        for tp in tps:  # type: ignore[attr-defined]
+            floor = min(
+                (g.committed.get(tp, 0) for g in self._groups.values() if tp.topic in g.topics),
+                default=0,
+            )
+            part = self._topics[tp.topic][tp.partition]
+            if floor - part.base > 1024:
+                del part.messages[: floor - part.base]
+                part.base = floor
+
+    def settled_position(self) -> int | None:
+        """The lowest store position some group has not committed yet (None: all settled).
+        A relay on this non-durable bus restarts from here after a crash."""
+        lowest: int | None = None
+        for group in self._groups.values():
+            for topic in group.topics:
+                for index, part in enumerate(self._topics[topic]):
+                    offset = group.committed.get(TopicPartition(topic, index), 0)
+                    if offset < part.end:
+                        pos = part.messages[max(offset - part.base, 0)].position
+                        if pos is not None and (lowest is None or pos < lowest):
+                            lowest = pos
+        return lowest
+
+    def backlog(self, group: str) -> int:
+        """Messages published but not committed by the group (consumer lag)."""
+        state = self._groups.get(group)
+        if state is None:
+            return 0
+        return sum(
+            part.end - state.committed.get(TopicPartition(topic, i), 0)
+            for topic in state.topics
+            for i, part in enumerate(self._topics[topic])
+        )
+
+    def groups(self) -> list[str]:
+        return sorted(self._groups)
+
+
+class InMemorySubscription(Subscription):
+    def __init__(self, bus: InMemoryEventBus, group: str, member_id: int) -> None:
+        self.bus, self.group, self.member_id = bus, group, member_id
+        self.positions: dict[TopicPartition, int] = {}
+        self._signal = asyncio.Event()
+        self.closed = False
+
+    def wake(self) -> None:
+        self._signal.set()
+
+    async def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
+        if self.closed:
+            raise RuntimeError("subscription is closed")
+        self._signal.clear()
+        batch = self.bus._fetch(self, max_records)
+        if batch or timeout <= 0:
+            return batch
+        try:
+            await asyncio.wait_for(self._signal.wait(), timeout)
+        except TimeoutError:
+            return []
+        return [] if self.closed else self.bus._fetch(self, max_records)
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if not self.closed:
+            self.bus._commit(self.group, offsets)
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.bus._leave(self)
+            self._signal.set()

@@ -1,0 +1,175 @@
+"""InMemoryExecutionReadModel: the execution projection held in dictionaries."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from uuid import UUID
+
+from codeexec.domain.events import (
+    DomainEvent,
+    ExecutionCancelled,
+    ExecutionCancelRequested,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionQueued,
+    ExecutionRejected,
+    ExecutionRequested,
+    ExecutionScheduled,
+    ExecutionStarted,
+    ExecutionTimedOut,
+)
+from codeexec.domain.model import RunResult, SandboxStatus
+from codeexec.ports.read_model import ExecutionQuery, ExecutionReadModel, ExecutionView, Page
+
+_STATE_OF: dict[type[DomainEvent], str] = {
+    ExecutionQueued: "queued",
+    ExecutionRejected: "rejected",
+    ExecutionScheduled: "scheduled",
+    ExecutionStarted: "running",
+    ExecutionCompleted: "completed",
+    ExecutionFailed: "failed",
+    ExecutionTimedOut: "timed_out",
+    ExecutionCancelled: "cancelled",
+}
+
+
+def status_of(state: str, result: RunResult | None) -> str:
+    if state == "completed" and result is not None:
+        return result.status.value
+    return {
+        "failed": SandboxStatus.INTERNAL_ERROR.value,
+        "timed_out": SandboxStatus.TIME_LIMIT_EXCEEDED.value,
+        "cancelled": SandboxStatus.CANCELLED.value,
+    }.get(state, state)
+
+
+class InMemoryExecutionReadModel(ExecutionReadModel):
+    def __init__(self) -> None:
+        self._views: dict[UUID, ExecutionView] = {}
+        self._by_user: dict[str, list[UUID]] = {}
+        self._all: list[UUID] = []
+        self._counts: Counter[str] = Counter()
+
+    def apply(self, event: DomainEvent) -> ExecutionView | None:
+        if event.aggregate_id != event.execution_id:
+            return None  # saga events do not change what users see
+        view = self._views.get(event.execution_id)
+        if isinstance(event, ExecutionRequested):
+            if view is not None:
+                return view
+            view = ExecutionView(
+                id=event.execution_id,
+                user_id=event.user_id,
+                language=event.spec.language,
+                version=event.spec.version,
+                priority=event.priority,
+                state="requested",
+                status="requested",
+                created_at=event.time,
+                updated_at=event.time,
+                seq=len(self._all) + 1,
+                idempotency_key=event.idempotency_key,
+            )
+            self._views[view.id] = view
+            self._by_user.setdefault(view.user_id, []).append(view.id)
+            self._all.append(view.id)
+            self._counts["requested"] += 1
+        elif view is None or event.aggregate_version <= view.version_seen:
+            return view
+        view.version_seen = event.aggregate_version
+        view.updated_at = event.time
+        view.events += 1
+        new_state = _STATE_OF.get(type(event))
+        if isinstance(event, ExecutionQueued):
+            view.queued_at = event.time
+        elif isinstance(event, ExecutionScheduled):
+            view.scheduled_at = event.time
+        elif isinstance(event, ExecutionStarted):
+            view.started_at = event.time
+        elif isinstance(event, ExecutionCancelRequested):
+            view.cancel_requested = True
+        elif isinstance(event, ExecutionRejected):
+            view.message = event.message
+        if isinstance(event, ExecutionCompleted | ExecutionFailed | ExecutionCancelled):
+            self._set_result(view, event.result)
+            if isinstance(event, ExecutionFailed):
+                view.message = event.reason
+        if isinstance(event, ExecutionTimedOut):
+            view.message = "no result before the deadline"
+        if new_state is not None and new_state != view.state:
+            self._counts[view.state] -= 1
+            self._counts[new_state] += 1
+            view.state = new_state
+            if view.terminal:
+                view.finished_at = event.time
+        result = getattr(event, "result", None)
+        view.status = (
+            status_of(view.state, result if isinstance(result, RunResult) else None)
+            if new_state is not None
+            else view.status
+        )
+        return view
+
+    @staticmethod
+    def _set_result(view: ExecutionView, result: RunResult | None) -> None:
+        if result is None:
+            return
+        view.exit_code, view.signal = result.exit_code, result.signal
+        view.stdout, view.stderr = result.stdout, result.stderr
+        view.stdout_truncated, view.stderr_truncated = (
+            result.stdout_truncated,
+            result.stderr_truncated,
+        )
+        view.compile_output = result.compile_output
+        view.cpu_time_s, view.wall_time_s = result.cpu_time_s, result.wall_time_s
+        view.memory_bytes = result.memory_bytes
+        if result.message:
+            view.message = result.message
+
+    def get(self, execution_id: UUID) -> ExecutionView | None:
+        view = self._views.get(execution_id)
+        return replace(view) if view is not None else None
+
+    def list(self, query: ExecutionQuery) -> Page:
+        ids: Sequence[UUID] = (
+            self._all if query.user_id is None else self._by_user.get(query.user_id, [])
+        )
+        end = len(ids) if query.cursor is None else self._index_before(ids, query.cursor)
+        items: list[ExecutionView] = []
+        index = end - 1
+        while index >= 0 and len(items) < query.limit:
+            view = self._views[ids[index]]
+            if self._matches(view, query):
+                items.append(replace(view))
+            index -= 1
+        more = index >= 0 and len(items) == query.limit
+        return Page(items=items, next_cursor=items[-1].seq if more and items else None)
+
+    def _index_before(self, ids: Sequence[UUID], cursor: int) -> int:
+        lo, hi = 0, len(ids)
+        while lo < hi:  # ids are in increasing seq order
+            mid = (lo + hi) // 2
+            if self._views[ids[mid]].seq < cursor:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    @staticmethod
+    def _matches(view: ExecutionView, query: ExecutionQuery) -> bool:
+        if (
+            query.statuses
+            and view.status not in query.statuses
+            and (view.state not in query.statuses)
+        ):
+            return False
+        if query.language is not None and view.language != query.language:
+            return False
+        if query.created_after is not None and view.created_at <= query.created_after:
+            return False
+        return not (query.created_before is not None and view.created_at >= query.created_before)
+
+    def counts(self) -> Mapping[str, int]:
+        return {state: n for state, n in self._counts.items() if n > 0}

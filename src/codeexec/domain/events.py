@@ -1,0 +1,244 @@
+"""The event contract: strict, versioned pydantic models for everything that happens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from uuid import UUID, uuid5
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from codeexec.domain.model import Bytes, RunResult, RunSpec, Stream
+
+
+class RejectionReason(StrEnum):
+    RATE_LIMITED = "rate_limited"
+    QUEUE_FULL = "queue_full"
+    INVALID = "invalid"
+
+
+class DomainEvent(BaseModel):
+    """Envelope shared by every event. `aggregate_*` place it in its aggregate's sequence;
+    `event_id` is derived from them so a republished event keeps its identity."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: ClassVar[int] = 1
+    event_id: UUID
+    aggregate_id: UUID
+    aggregate_version: int = Field(ge=1)
+    execution_id: UUID
+    user_id: str
+    time: datetime
+    correlation_id: UUID
+    causation_id: UUID | None = None
+
+    @property
+    def originator_id(self) -> UUID:  # the name eventsourcing's recorders use
+        return self.aggregate_id
+
+    @property
+    def originator_version(self) -> int:
+        return self.aggregate_version
+
+    @property
+    def type_name(self) -> str:
+        return str(type(self).model_fields["type"].default)
+
+
+def derive_event_id(aggregate_id: UUID, version: int) -> UUID:
+    return uuid5(aggregate_id, str(version))
+
+
+# --- Execution aggregate ---------------------------------------------------------------
+
+
+class ExecutionRequested(DomainEvent):
+    """v2 carries a full RunSpec; v1 (single `source` text and `language`) is upcast."""
+
+    schema_version: ClassVar[int] = 2
+    type: Literal["ExecutionRequested"] = "ExecutionRequested"
+    spec: RunSpec
+    priority: int = Field(default=0, ge=0, le=9)
+    idempotency_key: str | None = None
+
+
+class ExecutionQueued(DomainEvent):
+    """Accepted: acknowledged and waiting for a slot."""
+
+    type: Literal["ExecutionQueued"] = "ExecutionQueued"
+    priority: int
+    queue_depth: int
+
+
+class ExecutionRejected(DomainEvent):
+    type: Literal["ExecutionRejected"] = "ExecutionRejected"
+    reason: RejectionReason
+    message: str
+
+
+class ExecutionScheduled(DomainEvent):
+    """Scheduled work: carries the whole run so the worker needs nothing else."""
+
+    type: Literal["ExecutionScheduled"] = "ExecutionScheduled"
+    sandbox_id: str
+    spec: RunSpec
+
+
+class ExecutionStarted(DomainEvent):
+    type: Literal["ExecutionStarted"] = "ExecutionStarted"
+    sandbox_id: str
+    worker_id: str
+
+
+class ExecutionOutput(DomainEvent):
+    type: Literal["ExecutionOutput"] = "ExecutionOutput"
+    stream: Stream
+    stage: Literal["compile", "run"] = "run"
+    data: Bytes
+
+
+class ExecutionCancelRequested(DomainEvent):
+    type: Literal["ExecutionCancelRequested"] = "ExecutionCancelRequested"
+    requested_by: str
+
+
+class ExecutionCompleted(DomainEvent):
+    """The sandbox ran to an end; `result.status` says how."""
+
+    type: Literal["ExecutionCompleted"] = "ExecutionCompleted"
+    result: RunResult
+
+
+class ExecutionFailed(DomainEvent):
+    """The platform could not run it (internal error, lost sandbox, unknown language)."""
+
+    type: Literal["ExecutionFailed"] = "ExecutionFailed"
+    reason: str
+    result: RunResult | None = None
+
+
+class ExecutionTimedOut(DomainEvent):
+    """No result before the saga's deadline."""
+
+    type: Literal["ExecutionTimedOut"] = "ExecutionTimedOut"
+    deadline: datetime
+
+
+class ExecutionCancelled(DomainEvent):
+    type: Literal["ExecutionCancelled"] = "ExecutionCancelled"
+    stage: Literal["requested", "queued", "scheduled", "running"]
+    result: RunResult | None = None
+
+
+# --- Execution saga (process manager) --------------------------------------------------
+
+
+class SagaStarted(DomainEvent):
+    type: Literal["SagaStarted"] = "SagaStarted"
+    sandbox_id: str
+    deadline: datetime
+
+
+class SandboxStopRequested(DomainEvent):
+    """Command to the worker: kill this sandbox's process tree."""
+
+    type: Literal["SandboxStopRequested"] = "SandboxStopRequested"
+    sandbox_id: str
+    reason: Literal["cancel", "timeout"]
+
+
+class SlotReleased(DomainEvent):
+    """Compensation: the concurrency slot held since scheduling is free again."""
+
+    type: Literal["SlotReleased"] = "SlotReleased"
+
+
+class SagaCompleted(DomainEvent):
+    type: Literal["SagaCompleted"] = "SagaCompleted"
+    outcome: str
+
+
+AnyEvent: TypeAlias = Annotated[
+    ExecutionRequested
+    | ExecutionQueued
+    | ExecutionRejected
+    | ExecutionScheduled
+    | ExecutionStarted
+    | ExecutionOutput
+    | ExecutionCancelRequested
+    | ExecutionCompleted
+    | ExecutionFailed
+    | ExecutionTimedOut
+    | ExecutionCancelled
+    | SagaStarted
+    | SandboxStopRequested
+    | SlotReleased
+    | SagaCompleted,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+EVENT_TYPES: dict[str, type[DomainEvent]] = {
+    cls.model_fields["type"].default: cls for cls in DomainEvent.__subclasses__()
+}
+
+TERMINAL_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+    ExecutionRejected,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionTimedOut,
+    ExecutionCancelled,
+)
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+"""(type, from_version) -> function turning a v(from) payload into v(from+1)."""
+
+
+def upcaster(type_name: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    def register(fn: Upcaster) -> Upcaster:
+        UPCASTERS[(type_name, from_version)] = fn
+        return fn
+
+    return register
+
+
+def to_document(event: DomainEvent) -> dict[str, Any]:
+    """The JSON-ready form of an event, carrying its type and schema version."""
+    doc = event.model_dump(mode="json")
+    doc["schema_version"] = type(event).schema_version
+    return doc
+
+
+def from_document(doc: dict[str, Any]) -> DomainEvent:
+    """Validate a stored or received event, upcasting older schema versions first."""
+    doc = dict(doc)
+    type_name = doc.get("type")
+    if not isinstance(type_name, str) or type_name not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type_name!r}")
+    target = EVENT_TYPES[type_name].schema_version
+    version = int(doc.pop("schema_version", 1))
+    if version > target:
+        raise ValueError(f"{type_name} schema version {version} is newer than {target}")
+    while version < target:
+        doc = UPCASTERS[(type_name, version)](doc)
+        version += 1
+    event: DomainEvent = EVENT_ADAPTER.validate_python(doc)
+    return event
+
+
+@upcaster("ExecutionRequested", 1)
+def _requested_v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    # v1 stored one text source per request; v2 stores files as base64 bytes.
+    import base64
+
+    source = str(doc.pop("source"))
+    language = str(doc.pop("language"))
+    name = str(doc.pop("filename", "main"))
+    content = base64.b64encode(source.encode("utf-8")).decode("ascii")
+    doc["spec"] = {"language": language, "files": [{"name": name, "content": content}]}
+    return doc

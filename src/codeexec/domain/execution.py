@@ -1,0 +1,170 @@
+"""The Execution aggregate: one submission's lifecycle, from request to one terminal outcome."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from uuid import UUID
+
+from codeexec.domain.aggregate import Aggregate, Cause, IllegalTransition
+from codeexec.domain.events import (
+    DomainEvent,
+    ExecutionCancelled,
+    ExecutionCancelRequested,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionOutput,
+    ExecutionQueued,
+    ExecutionRejected,
+    ExecutionRequested,
+    ExecutionScheduled,
+    ExecutionStarted,
+    ExecutionTimedOut,
+    RejectionReason,
+)
+from codeexec.domain.model import RunResult, RunSpec, SandboxStatus, Stream
+
+
+class State(StrEnum):
+    REQUESTED = "requested"
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+TERMINAL_STATES = frozenset(
+    {State.COMPLETED, State.FAILED, State.TIMED_OUT, State.CANCELLED, State.REJECTED}
+)
+
+_NEXT: dict[type[DomainEvent], tuple[frozenset[State], State | None]] = {
+    ExecutionQueued: (frozenset({State.REQUESTED}), State.QUEUED),
+    ExecutionRejected: (frozenset({State.REQUESTED}), State.REJECTED),
+    ExecutionScheduled: (frozenset({State.QUEUED}), State.SCHEDULED),
+    ExecutionStarted: (frozenset({State.SCHEDULED}), State.RUNNING),
+    ExecutionOutput: (frozenset({State.RUNNING}), None),
+    ExecutionCompleted: (frozenset({State.RUNNING}), State.COMPLETED),
+    ExecutionFailed: (frozenset({State.SCHEDULED, State.RUNNING}), State.FAILED),
+    ExecutionTimedOut: (frozenset({State.SCHEDULED, State.RUNNING}), State.TIMED_OUT),
+    ExecutionCancelled: (
+        frozenset({State.REQUESTED, State.QUEUED, State.SCHEDULED, State.RUNNING}),
+        State.CANCELLED,
+    ),
+    ExecutionCancelRequested: (
+        frozenset({State.REQUESTED, State.QUEUED, State.SCHEDULED, State.RUNNING}),
+        None,
+    ),
+}
+
+
+def sandbox_id_for(execution_id: UUID) -> str:
+    """Deterministic, so starting the same execution twice is detectable by the sandbox."""
+    return f"cx-{execution_id.hex}"
+
+
+class Execution(Aggregate):
+    """Illegal transitions raise IllegalTransition; exactly one terminal outcome is possible."""
+
+    def __init__(self, id: UUID, execution_id: UUID, user_id: str) -> None:
+        super().__init__(id, execution_id, user_id)
+        self.state = State.REQUESTED
+        self.spec: RunSpec | None = None
+        self.priority = 0
+        self.idempotency_key: str | None = None
+        self.cancel_requested = False
+        self.result: RunResult | None = None
+        self.output_seq = 0
+        self.correlation_id = execution_id
+
+    @classmethod
+    def request(
+        cls,
+        execution_id: UUID,
+        user_id: str,
+        spec: RunSpec,
+        cause: Cause,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+    ) -> Execution:
+        execution = cls(execution_id, execution_id, user_id)
+        execution._trigger(
+            ExecutionRequested,
+            cause,
+            spec=spec,
+            priority=priority,
+            idempotency_key=idempotency_key,
+        )
+        return execution
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def queue(self, cause: Cause, queue_depth: int) -> None:
+        self._trigger(ExecutionQueued, cause, priority=self.priority, queue_depth=queue_depth)
+
+    def reject(self, cause: Cause, reason: RejectionReason, message: str) -> None:
+        self._trigger(ExecutionRejected, cause, reason=reason, message=message)
+
+    def schedule(self, cause: Cause) -> None:
+        assert self.spec is not None
+        self._trigger(ExecutionScheduled, cause, sandbox_id=sandbox_id_for(self.id), spec=self.spec)
+
+    def start(self, cause: Cause, worker_id: str) -> None:
+        self._trigger(
+            ExecutionStarted, cause, sandbox_id=sandbox_id_for(self.id), worker_id=worker_id
+        )
+
+    def record_output(self, cause: Cause, stream: Stream, data: bytes, stage: str) -> None:
+        self._trigger(ExecutionOutput, cause, stream=stream, data=data, stage=stage)
+
+    def request_cancel(self, cause: Cause, requested_by: str) -> bool:
+        """Returns False when there is nothing left to cancel (already terminal or asked)."""
+        if self.is_terminal or self.cancel_requested:
+            return False
+        self._trigger(ExecutionCancelRequested, cause, requested_by=requested_by)
+        return True
+
+    def finish(self, cause: Cause, result: RunResult) -> None:
+        """Record the sandbox's result as the one terminal outcome."""
+        if result.status is SandboxStatus.CANCELLED:
+            self._trigger(ExecutionCancelled, cause, stage="running", result=result)
+        elif result.status is SandboxStatus.INTERNAL_ERROR:
+            self._trigger(ExecutionFailed, cause, reason=result.message, result=result)
+        else:
+            self._trigger(ExecutionCompleted, cause, result=result)
+
+    def fail(self, cause: Cause, reason: str) -> None:
+        self._trigger(ExecutionFailed, cause, reason=reason)
+
+    def time_out(self, cause: Cause) -> None:
+        self._trigger(ExecutionTimedOut, cause, deadline=cause.time)
+
+    def cancel(self, cause: Cause) -> None:
+        stage = self.state.value
+        self._trigger(ExecutionCancelled, cause, stage=stage)
+
+    def apply(self, event: DomainEvent) -> None:
+        if isinstance(event, ExecutionRequested):
+            if self.version != 0:
+                raise IllegalTransition("execution already requested")
+            self.spec, self.priority = event.spec, event.priority
+            self.idempotency_key = event.idempotency_key
+            self.correlation_id = event.correlation_id
+            return
+        allowed, target = _NEXT[type(event)]
+        if self.state not in allowed:
+            raise IllegalTransition(
+                f"{event.type_name} not allowed in state {self.state} of {self.id}"
+            )
+        if isinstance(event, ExecutionCancelRequested):
+            self.cancel_requested = True
+        elif isinstance(event, ExecutionOutput):
+            self.output_seq += 1
+        elif isinstance(event, ExecutionCompleted | ExecutionFailed | ExecutionCancelled):
+            self.result = event.result
+        if target is not None:
+            self.state = target

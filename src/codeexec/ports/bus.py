@@ -1,0 +1,77 @@
+"""The event bus port: keyed, partitioned topics with consumer groups and committed offsets."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from codeexec.domain.routing import TopicSpec
+
+# Header names every adapter carries unchanged.
+H_TYPE = "event-type"
+H_POSITION = "position"  # the event's notification id in the event store
+H_REPLAY = "replay-session"  # set on replayed events: never new work
+H_DEAD_LETTER = "dead-letter-id"  # set when a dead letter is retried to its original topic
+
+
+class UnknownTopic(LookupError):
+    """Topics are declared, never auto-created."""
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    key: str
+    value: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    partition: int = -1
+    offset: int = -1
+
+    @property
+    def position(self) -> int | None:
+        raw = self.headers.get(H_POSITION)
+        return int(raw) if raw is not None else None
+
+
+@dataclass(frozen=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+
+class Subscription(ABC):
+    """One member of a consumer group. Delivery is at least once: whatever is not committed
+    when a member leaves (or crashes) is delivered again to the group."""
+
+    @abstractmethod
+    async def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
+        """Wait up to `timeout` seconds for messages from the assigned partitions."""
+
+    @abstractmethod
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit, per partition, the offset of the next message to consume."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Leave the group; uncommitted messages go to the remaining members."""
+
+
+class EventBus(ABC):
+    durable: bool = True
+    """False when messages do not survive a restart (the relay then republishes)."""
+
+    @abstractmethod
+    async def declare(self, topics: Sequence[TopicSpec]) -> None:
+        """Create the topics if missing, with their partitions and retention."""
+
+    @abstractmethod
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Publish in order and return when the bus has acknowledged all of them."""
+
+    @abstractmethod
+    async def subscribe(self, group: str, topics: Sequence[str]) -> Subscription:
+        """Join a consumer group on the given topics."""
+
+    async def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,89 @@
+"""The read-model port: what users query about executions, kept by projections."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from codeexec.domain.events import DomainEvent
+
+
+@dataclass
+class ExecutionView:
+    """One execution as users see it. `status` is a lifecycle state while in flight, then
+    the sandbox's terminal status (or `rejected`, `cancelled`, `internal_error`, ...)."""
+
+    id: UUID
+    user_id: str
+    language: str
+    version: str | None
+    priority: int
+    state: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    seq: int = 0
+    idempotency_key: str | None = None
+    queued_at: datetime | None = None
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    compile_output: bytes | None = None
+    cpu_time_s: float | None = None
+    wall_time_s: float | None = None
+    memory_bytes: int | None = None
+    message: str = ""
+    cancel_requested: bool = False
+    version_seen: int = 0
+    events: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATE_NAMES
+
+
+TERMINAL_STATE_NAMES = frozenset({"completed", "failed", "timed_out", "cancelled", "rejected"})
+
+
+@dataclass(frozen=True)
+class ExecutionQuery:
+    user_id: str | None = None  # None: every user's (admin)
+    statuses: frozenset[str] = frozenset()
+    language: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    cursor: int | None = None  # list items older than this `seq`
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[ExecutionView]
+    next_cursor: int | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+class ExecutionReadModel(ABC):
+    @abstractmethod
+    def apply(self, event: DomainEvent) -> ExecutionView | None:
+        """Fold one event in; idempotent (an event already seen changes nothing)."""
+
+    @abstractmethod
+    def get(self, execution_id: UUID) -> ExecutionView | None: ...
+
+    @abstractmethod
+    def list(self, query: ExecutionQuery) -> Page:
+        """Newest first, `limit` at a time; `next_cursor` continues the listing."""
+
+    @abstractmethod
+    def counts(self) -> Mapping[str, int]:
+        """Executions per state."""

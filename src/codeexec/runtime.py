@@ -1,0 +1,319 @@
+"""The embedded runtime: every role in one process, and the public Python API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from codeexec.adapters.memory_bus import InMemoryEventBus
+from codeexec.adapters.memory_read_model import InMemoryExecutionReadModel
+from codeexec.domain.aggregate import Cause
+from codeexec.domain.coordinator import CoordinatorConfig, QueueStatus
+from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent
+from codeexec.domain.execution import Execution
+from codeexec.domain.model import RunSpec
+from codeexec.domain.routing import TOPICS
+from codeexec.ports.bus import EventBus, Message
+from codeexec.ports.clock import Clock, SystemClock
+from codeexec.ports.read_model import ExecutionQuery, ExecutionReadModel, ExecutionView, Page
+from codeexec.ports.sandbox import Language, Sandbox, UnknownLanguage
+from codeexec.service.consumer import Consumer, Process
+from codeexec.service.coordinator_process import CoordinatorProcess
+from codeexec.service.projections import ExecutionFeed, ProjectionProcess
+from codeexec.service.relay import Relay
+from codeexec.service.saga_orchestrator import SagaOrchestrator
+from codeexec.service.store import ExecutionStore
+from codeexec.service.unit_of_work import UnitOfWork
+from codeexec.service.worker import WorkerProcess
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_NAMESPACE = UUID("0b7c8f0e-6a3b-4c52-8a4e-2f4a5d7e9c11")
+
+
+class NotFound(LookupError):
+    """No such execution, or it belongs to another user (indistinguishable on purpose)."""
+
+
+@dataclass
+class Settings:
+    data_dir: Path | None = None
+    """Where the SQLite event store lives; None keeps everything in memory."""
+    coordinator: CoordinatorConfig = field(default_factory=CoordinatorConfig)
+    saga_grace_s: float = 30.0
+    worker_id: str = "worker"
+    timer_interval_s: float = 0.25
+    consumer_max_attempts: int = 3
+
+    def store_env(self) -> dict[str, str]:
+        if self.data_dir is None:
+            return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(self.data_dir / "events.sqlite3"),
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+
+
+def default_sandbox() -> Sandbox:
+    import importlib
+
+    module = importlib.import_module("codeexec.adapters.local_sandbox")
+    sandbox: Sandbox = module.BubblewrapSandbox()
+    return sandbox
+
+
+class Codeexec:
+    """Run untrusted code with a full audit log, embedded in one process.
+
+    async with Codeexec(Settings(data_dir=Path(".codeexec"))) as cx:
+        view = await cx.submit("alice", RunSpec(language="python", files=[...]))
+        view = await cx.wait(view.id)
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        sandbox: Sandbox | None = None,
+        bus: EventBus | None = None,
+        clock: Clock | None = None,
+        read_model: ExecutionReadModel | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.clock: Clock = clock or SystemClock()
+        self.sandbox = sandbox or default_sandbox()
+        self.bus = bus or InMemoryEventBus()
+        self.read_model = read_model or InMemoryExecutionReadModel()
+        self.feed = ExecutionFeed()
+        self.store: ExecutionStore | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._consumers: list[Consumer] = []
+        self._languages: frozenset[str] = frozenset()
+        self.language_list: Sequence[Language] = ()
+        self.started = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        settings = self.settings
+        store = self.store = ExecutionStore(settings.store_env(), cache_size=100_000)
+        await self.bus.declare(list(TOPICS.values()))
+        self.language_list = await self.sandbox.languages()
+        self._languages = frozenset(
+            n for lang in self.language_list for n in (lang.name, *lang.aliases)
+        )
+        history = lambda: (e for _, e in store.read_all())  # noqa: E731
+        self.coordinator = CoordinatorProcess(
+            settings.coordinator, lambda: self._languages, history
+        )
+        self.saga = SagaOrchestrator(
+            store, self.clock, history=history, grace=timedelta(seconds=settings.saga_grace_s)
+        )
+        self.worker = WorkerProcess(store, self.sandbox, self.clock, settings.worker_id)
+        self.projection = ProjectionProcess(self.read_model, self.feed)
+        for _, event in store.read_all():
+            self.coordinator.fold(event)
+            self.saga.fold(event)
+            self.read_model.apply(event)
+        self.relay = Relay(store, self.bus)
+        store.listeners.append(self._on_record)
+        processes: list[Process] = [self.coordinator, self.saga, self.worker, self.projection]
+        for process in processes:
+            consumer = Consumer(
+                self.bus,
+                store,
+                process,
+                self.clock,
+                max_attempts=settings.consumer_max_attempts,
+                dead_letters=self._park,
+            )
+            self._consumers.append(consumer)
+            self._spawn(consumer.run(), process.group)
+        self._spawn(self.relay.run(), "relay")
+        self._spawn(self.saga.run_timer(settings.timer_interval_s), "saga-timer")
+        uow = UnitOfWork(store, self.clock.now())
+        self.coordinator.decide_undecided(uow)
+        uow.commit()
+        self.started = True
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task.add_done_callback(self._crashed)
+        self._tasks.append(task)
+
+    def _crashed(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("role %s crashed", task.get_name(), exc_info=task.exception())
+
+    def _on_record(self, events: Sequence[DomainEvent]) -> None:
+        self.relay.wake()
+        for event in events:
+            self.feed.notify(event.execution_id)
+
+    async def _park(self, group: str, message: Message, error: BaseException, n: int) -> None:
+        from codeexec.service.dead_letters import park
+
+        await park(self.bus, group, message, error, n)
+
+    async def stop(self) -> None:
+        """Stop every role. Work in flight is picked up by the next start."""
+        self.started = False
+        for consumer in self._consumers:
+            consumer.stop()
+        self.relay.stop()
+        self.saga.stop()
+        await self.worker.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._consumers.clear()
+        await self.sandbox.close()
+        if self.store is not None:
+            self.store.close()
+
+    async def __aenter__(self) -> Codeexec:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- the public API ---------------------------------------------------------------------
+
+    def _store(self) -> ExecutionStore:
+        if self.store is None or not self.started:
+            raise RuntimeError("the runtime is not started")
+        return self.store
+
+    async def languages(self) -> Sequence[Language]:
+        return self.language_list
+
+    async def submit(
+        self,
+        user_id: str,
+        spec: RunSpec,
+        *,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        correlation_id: UUID | None = None,
+    ) -> ExecutionView:
+        """Record the request (durably, before returning) and return its view. With an
+        idempotency key, a repeat returns the original execution."""
+        store = self._store()
+        if not user_id:
+            raise ValueError("user_id must not be empty")
+        if spec.language not in self._languages:
+            raise UnknownLanguage(f"language {spec.language!r} is not available")
+        if idempotency_key is not None:
+            execution_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user_id}\0{idempotency_key}")
+            existing = store.load(Execution, execution_id)
+            if existing is not None:
+                return self._view_of(existing)
+        else:
+            execution_id = uuid.uuid4()
+        cause = Cause(self.clock.now(), correlation_id or execution_id, None)
+        execution = Execution.request(execution_id, user_id, spec, cause, priority, idempotency_key)
+        events = execution.collect_events()
+        store.record(events, [execution])
+        for event in events:
+            self.read_model.apply(event)
+        return self._view_of(execution)
+
+    def _view_of(self, execution: Execution) -> ExecutionView:
+        view = self.read_model.get(execution.id)
+        if view is None:
+            for event in self._store().events_of(execution.id):
+                self.read_model.apply(event)
+            view = self.read_model.get(execution.id)
+        assert view is not None
+        return view
+
+    def get(self, execution_id: UUID, user_id: str | None = None) -> ExecutionView:
+        """The execution's view; NotFound if missing or owned by another user."""
+        view = self.read_model.get(execution_id)
+        if view is None or (user_id is not None and view.user_id != user_id):
+            raise NotFound(f"execution {execution_id} not found")
+        return view
+
+    def list(self, query: ExecutionQuery) -> Page:
+        return self.read_model.list(query)
+
+    async def cancel(self, execution_id: UUID, user_id: str | None = None) -> ExecutionView:
+        """Ask to cancel; queued runs are dropped, running ones are killed."""
+        view = self.get(execution_id, user_id)
+        for _ in range(5):
+            uow = UnitOfWork(self._store(), self.clock.now())
+            execution = uow.get(Execution, execution_id)
+            assert execution is not None
+            cause = Cause(uow.now, execution.correlation_id, None)
+            if not execution.request_cancel(cause, user_id or "admin"):
+                break
+            try:
+                for event in uow.commit():
+                    self.read_model.apply(event)
+                break
+            except Exception:
+                log.info("cancel of %s conflicted; retrying", execution_id)
+        return self.read_model.get(execution_id) or view
+
+    async def events(
+        self, execution_id: UUID, after_version: int = 0, *, follow: bool = True
+    ) -> AsyncIterator[DomainEvent]:
+        """The execution's events in order, then live ones until its terminal event."""
+        store = self._store()
+        version = after_version
+        terminal = False
+        while True:
+            signal = self.feed.watch(execution_id)
+            try:
+                for event in store.events_of(execution_id, version):
+                    version = event.aggregate_version
+                    terminal = terminal or isinstance(event, TERMINAL_EVENT_TYPES)
+                    yield event
+                if terminal or not follow:
+                    return
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(signal.wait(), 1.0)
+            finally:
+                self.feed.unwatch(execution_id, signal)
+
+    async def wait(self, execution_id: UUID, timeout: float | None = None) -> ExecutionView:
+        """Wait until the execution reaches its terminal state (or the timeout passes)."""
+
+        async def until_terminal() -> None:
+            async for _ in self.events(execution_id):
+                pass
+
+        with suppress(TimeoutError):
+            await asyncio.wait_for(until_terminal(), timeout)
+        view = self.read_model.get(execution_id)
+        if view is None:
+            raise NotFound(f"execution {execution_id} not found")
+        if not view.terminal:
+            # The terminal event is recorded; the projection may be a moment behind.
+            for event in self._store().events_of(execution_id, view.version_seen):
+                self.read_model.apply(event)
+            view = self.read_model.get(execution_id) or view
+        return view
+
+    def queue_status(self) -> QueueStatus:
+        return self.coordinator.policy.status()
+
+    def backlog(self) -> dict[str, int]:
+        bus = self.bus
+        if isinstance(bus, InMemoryEventBus):
+            return {group: bus.backlog(group) for group in bus.groups()}
+        return {}

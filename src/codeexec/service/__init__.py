@@ -1,0 +1,1 @@
+"""Application services: the store, the relay, and one process per role."""

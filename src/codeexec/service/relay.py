@@ -1,0 +1,113 @@
+"""Relay: publishes recorded events from the store's log to their topics (the outbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import cast
+
+from eventsourcing.persistence import RecordConflictError, Tracking
+
+from codeexec.domain.events import DomainEvent, to_document
+from codeexec.domain.routing import topics_for
+from codeexec.ports.bus import H_POSITION, H_TYPE, EventBus, Message
+from codeexec.service.store import TOPIC_PREFIX, ExecutionStore
+
+log = logging.getLogger(__name__)
+
+RELAY = "relay"
+
+
+class Relay:
+    """An event is recorded once, then published from the record: the store and the topics
+    never disagree for long. Delivery is at least once; consumers are idempotent."""
+
+    def __init__(
+        self,
+        store: ExecutionStore,
+        bus: EventBus,
+        *,
+        batch_size: int = 1000,
+        idle_poll_s: float = 0.05,
+    ) -> None:
+        self.store, self.bus = store, bus
+        self.batch_size = batch_size
+        self.idle_poll_s = idle_poll_s
+        self.position = 0
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.published = 0
+
+    def start_position(self) -> int:
+        """On a durable bus, resume after the last published event. On a bus that lost its
+        messages (embedded restart) resume where consumers had not yet settled."""
+        published = self.store.tracked(RELAY)
+        if self.bus.durable:
+            return published
+        settled = self.store.tracked(RELAY + "/settled")
+        return min(published, settled)
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        self.position = self.start_position()
+        while not self._stopping.is_set():
+            self._wakeup.clear()
+            try:
+                sent = await self.publish_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("relay failed to publish; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            if not sent:
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), self.idle_poll_s)
+                except TimeoutError:
+                    pass
+
+    async def publish_once(self) -> int:
+        notes = self.store.process_recorder.select_notifications(self.position + 1, self.batch_size)
+        if not notes:
+            self._record_settled()
+            return 0
+        messages: list[Message] = []
+        for note in notes:
+            type_name = note.topic.removeprefix(TOPIC_PREFIX)
+            value = note.state
+            if self.store.mapper.compressor or self.store.mapper.cipher:
+                event = cast(DomainEvent, self.store.mapper.to_domain_event(note))
+                value = json.dumps(to_document(event)).encode()
+            key = json.loads(value)["execution_id"]
+            headers = {H_TYPE: type_name, H_POSITION: str(note.id)}
+            messages.extend(
+                Message(topic=t, key=key, value=value, headers=headers)
+                for t in topics_for(type_name)
+            )
+        await self.bus.publish(messages)
+        self.position = notes[-1].id
+        self._track(RELAY, self.position)
+        self._record_settled()
+        self.published += len(notes)
+        return len(notes)
+
+    def _record_settled(self) -> None:
+        settled = getattr(self.bus, "settled_position", None)
+        if settled is None:
+            return
+        lowest = settled()
+        self._track(RELAY + "/settled", self.position if lowest is None else lowest - 1)
+
+    def _track(self, name: str, position: int) -> None:
+        if position > self.store.tracked(name):
+            try:
+                self.store.record([], (), Tracking(name, position))
+            except RecordConflictError:
+                pass

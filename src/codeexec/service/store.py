@@ -1,0 +1,146 @@
+"""ExecutionStore: the eventsourcing application that records every event with tracking."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from typing import Any, ClassVar, TypeVar, cast
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Mapper,
+    ProcessRecorder,
+    StoredEvent,
+    Tracking,
+)
+
+from codeexec.domain.aggregate import Aggregate, project
+from codeexec.domain.events import DomainEvent, from_document, to_document
+
+TOPIC_PREFIX = "codeexec:"
+"""Stored events are named by their contract type, never by a Python path, so moving
+code never breaks stored events."""
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class ContractMapper(Mapper[UUID]):
+    """Stores the contract document (with its schema version) as JSON; upcasts on load."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        event = cast(DomainEvent, domain_event)
+        state = json.dumps(to_document(event), separators=(",", ":")).encode("utf-8")
+        if self.compressor:
+            state = self.compressor.compress(state)
+        if self.cipher:
+            state = self.cipher.encrypt(state)
+        return StoredEvent(
+            originator_id=event.aggregate_id,
+            originator_version=event.aggregate_version,
+            topic=TOPIC_PREFIX + event.type_name,
+            state=state,
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        state = stored_event.state
+        if self.cipher:
+            state = self.cipher.decrypt(state)
+        if self.compressor:
+            state = self.compressor.decompress(state)
+        return from_document(json.loads(state))
+
+
+class ExecutionStore(Application[UUID]):
+    """One log for all roles. Persistence comes from eventsourcing's environment variables
+    (PERSISTENCE_MODULE, SQLITE_DBNAME, ...): POPO by default, SQLite embedded, or an
+    adapter's module such as Mongo."""
+
+    name = "codeexec"
+    env: ClassVar[dict[str, str]] = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+    def __init__(self, env: dict[str, str] | None = None, cache_size: int = 0) -> None:
+        super().__init__(env)
+        # The cache is only safe when this process is the store's one writer (embedded).
+        self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._cache_size = cache_size
+        self.listeners: list[Callable[[Sequence[DomainEvent]], None]] = []
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return ContractMapper(
+            transcoder=JSONTranscoder(),
+            compressor=self.factory.compressor(),
+            cipher=self.factory.cipher(),
+        )
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    @property
+    def process_recorder(self) -> ProcessRecorder:
+        return cast(ProcessRecorder, self.recorder)
+
+    def load(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        cached = self._cache.get(aggregate_id)
+        if cached is not None:
+            self._cache.move_to_end(aggregate_id)
+            return cast(A, cached)
+        try:
+            aggregate = self.repository.get(
+                aggregate_id, projector_func=partial(project, cls), deepcopy_from_cache=False
+            )
+        except AggregateNotFoundError:
+            return None
+        self._remember(aggregate)
+        return cast(A, aggregate)
+
+    def _remember(self, aggregate: Aggregate) -> None:
+        if self._cache_size:
+            self._cache[aggregate.id] = aggregate
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def forget(self, aggregate_ids: Sequence[UUID]) -> None:
+        for aggregate_id in aggregate_ids:
+            self._cache.pop(aggregate_id, None)
+
+    def record(
+        self,
+        events: Sequence[DomainEvent],
+        aggregates: Sequence[Aggregate] = (),
+        tracking: Tracking | None = None,
+    ) -> list[int]:
+        """Atomically record events (and the consumer position that caused them)."""
+        stored = [self.mapper.to_stored_event(e) for e in events]
+        if not stored and tracking is not None:
+            self.process_recorder.insert_tracking(tracking)
+            return []
+        ids = self.process_recorder.insert_events(stored, tracking=tracking)
+        for aggregate in aggregates:
+            self._remember(aggregate)
+        for listener in self.listeners:
+            listener(events)
+        return list(ids or [])
+
+    def events_of(self, aggregate_id: UUID, after_version: int = 0) -> list[DomainEvent]:
+        stored = self.recorder.select_events(aggregate_id, gt=after_version or None)
+        return [cast(DomainEvent, self.mapper.to_domain_event(s)) for s in stored]
+
+    def read(self, start: int = 1, limit: int = 1000) -> list[tuple[int, DomainEvent]]:
+        """Events by position in the application sequence, from `start` inclusive."""
+        notes = self.process_recorder.select_notifications(start, limit)
+        return [(n.id, cast(DomainEvent, self.mapper.to_domain_event(n))) for n in notes]
+
+    def read_all(self, start: int = 1, batch: int = 1000) -> Iterator[tuple[int, DomainEvent]]:
+        while page := self.read(start, batch):
+            yield from page
+            start = page[-1][0] + 1
+
+    def max_position(self) -> int:
+        return self.process_recorder.max_notification_id() or 0
+
+    def tracked(self, name: str) -> int:
+        return self.process_recorder.max_tracking_id(name) or 0

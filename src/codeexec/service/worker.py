@@ -1,0 +1,162 @@
+"""The worker role: the sole consumer of `execution_tasks`; runs sandboxes, reports back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from uuid import UUID
+
+from codeexec.domain.aggregate import Cause
+from codeexec.domain.events import DomainEvent, ExecutionScheduled, SandboxStopRequested
+from codeexec.domain.execution import Execution, State
+from codeexec.domain.model import RunSpec
+from codeexec.domain.routing import EXECUTION_TASKS
+from codeexec.ports.clock import Clock
+from codeexec.ports.sandbox import (
+    OutputChunk,
+    Sandbox,
+    SandboxAlreadyStarted,
+    SandboxError,
+    SandboxRun,
+)
+from codeexec.service.store import ExecutionStore
+from codeexec.service.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+OUTPUT_FLUSH_S = 0.02
+
+
+class WorkerProcess:
+    """Records `ExecutionStarted` atomically with the task's tracking before the sandbox
+    starts: a redelivered task finds the execution running and never starts it again."""
+
+    topics: tuple[str, ...] = (EXECUTION_TASKS,)
+
+    def __init__(
+        self,
+        store: ExecutionStore,
+        sandbox: Sandbox,
+        clock: Clock,
+        worker_id: str = "worker",
+        on_finished: Callable[[UUID], None] | None = None,
+    ) -> None:
+        self.group = worker_id
+        self.store, self.sandbox, self.clock = store, sandbox, clock
+        self.worker_id = worker_id
+        self._on_finished = on_finished
+        self.runs: dict[str, asyncio.Task[None]] = {}
+        self._stop_requested: set[str] = set()
+        self._active: dict[str, SandboxRun] = {}
+
+    def interested(self, event_type: str) -> bool:
+        return event_type in ("ExecutionScheduled", "SandboxStopRequested")
+
+    def recover(self) -> None:
+        pass  # no in-memory decision state
+
+    def handle(self, event: DomainEvent, uow: UnitOfWork) -> None:
+        if isinstance(event, ExecutionScheduled):
+            execution = uow.get(Execution, event.execution_id)
+            if execution is None or execution.state is not State.SCHEDULED:
+                return
+            cause = uow.cause(event)
+            if execution.cancel_requested:
+                execution.cancel(cause)
+                return
+            execution.start(cause, self.worker_id)
+            uow.later(lambda: self._launch(event.execution_id, event.sandbox_id, event.spec))
+        elif isinstance(event, SandboxStopRequested):
+            uow.later(lambda: self._stop(event.sandbox_id))
+
+    def _launch(self, execution_id: UUID, sandbox_id: str, spec: RunSpec) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(execution_id, sandbox_id, spec))
+        self.runs[sandbox_id] = task
+        task.add_done_callback(lambda _: self.runs.pop(sandbox_id, None))
+
+    def _stop(self, sandbox_id: str) -> None:
+        self._stop_requested.add(sandbox_id)
+        if sandbox_id in self._active:
+            asyncio.get_running_loop().create_task(self.sandbox.stop(sandbox_id))
+
+    async def _run(self, execution_id: UUID, sandbox_id: str, spec: RunSpec) -> None:
+        try:
+            try:
+                run = await self.sandbox.start(sandbox_id, spec)
+            except SandboxAlreadyStarted:
+                log.warning("sandbox %s was already started; not running it again", sandbox_id)
+                return
+            except SandboxError as refused:
+                reason = str(refused)
+                self._finish(execution_id, lambda e, c: e.fail(c, reason))
+                return
+            self._active[sandbox_id] = run
+            if sandbox_id in self._stop_requested:
+                await self.sandbox.stop(sandbox_id)
+            await self._pump(execution_id, run)
+            result = await run.result()
+            self._finish(execution_id, lambda e, c: e.finish(c, result))
+        except Exception as failure:
+            log.exception("run of %s failed inside the platform", execution_id)
+            message = f"internal error: {failure!r}"
+            self._finish(execution_id, lambda e, c: e.fail(c, message))
+        finally:
+            self._active.pop(sandbox_id, None)
+            self._stop_requested.discard(sandbox_id)
+            if self._on_finished is not None:
+                self._on_finished(execution_id)
+
+    async def _pump(self, execution_id: UUID, run: SandboxRun) -> None:
+        """Record live output as events, coalescing chunks that arrive close together."""
+        pending: list[OutputChunk] = []
+        loop = asyncio.get_running_loop()
+        flush_at = 0.0
+        async for chunk in run.output():
+            if pending and (chunk.stream, chunk.stage) != (pending[-1].stream, pending[-1].stage):
+                self._record_output(execution_id, pending)
+                pending = []
+            pending.append(chunk)
+            if loop.time() >= flush_at:
+                self._record_output(execution_id, pending)
+                pending = []
+                flush_at = loop.time() + OUTPUT_FLUSH_S
+        if pending:
+            self._record_output(execution_id, pending)
+
+    def _record_output(self, execution_id: UUID, chunks: list[OutputChunk]) -> None:
+        data = b"".join(c.data for c in chunks)
+        self._finish(
+            execution_id,
+            lambda e, c: e.record_output(c, chunks[0].stream, data, chunks[0].stage),
+            require_running=True,
+        )
+
+    def _finish(
+        self,
+        execution_id: UUID,
+        change: Callable[[Execution, Cause], None],
+        require_running: bool = False,
+    ) -> None:
+        """Apply one change to the execution unless it already reached its terminal state
+        (for example timed out by the saga while the sandbox was still being stopped)."""
+        for _ in range(5):
+            uow = UnitOfWork(self.store, self.clock.now())
+            execution = uow.get(Execution, execution_id)
+            if execution is None or execution.is_terminal:
+                return
+            if require_running and execution.state is not State.RUNNING:
+                return
+            change(execution, Cause(uow.now, execution.correlation_id, None))
+            try:
+                uow.commit()
+                return
+            except Exception:
+                log.warning("conflict recording %s; retrying", execution_id, exc_info=True)
+        log.error("could not record the outcome of %s", execution_id)
+
+    async def close(self) -> None:
+        for sandbox_id in list(self._active):
+            await self.sandbox.stop(sandbox_id)
+        for task in list(self.runs.values()):
+            task.cancel()
