@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_NAMESPACE = UUID("0b7c8f0e-6a3b-4c52-8a4e-2f4a5d7e9c11")
 
 
+ALL_ROLES = frozenset({"coordinator", "saga", "worker", "projections", "relay"})
+
+
 class NotFound(LookupError):
     """No such execution, or it belongs to another user (indistinguishable on purpose)."""
 
@@ -52,6 +55,8 @@ class Settings:
     worker_id: str = "worker"
     timer_interval_s: float = 0.25
     consumer_max_attempts: int = 3
+    roles: frozenset[str] = ALL_ROLES
+    """Which roles run in this process (all of them when embedded)."""
 
     def store_env(self) -> dict[str, str]:
         if self.data_dir is None:
@@ -128,7 +133,12 @@ class Codeexec:
         self.relay = Relay(store, self.bus)
         store.listeners.append(self._on_record)
         processes: list[Process] = [self.coordinator, self.saga, self.worker, self.projection]
+        roles = settings.roles
         for process in processes:
+            if process.group not in roles and not (
+                process is self.worker and "worker" in roles
+            ):
+                continue
             consumer = Consumer(
                 self.bus,
                 store,
@@ -139,11 +149,17 @@ class Codeexec:
             )
             self._consumers.append(consumer)
             self._spawn(consumer.run(), process.group)
-        self._spawn(self.relay.run(), "relay")
-        self._spawn(self.saga.run_timer(settings.timer_interval_s), "saga-timer")
-        uow = UnitOfWork(store, self.clock.now())
-        self.coordinator.decide_undecided(uow)
-        uow.commit()
+        if "relay" in roles:
+            self._spawn(self.relay.run(), "relay")
+        if "saga" in roles:
+            self._spawn(self.saga.run_timer(settings.timer_interval_s), "saga-timer")
+        if "worker" in roles:
+            running = [saga.execution_id for saga in self.saga.active(store)]
+            self.worker.abandon_lost_runs(running)
+        if "coordinator" in roles:
+            uow = UnitOfWork(store, self.clock.now())
+            self.coordinator.decide_undecided(uow)
+            uow.commit()
         self.started = True
 
     def _spawn(self, coro: Any, name: str) -> None:

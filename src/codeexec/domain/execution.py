@@ -78,6 +78,7 @@ class Execution(Aggregate):
         self.result: RunResult | None = None
         self.output_seq = 0
         self.correlation_id = execution_id
+        self.worker_id: str | None = None
 
     @classmethod
     def request(
@@ -144,6 +145,8 @@ class Execution(Aggregate):
         self._trigger(ExecutionTimedOut, cause, deadline=cause.time)
 
     def cancel(self, cause: Cause) -> None:
+        if self.is_terminal:
+            raise IllegalTransition(f"cannot cancel {self.id}: already {self.state}")
         stage = self.state.value
         self._trigger(ExecutionCancelled, cause, stage=stage)
 
@@ -162,6 +165,8 @@ class Execution(Aggregate):
             )
         if isinstance(event, ExecutionCancelRequested):
             self.cancel_requested = True
+        elif isinstance(event, ExecutionStarted):
+            self.worker_id = event.worker_id
         elif isinstance(event, ExecutionOutput):
             self.output_seq += 1
         elif isinstance(event, ExecutionCompleted | ExecutionFailed | ExecutionCancelled):

@@ -62,6 +62,10 @@ class SandboxRun(ABC):
 class Sandbox(ABC):
     """Runs untrusted code in isolation, with limits enforced from outside the process."""
 
+    runs_survive_restart: bool = False
+    """False when runs die with the worker process (local sandboxes): after a restart the
+    worker reports its unfinished runs as lost instead of waiting for their deadline."""
+
     @abstractmethod
     async def start(self, sandbox_id: str, spec: RunSpec) -> SandboxRun:
         """Start a run. Raises SandboxAlreadyStarted if `sandbox_id` was ever started,

@@ -89,6 +89,10 @@ class SagaOrchestrator:
             saga.compensate(cause, outcome=event.type_name)
             uow.later(lambda: self.deadlines.pop(saga_id, None))
 
+    def active(self, store: ExecutionStore) -> list[ExecutionSaga]:
+        sagas = (store.load(ExecutionSaga, saga_id) for saga_id in list(self.deadlines))
+        return [saga for saga in sagas if saga is not None and not saga.completed]
+
     def overdue(self, now: datetime) -> list[UUID]:
         return [saga_id for saga_id, deadline in self.deadlines.items() if now >= deadline]
 

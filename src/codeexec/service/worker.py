@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from uuid import UUID
 
 from codeexec.domain.aggregate import Cause
 from codeexec.domain.events import DomainEvent, ExecutionScheduled, SandboxStopRequested
-from codeexec.domain.execution import Execution, State
+from codeexec.domain.execution import Execution, State, sandbox_id_for
 from codeexec.domain.model import RunSpec
 from codeexec.domain.routing import EXECUTION_TASKS
 from codeexec.ports.clock import Clock
@@ -69,6 +69,24 @@ class WorkerProcess:
             uow.later(lambda: self._launch(event.execution_id, event.sandbox_id, event.spec))
         elif isinstance(event, SandboxStopRequested):
             uow.later(lambda: self._stop(event.sandbox_id))
+
+    def abandon_lost_runs(self, execution_ids: Iterable[UUID]) -> int:
+        """After a restart: runs this worker started died with it; record them as failed
+        (never run again: user code runs at most once)."""
+        if self.sandbox.runs_survive_restart:
+            return 0
+        lost = 0
+        for execution_id in execution_ids:
+            execution = self.store.load(Execution, execution_id)
+            if (
+                execution is not None
+                and execution.state is State.RUNNING
+                and execution.worker_id == self.worker_id
+                and sandbox_id_for(execution_id) not in self._active
+            ):
+                self._finish(execution_id, lambda e, c: e.fail(c, "sandbox lost: worker restarted"))
+                lost += 1
+        return lost
 
     def _launch(self, execution_id: UUID, sandbox_id: str, spec: RunSpec) -> None:
         task = asyncio.get_running_loop().create_task(self._run(execution_id, sandbox_id, spec))

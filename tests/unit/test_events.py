@@ -1,0 +1,110 @@
+"""The event contract: every type round-trips, old versions load, every type is routed."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from codeexec.domain.events import (
+    EVENT_TYPES,
+    ExecutionRequested,
+    derive_event_id,
+    from_document,
+    to_document,
+)
+from codeexec.domain.model import RunResult, SandboxStatus
+from codeexec.domain.routing import EXECUTION_EVENTS, ROUTES, TOPICS, topics_for
+from tests.unit.factories import script
+
+SAMPLE_PAYLOADS: dict[str, dict[str, object]] = {
+    "ExecutionRequested": {"spec": script("out hi"), "priority": 3, "idempotency_key": "k"},
+    "ExecutionQueued": {"priority": 0, "queue_depth": 4},
+    "ExecutionRejected": {"reason": "rate_limited", "message": "rate limit of 1 per 60s"},
+    "ExecutionScheduled": {"sandbox_id": "cx-1", "spec": script("out hi")},
+    "ExecutionStarted": {"sandbox_id": "cx-1", "worker_id": "w"},
+    "ExecutionOutput": {"stream": "stdout", "data": "héllo\x00\xff".encode("latin-1")},
+    "ExecutionCancelRequested": {"requested_by": "alice"},
+    "ExecutionCompleted": {
+        "result": RunResult(status=SandboxStatus.SUCCEEDED, exit_code=0, stdout=b"\xe2\x82\xac")
+    },
+    "ExecutionFailed": {"reason": "sandbox lost"},
+    "ExecutionTimedOut": {"deadline": datetime(2026, 1, 1, tzinfo=UTC)},
+    "ExecutionCancelled": {"stage": "queued"},
+    "SagaStarted": {"sandbox_id": "cx-1", "deadline": datetime(2026, 1, 1, tzinfo=UTC)},
+    "SandboxStopRequested": {"sandbox_id": "cx-1", "reason": "cancel"},
+    "SlotReleased": {},
+    "SagaCompleted": {"outcome": "ExecutionCompleted"},
+}
+
+
+def sample(type_name: str, **overrides: object):  # type: ignore[no-untyped-def]
+    aggregate_id = uuid4()
+    fields = {
+        "event_id": derive_event_id(aggregate_id, 1),
+        "aggregate_id": aggregate_id,
+        "aggregate_version": 1,
+        "execution_id": aggregate_id,
+        "user_id": "alice",
+        "time": datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
+        "correlation_id": uuid4(),
+        "causation_id": None,
+        **SAMPLE_PAYLOADS[type_name],
+        **overrides,
+    }
+    return EVENT_TYPES[type_name](**fields)
+
+
+def test_every_event_type_has_a_sample_and_a_route() -> None:
+    assert set(SAMPLE_PAYLOADS) == set(EVENT_TYPES) == set(ROUTES)
+    for type_name in EVENT_TYPES:
+        assert EXECUTION_EVENTS in topics_for(type_name)
+        assert all(topic in TOPICS for topic in topics_for(type_name))
+
+
+@pytest.mark.parametrize("type_name", sorted(EVENT_TYPES))
+def test_every_event_type_round_trips_through_json(type_name: str) -> None:
+    event = sample(type_name)
+    wire = json.dumps(to_document(event))
+    assert from_document(json.loads(wire)) == event
+    assert json.loads(wire)["schema_version"] == type(event).schema_version
+
+
+@given(data=st.binary(max_size=512))
+def test_output_bytes_survive_json_exactly(data: bytes) -> None:
+    event = sample("ExecutionOutput", data=data)
+    assert from_document(json.loads(json.dumps(to_document(event)))).data == data  # type: ignore[attr-defined]
+
+
+def test_a_stored_v1_request_loads_as_the_current_version() -> None:
+    current = sample("ExecutionRequested")
+    doc = to_document(current)
+    doc.pop("spec")
+    doc.update(schema_version=1, language="python", source="print('é')", filename="main.py")
+    loaded = from_document(doc)
+    assert isinstance(loaded, ExecutionRequested)
+    assert loaded.spec.language == "python"
+    assert loaded.spec.files[0].content == "print('é')".encode()
+    assert loaded.spec.files[0].name == "main.py"
+
+
+def test_events_are_strict_about_unknown_fields_types_and_versions() -> None:
+    doc = to_document(sample("ExecutionQueued"))
+    with pytest.raises(ValueError):
+        from_document({**doc, "surprise": 1})
+    with pytest.raises(ValueError):
+        from_document({**doc, "type": "NoSuchEvent"})
+    with pytest.raises(ValueError):
+        from_document({**doc, "schema_version": 99})
+    with pytest.raises(ValueError):
+        from_document({**doc, "queue_depth": "many"})
+
+
+def test_bytes_travel_as_base64_on_the_wire() -> None:
+    doc = to_document(sample("ExecutionOutput", data=b"\xff\xfe"))
+    assert doc["data"] == base64.b64encode(b"\xff\xfe").decode()

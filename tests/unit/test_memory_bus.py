@@ -1,0 +1,84 @@
+"""InMemoryEventBus: declared topics, keyed partitions, groups, commits and redelivery."""
+
+from __future__ import annotations
+
+import pytest
+
+from codeexec.adapters.memory_bus import InMemoryEventBus, partition_for
+from codeexec.domain.routing import TopicSpec
+from codeexec.ports.bus import H_POSITION, Message, TopicPartition, UnknownTopic
+
+TOPIC = TopicSpec("t", 4, 1000)
+
+
+def msg(key: str, n: int) -> Message:
+    return Message("t", key, str(n).encode(), {H_POSITION: str(n)})
+
+
+async def bus() -> InMemoryEventBus:
+    b = InMemoryEventBus()
+    await b.declare([TOPIC])
+    return b
+
+
+async def test_topics_must_be_declared() -> None:
+    b = InMemoryEventBus()
+    with pytest.raises(UnknownTopic):
+        await b.publish([msg("k", 1)])
+    with pytest.raises(UnknownTopic):
+        await b.subscribe("g", ["t"])
+
+
+async def test_one_key_keeps_its_order_on_one_partition() -> None:
+    b = await bus()
+    await b.publish([msg("a", n) for n in range(1, 20)])
+    sub = await b.subscribe("g", ["t"])
+    got = await sub.poll(100, timeout=0)
+    assert [m.value for m in got] == [str(n).encode() for n in range(1, 20)]
+    assert {m.partition for m in got} == {partition_for("a", 4)}
+
+
+async def test_group_members_share_partitions_and_groups_each_get_everything() -> None:
+    b = await bus()
+    one, two = await b.subscribe("g", ["t"]), await b.subscribe("g", ["t"])
+    other = await b.subscribe("h", ["t"])
+    await b.publish([msg(f"k{n}", n) for n in range(40)])
+    a, c = await one.poll(100, 0), await two.poll(100, 0)
+    assert len(a) + len(c) == 40 and a and c
+    assert not {(m.partition) for m in a} & {(m.partition) for m in c}
+    assert len(await other.poll(100, 0)) == 40
+
+
+async def test_uncommitted_messages_are_redelivered_after_a_member_leaves() -> None:
+    b = await bus()
+    first = await b.subscribe("g", ["t"])
+    await b.publish([msg("a", 1), msg("a", 2), msg("a", 3)])
+    got = await first.poll(100, 0)
+    await first.commit({TopicPartition("t", got[0].partition): got[0].offset + 1})
+    await first.close()
+    second = await b.subscribe("g", ["t"])
+    assert [m.value for m in await second.poll(100, 0)] == [b"2", b"3"]
+    assert b.backlog("g") == 2
+
+
+async def test_settled_position_is_the_lowest_uncommitted_store_position() -> None:
+    b = await bus()
+    sub = await b.subscribe("g", ["t"])
+    await b.publish([msg("a", 5), msg("a", 6)])
+    assert b.settled_position() == 5
+    got = await sub.poll(10, 0)
+    await sub.commit({TopicPartition("t", got[0].partition): got[0].offset + 1})
+    assert b.settled_position() == 6
+    await sub.commit({TopicPartition("t", got[1].partition): got[1].offset + 1})
+    assert b.settled_position() is None
+
+
+async def test_poll_wakes_on_publish() -> None:
+    import asyncio
+
+    b = await bus()
+    sub = await b.subscribe("g", ["t"])
+    waiter = asyncio.create_task(sub.poll(10, timeout=5))
+    await asyncio.sleep(0)
+    await b.publish([msg("a", 1)])
+    assert len(await asyncio.wait_for(waiter, 1)) == 1
