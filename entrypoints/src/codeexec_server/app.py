@@ -1,0 +1,99 @@
+"""The ASGI application factory: `create_app(settings)` wires routes to a fresh container."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from codeexec_server import metrics as metrics_routes
+from codeexec_server import routes_admin, routes_events, routes_executions
+from codeexec_server.container import Container
+from codeexec_server.metrics import Metrics, RequestTimer
+from codeexec_server.problems import BodySizeLimit, install_problem_handlers
+from codeexec_server.schemas import Problem
+from codeexec_server.settings import ServerSettings
+
+STATIC = Path(__file__).parent / "static"
+
+
+async def _provided(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def create_app(
+    settings: ServerSettings | None = None, container: Container | None = None
+) -> FastAPI:
+    """A FastAPI app; the runtime starts in its lifespan, not here."""
+    settings = settings or ServerSettings.from_env()
+    container = container or Container(settings=settings)
+    app_metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _provided(container.init_resources())
+        try:
+            app.state.keystore = await _provided(container.keystore())
+            app.state.limits = container.limits()
+            runtime = await _provided(container.runtime())
+            app.state.runtime = runtime
+            app_metrics.attach(runtime)
+            yield
+        finally:
+            app.state.runtime = None
+            await _provided(container.shutdown_resources())
+
+    app = FastAPI(
+        title="codeexec",
+        version="0.1.0",
+        description="Run untrusted code with a full audit log and live event streams. "
+        "Errors are application/problem+json. Output that is not valid UTF-8 is returned "
+        "as base64 with `stdout_encoding: base64` (likewise stderr, compile_output).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.container = container
+    app.state.metrics = app_metrics
+    app.state.inflight = 0
+    app.state.runtime = None
+    install_problem_handlers(app)
+    for module in (routes_executions, routes_events, routes_admin, metrics_routes):
+        app.include_router(module.router)
+    app.include_router(routes_admin.health)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestTimer, metrics=app_metrics)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(problem.pop("$defs", {}))
+            components["Problem"] = problem
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For `uvicorn --factory codeexec_server.app:app_from_env`."""
+    return create_app(ServerSettings.from_env())

@@ -1,0 +1,58 @@
+"""Authentication: API keys as `Authorization: Bearer`, roles user and admin.
+
+Only the events route also takes `?access_token=`, because browsers' EventSource cannot send
+headers. Anonymous access exists only when the loopback-only dev server enables it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from codeexec_server.keystore import KeyStore, Principal
+from codeexec_server.problems import ApiProblem
+from codeexec_server.settings import ServerSettings
+
+bearer = HTTPBearer(auto_error=False, description="an API key (`codeexec keys create`)")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _resolve(request: Request, key: str | None) -> Principal:
+    settings: ServerSettings = request.app.state.settings
+    keystore: KeyStore = request.app.state.keystore
+    if key:
+        principal = keystore.authenticate(key)
+        if principal is None:
+            raise ApiProblem(
+                401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return principal
+    if settings.allow_anonymous:
+        return Principal(settings.anonymous_user, "user")
+    raise ApiProblem(401, "an API key is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+def current_principal(request: Request, credentials: Credentials) -> Principal:
+    return _resolve(request, credentials.credentials if credentials else None)
+
+
+def stream_principal(
+    request: Request,
+    credentials: Credentials,
+    access_token: Annotated[
+        str | None, Query(description="API key, for EventSource clients that cannot send headers")
+    ] = None,
+) -> Principal:
+    return _resolve(request, credentials.credentials if credentials else access_token)
+
+
+def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if not principal.is_admin:
+        raise ApiProblem(403, "this needs an admin key")
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+StreamUser = Annotated[Principal, Depends(stream_principal)]
+Admin = Annotated[Principal, Depends(admin_principal)]

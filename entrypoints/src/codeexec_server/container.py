@@ -1,0 +1,66 @@
+"""The dependency-injector container: the one place where the server's parts are wired.
+
+Nothing connects at import time; `init_resources()` starts the runtime (all roles in this
+process) and opens the key store, `shutdown_resources()` stops them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+from dependency_injector import containers, providers
+
+from codeexec.ports.sandbox import Sandbox
+from codeexec.runtime import Codeexec, Settings
+from codeexec_server.keystore import KeyStore
+from codeexec_server.limits import LimitsDocument, LimitsPolicy
+from codeexec_server.settings import ServerSettings
+
+
+def make_sandbox(kind: str) -> Sandbox:
+    if kind == "fake":
+        from codeexec.adapters.fake_sandbox import FakeSandbox
+
+        return FakeSandbox()
+    from codeexec.adapters.local_sandbox import BubblewrapSandbox
+
+    sandbox: Sandbox = BubblewrapSandbox()
+    return sandbox
+
+
+def make_limits_policy(settings: ServerSettings) -> LimitsPolicy:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    default = LimitsDocument(
+        max_resource_limits=settings.max_limits,
+        allow_user_priority=settings.allow_user_priority,
+    )
+    return LimitsPolicy(settings.data_dir / "limits.json", default)
+
+
+async def run_runtime(
+    settings: ServerSettings, sandbox: Sandbox, limits: LimitsPolicy
+) -> AsyncIterator[Codeexec]:
+    runtime = Codeexec(
+        Settings(data_dir=settings.data_dir, coordinator=limits.document.coordinator_config()),
+        sandbox=sandbox,
+    )
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+def open_keystore(settings: ServerSettings) -> Iterator[KeyStore]:
+    store = KeyStore.in_data_dir(settings.data_dir)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=ServerSettings)
+    sandbox = providers.Singleton(make_sandbox, settings.provided.sandbox)
+    limits = providers.Singleton(make_limits_policy, settings)
+    runtime = providers.Resource(run_runtime, settings, sandbox, limits)
+    keystore = providers.Resource(open_keystore, settings)

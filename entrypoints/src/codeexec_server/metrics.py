@@ -1,0 +1,133 @@
+"""Prometheus metrics: queue depth, executions by state and status, latencies, consumer lag."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent
+from codeexec.runtime import Codeexec
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class RuntimeCollector(Collector):
+    """Reads gauges from the runtime at scrape time."""
+
+    def __init__(self) -> None:
+        self.runtime: Codeexec | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        runtime = self.runtime
+        if runtime is None or not runtime.started:
+            return
+        status = runtime.queue_status()
+        queue = GaugeMetricFamily("codeexec_queue_depth", "executions waiting in the queue")
+        queue.add_metric([], status.queued)
+        yield queue
+        running = GaugeMetricFamily("codeexec_running", "executions holding a slot")
+        running.add_metric([], status.running)
+        yield running
+        states = GaugeMetricFamily(
+            "codeexec_executions", "executions by lifecycle state", labels=["state"]
+        )
+        for state, n in runtime.read_model.counts().items():
+            states.add_metric([state], n)
+        yield states
+        lag = GaugeMetricFamily(
+            "codeexec_consumer_lag", "unconsumed messages per consumer group", labels=["group"]
+        )
+        for group, n in runtime.backlog().items():
+            lag.add_metric([group], n)
+        yield lag
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.runtime_collector = RuntimeCollector()
+        self.registry.register(self.runtime_collector)
+        self.http_latency = Histogram(
+            "codeexec_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.execution_latency = Histogram(
+            "codeexec_execution_seconds",
+            "submission to terminal state",
+            ["status"],
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.finished = Counter(
+            "codeexec_executions_finished",
+            "executions by terminal status",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def attach(self, runtime: Codeexec) -> None:
+        self.runtime_collector.runtime = runtime
+        if runtime.store is not None:
+            runtime.store.listeners.append(lambda events: self._on_record(runtime, events))
+
+    def _on_record(self, runtime: Codeexec, events: Sequence[DomainEvent]) -> None:
+        for event in events:
+            if isinstance(event, TERMINAL_EVENT_TYPES):
+                view = runtime.read_model.get(event.execution_id)
+                status = view.status if view is not None and view.terminal else event.type_name
+                self.finished.labels(status).inc()
+                if view is not None:
+                    seconds = (event.time - view.created_at).total_seconds()
+                    self.execution_latency.labels(status).observe(max(seconds, 0.0))
+
+
+class RequestTimer:
+    """ASGI middleware recording request latency by route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def recorded(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])  # type: ignore[call-overload]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recorded)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.metrics.http_latency.labels(scope["method"], path, str(status[0])).observe(
+                time.perf_counter() - started
+            )
+
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,172 @@
+"""Routes for executions: submit (with wait and idempotency), read, list, cancel; languages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from codeexec.ports.read_model import ExecutionQuery, ExecutionView
+from codeexec.ports.sandbox import UnknownLanguage
+from codeexec.runtime import Codeexec, NotFound
+from codeexec_server.auth import CurrentUser
+from codeexec_server.keystore import Principal
+from codeexec_server.limits import LimitsPolicy
+from codeexec_server.problems import ApiProblem, field_error, problem_responses
+from codeexec_server.schemas import ExecutionOut, ExecutionPage, LanguageOut, SubmissionIn
+from codeexec_server.submissions import build_spec
+
+router = APIRouter(prefix="/api/v1", tags=["executions"])
+BASE = "/api/v1/executions"
+
+
+def runtime_of(request: Request) -> Codeexec:
+    runtime: Codeexec = request.app.state.runtime
+    return runtime
+
+
+Runtime = Annotated[Codeexec, Depends(runtime_of)]
+
+
+async def submission_slot(request: Request) -> AsyncIterator[None]:
+    """Bounds submissions in flight (waiting ones included): overload answers 503, never hangs."""
+    state = request.app.state
+    if state.inflight >= state.settings.max_inflight_submissions:
+        raise ApiProblem(503, "too many submissions in flight; retry", headers={"Retry-After": "1"})
+    state.inflight += 1
+    try:
+        yield
+    finally:
+        state.inflight -= 1
+
+
+def owned(runtime: Codeexec, execution_id: UUID, principal: Principal) -> ExecutionView:
+    try:
+        return runtime.get(execution_id, None if principal.is_admin else principal.user_id)
+    except NotFound:
+        raise ApiProblem(404, f"no execution {execution_id}") from None
+
+
+@router.post(
+    "/executions",
+    status_code=202,
+    response_model=ExecutionOut,
+    summary="Submit code to run",
+    dependencies=[Depends(submission_slot)],
+    responses={
+        200: {"model": ExecutionOut, "description": "Finished (with `wait=true`)"},
+        202: {"description": "Accepted; follow `links.events` or poll `links.self`"},
+        **problem_responses(401, 403, 413, 422, 503),
+    },
+)
+async def submit(
+    body: SubmissionIn,
+    request: Request,
+    response: Response,
+    principal: CurrentUser,
+    runtime: Runtime,
+    wait: Annotated[bool, Query(description="block until the result (bounded)")] = False,
+    timeout: Annotated[float, Query(gt=0, le=60, description="bound for `wait`, s")] = 30.0,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$"),
+    ] = None,
+) -> ExecutionOut:
+    policy: LimitsPolicy = request.app.state.limits
+    spec, priority = build_spec(body, principal, runtime.language_list, policy.document)
+    try:
+        view = await runtime.submit(
+            principal.user_id, spec, priority=priority, idempotency_key=idempotency_key
+        )
+    except UnknownLanguage as error:
+        raise field_error("language", str(error)) from None
+    if wait and not view.terminal:
+        view = await runtime.wait(view.id, min(timeout, request.app.state.settings.max_wait_s))
+    if view.terminal and wait:
+        response.status_code = 200
+    response.headers["Location"] = f"{BASE}/{view.id}"
+    return ExecutionOut.of(view)
+
+
+@router.get(
+    "/executions",
+    response_model=ExecutionPage,
+    summary="List your executions, newest first",
+    responses=problem_responses(401, 422),
+)
+async def list_executions(
+    principal: CurrentUser,
+    runtime: Runtime,
+    status: Annotated[list[str] | None, Query(description="status or state; repeatable")] = None,
+    language: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ExecutionPage:
+    page = runtime.list(
+        ExecutionQuery(
+            user_id=principal.user_id,
+            statuses=frozenset(status or ()),
+            language=language,
+            cursor=int(cursor) if cursor else None,
+            limit=limit,
+        )
+    )
+    return ExecutionPage(
+        items=[ExecutionOut.of(v) for v in page.items],
+        next_cursor=str(page.next_cursor) if page.next_cursor is not None else None,
+    )
+
+
+@router.get(
+    "/executions/{execution_id}",
+    response_model=ExecutionOut,
+    summary="One execution: status and result",
+    responses=problem_responses(401, 404, 422),
+)
+async def get_execution(
+    execution_id: UUID, principal: CurrentUser, runtime: Runtime
+) -> ExecutionOut:
+    return ExecutionOut.of(owned(runtime, execution_id, principal))
+
+
+@router.post(
+    "/executions/{execution_id}/cancel",
+    status_code=202,
+    response_model=ExecutionOut,
+    summary="Cancel: queued runs are dropped, running ones killed",
+    responses={
+        200: {"model": ExecutionOut, "description": "Already finished; nothing to cancel"},
+        **problem_responses(401, 404, 422),
+    },
+)
+async def cancel_execution(
+    execution_id: UUID, principal: CurrentUser, runtime: Runtime, response: Response
+) -> ExecutionOut:
+    view = owned(runtime, execution_id, principal)
+    if view.terminal:
+        response.status_code = 200
+        return ExecutionOut.of(view)
+    view = await runtime.cancel(execution_id, view.user_id)
+    return ExecutionOut.of(view)
+
+
+@router.get(
+    "/languages",
+    response_model=list[LanguageOut],
+    summary="Languages this server can run",
+    tags=["languages"],
+    responses=problem_responses(401),
+)
+async def languages(principal: CurrentUser, runtime: Runtime) -> list[LanguageOut]:
+    return [
+        LanguageOut(
+            name=lang.name,
+            version=lang.version,
+            aliases=list(lang.aliases),
+            compiled=lang.compiled,
+            extension=lang.extension,
+        )
+        for lang in await runtime.languages()
+    ]

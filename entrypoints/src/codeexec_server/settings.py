@@ -1,0 +1,73 @@
+"""Server settings: where data lives, which sandbox runs code, and the safety bounds of the API."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codeexec.domain.model import Limits
+
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("CODEEXEC_DATA_DIR", ".codeexec"))
+
+
+def default_sandbox_kind() -> str:
+    return os.environ.get("CODEEXEC_SANDBOX", "local")
+
+
+@dataclass
+class ServerSettings:
+    """Everything `create_app` needs; `from_env` reads the CODEEXEC_* variables."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    sandbox: str = field(default_factory=default_sandbox_kind)  # "local" or "fake"
+    host: str = "127.0.0.1"
+    allow_anonymous: bool = False
+    anonymous_user: str = "anonymous"
+    allow_user_priority: bool = False
+    max_request_bytes: int = 4 * 2**20
+    max_inflight_submissions: int = 256
+    max_wait_s: float = 60.0
+    heartbeat_s: float = 15.0
+    max_limits: Limits = field(
+        default_factory=lambda: Limits(
+            wall_time_s=60.0,
+            cpu_time_s=30.0,
+            memory_bytes=1024 * 2**20,
+            processes=256,
+            output_bytes=16 * 2**20,
+            file_size_bytes=64 * 2**20,
+            open_files=1024,
+        )
+    )
+
+    def __post_init__(self) -> None:
+        if self.sandbox not in ("local", "fake"):
+            raise ValueError(f"CODEEXEC_SANDBOX must be 'local' or 'fake', not {self.sandbox!r}")
+        if self.allow_anonymous and not is_loopback(self.host):
+            raise ValueError(
+                f"anonymous access is only allowed on a loopback host, not {self.host!r}"
+            )
+
+    @classmethod
+    def from_env(cls) -> ServerSettings:
+        """For `uvicorn codeexec_server.app:app_from_env --factory`."""
+        return cls(
+            host=os.environ.get("CODEEXEC_HOST", "127.0.0.1"),
+            allow_anonymous=os.environ.get("CODEEXEC_ALLOW_ANONYMOUS", "") == "1",
+            allow_user_priority=os.environ.get("CODEEXEC_ALLOW_USER_PRIORITY", "") == "1",
+        )
