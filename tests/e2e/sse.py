@@ -1,0 +1,46 @@
+"""A small synchronous server-sent-events reader for the e2e tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Sse:
+    id: int
+    event: str
+    data: dict[str, Any]
+
+
+def read_events(
+    client: httpx.Client, execution_id: str, last_event_id: int | None = None, limit: int = 1000
+) -> list[Sse]:
+    """Every event until the server closes the stream (it must, after the terminal event)."""
+    headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+    events: list[Sse] = []
+    event_id, name, data = "0", "message", ""
+    with client.stream(
+        "GET", f"/api/v1/executions/{execution_id}/events", headers=headers, timeout=30
+    ) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line == "":
+                if data:
+                    events.append(Sse(int(event_id), name, json.loads(data)))
+                    if len(events) >= limit:
+                        break
+                event_id, name, data = "0", "message", ""
+            elif not line.startswith(":"):
+                key, _, value = line.partition(": ")
+                if key == "id":
+                    event_id = value
+                elif key == "event":
+                    name = value
+                elif key == "data":
+                    data += value
+    return events
