@@ -134,10 +134,27 @@ class InMemoryEventBus(EventBus):
                 del part.messages[: floor - part.base]
                 part.base = floor
 
+    def redeliver(self, group: str, *, forget_commits: bool = False) -> None:
+        """Simulate a consumer crash: uncommitted messages (or, having lost its commits,
+        everything still retained) are delivered to the group again."""
+        state = self._groups[group]
+        if forget_commits:
+            state.committed.clear()
+        self._rebalance(state)
+
     def settled_position(self) -> int | None:
         """The lowest store position some group has not committed yet (None: all settled).
         A relay on this non-durable bus restarts from here after a crash."""
         lowest: int | None = None
+        consumed = {topic for group in self._groups.values() for topic in group.topics}
+        for topic, parts in self._topics.items():
+            if topic in consumed:
+                continue
+            # Nobody consumed this topic yet (its consumer may start later): unsettled.
+            for part in parts:
+                positions = [m.position for m in part.messages if m.position is not None]
+                if positions and (lowest is None or positions[0] < lowest):
+                    lowest = positions[0]
         for group in self._groups.values():
             for topic in group.topics:
                 for index, part in enumerate(self._topics[topic]):
