@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +18,13 @@ class Sse:
 
 
 def read_events(
-    client: httpx.Client, execution_id: str, last_event_id: int | None = None, limit: int = 1000
+    client: httpx.Client,
+    execution_id: str,
+    last_event_id: int | None = None,
+    until: Callable[[Sse], bool] | None = None,
 ) -> list[Sse]:
-    """Every event until the server closes the stream (it must, after the terminal event)."""
+    """Every event until the server closes the stream (it must, after the terminal event),
+    or until `until` holds for the last event read."""
     headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
     events: list[Sse] = []
     event_id, name, data = "0", "message", ""
@@ -32,7 +37,7 @@ def read_events(
             if line == "":
                 if data:
                     events.append(Sse(int(event_id), name, json.loads(data)))
-                    if len(events) >= limit:
+                    if until is not None and until(events[-1]):
                         break
                 event_id, name, data = "0", "message", ""
             elif not line.startswith(":"):

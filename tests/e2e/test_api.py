@@ -91,14 +91,12 @@ def test_cancel_stops_a_running_program(server: Server) -> None:
     created = submit(server, server.alice_key, server.programs.slow)
     execution_id = str(created["id"])
     with server.client(server.alice_key) as client:
-        deadline = time.monotonic() + 20
-        while client.get(f"/api/v1/executions/{execution_id}").json()["status"] != "running":
-            assert time.monotonic() < deadline, "never started"
-            time.sleep(0.05)
+        before = read_events(client, execution_id, until=lambda e: e.event == "ExecutionOutput")
+        assert base64.b64decode(before[-1].data["data"]) == b"start\n"
         started = time.monotonic()
         response = client.post(f"/api/v1/executions/{execution_id}/cancel")
         assert response.status_code == 202
-        events = read_events(client, execution_id)
+        events = read_events(client, execution_id, last_event_id=before[-1].id)
         assert events[-1].event == "ExecutionCancelled"
         assert time.monotonic() - started < 10
         final = client.get(f"/api/v1/executions/{execution_id}").json()
@@ -142,3 +140,16 @@ def test_another_users_execution_answers_404(server: Server) -> None:
         assert bob.get(f"/api/v1/executions/{execution_id}/events").status_code == 404
         listed = bob.get("/api/v1/executions", params={"limit": 100}).json()["items"]
     assert execution_id not in {item["id"] for item in listed}
+
+
+def test_output_that_is_not_utf8_comes_back_as_exact_base64(server: Server) -> None:
+    if server.kind != "local":
+        pytest.skip("needs a real interpreter to write arbitrary bytes")
+    source = (
+        'import sys\nsys.stdout.buffer.write(b"\\xff\\xfe ok")\n'
+        'print("h\\u00e9llo \\u2713", file=sys.stderr)\n'
+    )
+    result = submit(server, server.alice_key, source, wait=True)
+    assert result["stdout_encoding"] == "base64"
+    assert base64.b64decode(str(result["stdout"])) == b"\xff\xfe ok"
+    assert (result["stderr"], result["stderr_encoding"]) == ("h\u00e9llo \u2713\n", "utf-8")
