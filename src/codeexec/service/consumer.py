@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import groupby
 from typing import Protocol
@@ -50,8 +51,20 @@ class Process(Protocol):
 DeadLetterSink = Callable[[str, Message, BaseException, int], Awaitable[None]]
 
 
+_DECODED: OrderedDict[bytes, DomainEvent] = OrderedDict()
+_DECODED_MAX = 4096
+
+
 def decode(message: Message) -> DomainEvent:
-    return from_document(json.loads(message.value))
+    """Validate a received event. Several roles in one process receive the same bytes;
+    they share one validated (immutable) event instead of validating it once per role."""
+    event = _DECODED.get(message.value)
+    if event is None:
+        event = from_document(json.loads(message.value))
+        _DECODED[message.value] = event
+        if len(_DECODED) > _DECODED_MAX:
+            _DECODED.popitem(last=False)
+    return event
 
 
 class Consumer:

@@ -10,7 +10,7 @@ from uuid import UUID
 from codeexec.domain.aggregate import Cause
 from codeexec.domain.events import DomainEvent, ExecutionScheduled, SandboxStopRequested
 from codeexec.domain.execution import Execution, State, sandbox_id_for
-from codeexec.domain.model import RunSpec
+from codeexec.domain.model import RunSpec, Stream
 from codeexec.domain.routing import EXECUTION_TASKS
 from codeexec.ports.clock import Clock
 from codeexec.ports.sandbox import (
@@ -112,9 +112,15 @@ class WorkerProcess:
             self._active[sandbox_id] = run
             if sandbox_id in self._stop_requested:
                 await self.sandbox.stop(sandbox_id)
-            await self._pump(execution_id, run)
+            tail = await self._pump(execution_id, run)
             result = await run.result()
-            self._finish(execution_id, lambda e, c: e.finish(c, result))
+
+            def finish(execution: Execution, cause: Cause) -> None:
+                for stream, stage, data in _coalesce(tail):
+                    execution.record_output(cause, stream, data, stage)
+                execution.finish(cause, result)
+
+            self._finish(execution_id, finish)
         except Exception as failure:
             log.exception("run of %s failed inside the platform", execution_id)
             message = f"internal error: {failure!r}"
@@ -125,30 +131,26 @@ class WorkerProcess:
             if self._on_finished is not None:
                 self._on_finished(execution_id)
 
-    async def _pump(self, execution_id: UUID, run: SandboxRun) -> None:
-        """Record live output as events, coalescing chunks that arrive close together."""
+    async def _pump(self, execution_id: UUID, run: SandboxRun) -> list[OutputChunk]:
+        """Record live output as events, coalescing chunks that arrive close together.
+        Returns the unrecorded tail, which is recorded with the result in one write."""
         pending: list[OutputChunk] = []
         loop = asyncio.get_running_loop()
-        flush_at = 0.0
+        flush_at = loop.time() + OUTPUT_FLUSH_S
         async for chunk in run.output():
-            if pending and (chunk.stream, chunk.stage) != (pending[-1].stream, pending[-1].stage):
-                self._record_output(execution_id, pending)
-                pending = []
             pending.append(chunk)
             if loop.time() >= flush_at:
                 self._record_output(execution_id, pending)
                 pending = []
                 flush_at = loop.time() + OUTPUT_FLUSH_S
-        if pending:
-            self._record_output(execution_id, pending)
+        return pending
 
     def _record_output(self, execution_id: UUID, chunks: list[OutputChunk]) -> None:
-        data = b"".join(c.data for c in chunks)
-        self._finish(
-            execution_id,
-            lambda e, c: e.record_output(c, chunks[0].stream, data, chunks[0].stage),
-            require_running=True,
-        )
+        def record(execution: Execution, cause: Cause) -> None:
+            for stream, stage, data in _coalesce(chunks):
+                execution.record_output(cause, stream, data, stage)
+
+        self._finish(execution_id, record, require_running=True)
 
     def _finish(
         self,
@@ -178,3 +180,14 @@ class WorkerProcess:
             await self.sandbox.stop(sandbox_id)
         for task in list(self.runs.values()):
             task.cancel()
+
+
+def _coalesce(chunks: list[OutputChunk]) -> list[tuple[Stream, str, bytes]]:
+    """Merge neighbouring chunks of the same stream and stage, keeping their order."""
+    merged: list[tuple[Stream, str, bytes]] = []
+    for chunk in chunks:
+        if merged and merged[-1][:2] == (chunk.stream, chunk.stage):
+            merged[-1] = (chunk.stream, chunk.stage, merged[-1][2] + chunk.data)
+        else:
+            merged.append((chunk.stream, chunk.stage, chunk.data))
+    return merged
