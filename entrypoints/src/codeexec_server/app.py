@@ -87,6 +87,11 @@ def create_app(
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(problem.pop("$defs", {}))
             components["Problem"] = problem
+            runtime = app.state.runtime
+            if runtime is None:
+                return schema  # languages are known once the runtime started
+            names = sorted({n for x in runtime.language_list for n in (x.name, *x.aliases)})
+            components["SubmissionIn"]["properties"]["language"]["enum"] = names
             app.openapi_schema = schema
         return app.openapi_schema
 

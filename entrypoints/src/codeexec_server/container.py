@@ -12,7 +12,7 @@ from dependency_injector import containers, providers
 from codeexec.ports.sandbox import Sandbox
 from codeexec.runtime import Codeexec, Settings
 from codeexec_server.keystore import KeyStore
-from codeexec_server.limits import LimitsDocument, LimitsPolicy
+from codeexec_server.limits import LimitsDocument, LimitsPolicy, ResourceMaxima
 from codeexec_server.settings import ServerSettings
 
 
@@ -30,7 +30,7 @@ def make_sandbox(kind: str) -> Sandbox:
 def make_limits_policy(settings: ServerSettings) -> LimitsPolicy:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     default = LimitsDocument(
-        max_resource_limits=settings.max_limits,
+        max_resource_limits=ResourceMaxima(**settings.max_limits.model_dump()),
         allow_user_priority=settings.allow_user_priority,
     )
     return LimitsPolicy(settings.data_dir / "limits.json", default)

@@ -5,18 +5,25 @@ coordinator's policy whenever they change."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from codeexec.domain.coordinator import CoordinatorConfig, UserLimits
 from codeexec.domain.model import Limits
 from codeexec.runtime import Codeexec
 
 
+class ResourceMaxima(Limits):
+    """The highest per-run limits a submission may ask for."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
 class UserLimitsModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     rate_limit: int = Field(default=60, ge=0, description="accepted submissions per window")
     rate_window_s: float = Field(default=60.0, gt=0)
     max_running: int = Field(default=4, ge=0)
@@ -26,12 +33,14 @@ class UserLimitsModel(BaseModel):
 class LimitsDocument(BaseModel):
     """Global and per-user limits (the coordinator's config) and per-run resource maxima."""
 
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     max_running: int = Field(default=8, ge=0)
     max_queue: int = Field(default=1000, ge=0)
     aging_interval_s: float = Field(default=10.0, gt=0)
     default_user_limits: UserLimitsModel = Field(default_factory=UserLimitsModel)
     user_limits: dict[str, UserLimitsModel] = Field(default_factory=dict)
-    max_resource_limits: Limits
+    max_resource_limits: ResourceMaxima
     allow_user_priority: bool = False
 
     def coordinator_config(self) -> CoordinatorConfig:
@@ -53,7 +62,7 @@ class LimitsDocument(BaseModel):
             aging_interval_s=config.aging_interval_s,
             default_user_limits=UserLimitsModel(**asdict(config.default_user_limits)),
             user_limits={u: UserLimitsModel(**asdict(v)) for u, v in config.user_limits.items()},
-            max_resource_limits=maxima,
+            max_resource_limits=ResourceMaxima(**maxima.model_dump()),
             allow_user_priority=allow_user_priority,
         )
 
@@ -65,7 +74,7 @@ class LimitsPolicy:
         self.path = path
         self.document = default
         if path.exists():
-            self.document = LimitsDocument.model_validate(json.loads(path.read_text()))
+            self.document = LimitsDocument.model_validate_json(path.read_text())
 
     def apply(self, runtime: Codeexec) -> None:
         runtime.coordinator.policy.set_config(self.document.coordinator_config())

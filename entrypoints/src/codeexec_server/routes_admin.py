@@ -51,7 +51,7 @@ async def get_limits(admin: Admin, request: Request) -> LimitsDocument:
     "/limits",
     response_model=LimitsDocument,
     summary="Replace the limits (applied at once, kept across restarts)",
-    responses=problem_responses(401, 403, 413, 422),
+    responses=problem_responses(400, 401, 403, 413, 422),
 )
 async def put_limits(
     document: LimitsDocument, admin: Admin, request: Request, runtime: Runtime

@@ -23,6 +23,17 @@ from codeexec_server.routes_executions import Runtime, owned
 
 router = APIRouter(prefix="/api/v1", tags=["executions"])
 _END = object()
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "description": "one server-sent event (heartbeats are comments, not events)",
+    "properties": {
+        "id": {"type": "string", "description": "the event's aggregate_version"},
+        "event": {"type": "string", "description": "the event type, e.g. ExecutionOutput"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["data"],
+}
 
 
 def format_event(event: DomainEvent) -> str:
@@ -71,7 +82,7 @@ async def sse_stream(
         200: {
             "description": "text/event-stream: `event` = event type, `id` = aggregate "
             "version, `data` = the event as JSON; comments are heartbeats",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
         },
         **problem_responses(401, 404, 422),
     },
@@ -82,12 +93,15 @@ async def execution_events(
     principal: StreamUser,
     runtime: Runtime,
     last_event_id: Annotated[
-        str | None, Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,9}$")
+        str | None,
+        Header(alias="Last-Event-ID", description="resume after this id (as sent by browsers)"),
     ] = None,
     after: Annotated[int, Query(ge=0, le=10**9, description="resume after this id")] = 0,
 ) -> StreamingResponse:
     view = owned(runtime, execution_id, principal)
-    start = max(after, int(last_event_id) if last_event_id else 0)
+    resume = last_event_id.strip() if last_event_id else ""
+    # An id we never sent (not a small integer) is ignored: the stream starts from the beginning.
+    start = max(after, int(resume) if resume.isdigit() and len(resume) < 10 else 0)
     heartbeat = request.app.state.settings.heartbeat_s
     return StreamingResponse(
         sse_stream(runtime, execution_id, start, not view.terminal, heartbeat),

@@ -15,7 +15,13 @@ from codeexec_server.auth import CurrentUser
 from codeexec_server.keystore import Principal
 from codeexec_server.limits import LimitsPolicy
 from codeexec_server.problems import ApiProblem, field_error, problem_responses
-from codeexec_server.schemas import ExecutionOut, ExecutionPage, LanguageOut, SubmissionIn
+from codeexec_server.schemas import (
+    ExecutionOut,
+    ExecutionPage,
+    LanguageOut,
+    StatusFilter,
+    SubmissionIn,
+)
 from codeexec_server.submissions import build_spec
 
 router = APIRouter(prefix="/api/v1", tags=["executions"])
@@ -58,7 +64,7 @@ def owned(runtime: Codeexec, execution_id: UUID, principal: Principal) -> Execut
     responses={
         200: {"model": ExecutionOut, "description": "Finished (with `wait=true`)"},
         202: {"description": "Accepted; follow `links.events` or poll `links.self`"},
-        **problem_responses(401, 403, 413, 422, 503),
+        **problem_responses(400, 401, 403, 413, 422, 503),
     },
 )
 async def submit(
@@ -99,7 +105,9 @@ async def submit(
 async def list_executions(
     principal: CurrentUser,
     runtime: Runtime,
-    status: Annotated[list[str] | None, Query(description="status or state; repeatable")] = None,
+    status: Annotated[
+        list[StatusFilter] | None, Query(description="status or state; repeatable")
+    ] = None,
     language: Annotated[str | None, Query(max_length=64)] = None,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -12,10 +12,30 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from codeexec.ports.read_model import ExecutionView
 
 Encoding = Literal["utf-8", "base64"]
+StatusFilter = Literal[
+    "requested",
+    "queued",
+    "scheduled",
+    "running",
+    "completed",
+    "failed",
+    "timed_out",
+    "succeeded",
+    "runtime_error",
+    "signaled",
+    "time_limit_exceeded",
+    "memory_limit_exceeded",
+    "output_limit_exceeded",
+    "compilation_error",
+    "cancelled",
+    "internal_error",
+    "rejected",
+]
+"""A lifecycle state or a terminal status, as filters for listing."""
 
 
 class FileIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
     content: str = Field(description="UTF-8 text, or base64 when `encoding` is base64")
     encoding: Encoding = "utf-8"
@@ -25,7 +45,7 @@ class LimitsIn(BaseModel):
     """Per-run resource limits; omitted fields take the defaults. Values above the
     admin-set maxima are rejected with a field error."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     wall_time_s: float | None = Field(default=None, gt=0, le=3600)
     cpu_time_s: float | None = Field(default=None, gt=0, le=3600)
     memory_bytes: int | None = Field(default=None, ge=2**20)
@@ -35,10 +55,23 @@ class LimitsIn(BaseModel):
     open_files: int | None = Field(default=None, ge=8, le=65536)
 
 
-class SubmissionIn(BaseModel):
-    """A submission: either `source` (one file) or `files`."""
+def _one_of_source_or_files(schema: dict[str, Any]) -> None:
+    # `source` and `files` are optional but never null, and exactly one is required.
+    for name in ("source", "files"):
+        prop = schema["properties"][name]
+        kept = [s for s in prop.pop("anyOf", []) if s.get("type") != "null"]
+        prop.pop("default", None)
+        if kept:
+            prop.update(kept[0])
+    schema["oneOf"] = [{"required": ["source"]}, {"required": ["files"]}]
 
-    model_config = ConfigDict(extra="forbid")
+
+class SubmissionIn(BaseModel):
+    """A submission: exactly one of `source` (one file) or `files`."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra=_one_of_source_or_files
+    )
     language: str = Field(min_length=1, max_length=64)
     version: str | None = Field(default=None, max_length=64)
     source: str | None = Field(default=None, description="the program text (one file)")
@@ -51,8 +84,9 @@ class SubmissionIn(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> SubmissionIn:
-        if (self.source is None) == (self.files is None):
-            raise ValueError("give exactly one of `source` or `files`")
+        given = {"source", "files"} & self.model_fields_set
+        if len(given) != 1 or getattr(self, given.pop()) is None:
+            raise ValueError("give exactly one of `source` or `files` (not null)")
         return self
 
 

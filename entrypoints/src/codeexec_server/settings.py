@@ -70,4 +70,5 @@ class ServerSettings:
             host=os.environ.get("CODEEXEC_HOST", "127.0.0.1"),
             allow_anonymous=os.environ.get("CODEEXEC_ALLOW_ANONYMOUS", "") == "1",
             allow_user_priority=os.environ.get("CODEEXEC_ALLOW_USER_PRIORITY", "") == "1",
+            max_wait_s=float(os.environ.get("CODEEXEC_MAX_WAIT_S", "60")),
         )
