@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 from uuid import UUID, uuid5
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from codeexec.domain.model import Bytes, RunResult, RunSpec, Stream
 
@@ -25,7 +26,7 @@ class DomainEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schema_version: ClassVar[int] = 1
+    schema_version: int = 1
     event_id: UUID
     aggregate_id: UUID
     aggregate_version: int = Field(ge=1)
@@ -34,6 +35,14 @@ class DomainEvent(BaseModel):
     time: datetime
     correlation_id: UUID
     causation_id: UUID | None = None
+
+    @field_validator("schema_version")
+    @classmethod
+    def _is_current(cls, version: int) -> int:
+        # Older versions are upcast before validation (from_document); newer are unknown.
+        if version != current_version(cls):
+            raise ValueError(f"expected schema version {current_version(cls)}, got {version}")
+        return version
 
     @property
     def originator_id(self) -> UUID:  # the name eventsourcing's recorders use
@@ -48,6 +57,10 @@ class DomainEvent(BaseModel):
         return str(type(self).model_fields["type"].default)
 
 
+def current_version(cls: type[DomainEvent]) -> int:
+    return int(cls.model_fields["schema_version"].default)
+
+
 def derive_event_id(aggregate_id: UUID, version: int) -> UUID:
     return uuid5(aggregate_id, str(version))
 
@@ -58,7 +71,7 @@ def derive_event_id(aggregate_id: UUID, version: int) -> UUID:
 class ExecutionRequested(DomainEvent):
     """v2 carries a full RunSpec; v1 (single `source` text and `language`) is upcast."""
 
-    schema_version: ClassVar[int] = 2
+    schema_version: int = 2
     type: Literal["ExecutionRequested"] = "ExecutionRequested"
     spec: RunSpec
     priority: int = Field(default=0, ge=0, le=9)
@@ -209,9 +222,22 @@ def upcaster(type_name: str, from_version: int) -> Callable[[Upcaster], Upcaster
 
 def to_document(event: DomainEvent) -> dict[str, Any]:
     """The JSON-ready form of an event, carrying its type and schema version."""
-    doc = event.model_dump(mode="json")
-    doc["schema_version"] = type(event).schema_version
-    return doc
+    return event.model_dump(mode="json")
+
+
+def to_json(event: DomainEvent) -> bytes:
+    """The wire and storage form (pydantic's serializer, the fast path)."""
+    return event.model_dump_json().encode("utf-8")
+
+
+def from_json(data: bytes | str) -> DomainEvent:
+    """Validate received or stored JSON: current versions straight from the bytes, older
+    ones through their upcasters."""
+    try:
+        event: DomainEvent = EVENT_ADAPTER.validate_json(data)
+    except ValidationError:
+        return from_document(json.loads(data))
+    return event
 
 
 def from_document(doc: dict[str, Any]) -> DomainEvent:
@@ -220,13 +246,14 @@ def from_document(doc: dict[str, Any]) -> DomainEvent:
     type_name = doc.get("type")
     if not isinstance(type_name, str) or type_name not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type_name!r}")
-    target = EVENT_TYPES[type_name].schema_version
+    target = current_version(EVENT_TYPES[type_name])
     version = int(doc.pop("schema_version", 1))
     if version > target:
         raise ValueError(f"{type_name} schema version {version} is newer than {target}")
     while version < target:
         doc = UPCASTERS[(type_name, version)](doc)
         version += 1
+    doc["schema_version"] = version
     event: DomainEvent = EVENT_ADAPTER.validate_python(doc)
     return event
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -12,7 +11,7 @@ from typing import Protocol
 
 from eventsourcing.persistence import RecordConflictError, Tracking
 
-from codeexec.domain.events import DomainEvent, from_document
+from codeexec.domain.events import DomainEvent, from_json
 from codeexec.ports.bus import (
     H_DEAD_LETTER,
     H_REPLAY,
@@ -60,7 +59,7 @@ def decode(message: Message) -> DomainEvent:
     they share one validated (immutable) event instead of validating it once per role."""
     event = _DECODED.get(message.value)
     if event is None:
-        event = from_document(json.loads(message.value))
+        event = from_json(message.value)
         _DECODED[message.value] = event
         if len(_DECODED) > _DECODED_MAX:
             _DECODED.popitem(last=False)

@@ -9,7 +9,7 @@ from typing import cast
 
 from eventsourcing.persistence import RecordConflictError, Tracking
 
-from codeexec.domain.events import DomainEvent, to_document
+from codeexec.domain.events import DomainEvent, to_json
 from codeexec.domain.routing import topics_for
 from codeexec.ports.bus import H_POSITION, H_TYPE, EventBus, Message
 from codeexec.service.store import TOPIC_PREFIX, ExecutionStore
@@ -96,7 +96,7 @@ class Relay:
             value = note.state
             if self.store.mapper.compressor or self.store.mapper.cipher:
                 event = cast(DomainEvent, self.store.mapper.to_domain_event(note))
-                value = json.dumps(to_document(event)).encode()
+                value = to_json(event)
             key = execution_id_of(value)
             headers = {H_TYPE: type_name, H_POSITION: str(note.id)}
             messages.extend(

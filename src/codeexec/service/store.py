@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
@@ -19,7 +18,7 @@ from eventsourcing.persistence import (
 )
 
 from codeexec.domain.aggregate import Aggregate, project
-from codeexec.domain.events import DomainEvent, from_document, to_document
+from codeexec.domain.events import DomainEvent, from_json, to_json
 
 TOPIC_PREFIX = "codeexec:"
 """Stored events are named by their contract type, never by a Python path, so moving
@@ -33,7 +32,7 @@ class ContractMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         event = cast(DomainEvent, domain_event)
-        state = json.dumps(to_document(event), separators=(",", ":")).encode("utf-8")
+        state = to_json(event)
         if self.compressor:
             state = self.compressor.compress(state)
         if self.cipher:
@@ -51,7 +50,7 @@ class ContractMapper(Mapper[UUID]):
             state = self.cipher.decrypt(state)
         if self.compressor:
             state = self.compressor.decompress(state)
-        return from_document(json.loads(state))
+        return from_json(state)
 
 
 class ExecutionStore(Application[UUID]):

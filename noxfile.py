@@ -1,0 +1,65 @@
+"""nox sessions: lint, typecheck, tests (unit, integration, e2e) and benchmarks.
+
+They run in the environment `scripts/install.sh --test` prepared (./.venv), so CI and a
+developer run the very same tools; `nox -s tests` is what CI runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["lint", "typecheck", "unit", "integration", "e2e"]
+
+PYTEST_NO_TESTS = 5
+PY = sys.executable  # the interpreter nox runs on: the project's .venv
+
+
+def pytest(session: nox.Session, *args: str) -> None:
+    # pytest exits 5 when a selection has no tests; that is not a failure of the suite.
+    session.run(PY, "-m", "pytest", *args, *session.posargs, success_codes=[0, PYTEST_NO_TESTS])
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.run(PY, "-m", "ruff", "check", ".")
+    session.run(PY, "-m", "ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.run(PY, "-m", "mypy", "src")
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    pytest(session, "tests/unit", "-q")
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    pytest(session, "tests/integration", "-q")
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    pytest(session, "tests/e2e", "-q")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Everything CI checks, in one session."""
+    lint(session)
+    typecheck(session)
+    pytest(session, "tests", "-q", "-p", "no:cacheprovider")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks; each figure is printed as `bench: NAME VALUE UNIT`."""
+    session.run(PY, "bench/core_bench.py")
+    for script in ("bench/sandbox_bench.py", "bench/http_bench.py", "bench/replay_bench.py"):
+        if Path(script).exists():
+            session.run(PY, script)

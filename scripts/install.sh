@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what codeexec needs on Debian/Ubuntu into ./.venv; `--test` adds the test tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_tests=0
+[[ "${1:-}" == "--test" ]] && want_tests=1
+
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+apt_packages=(bubblewrap python3-venv)
+if (( want_tests )); then
+  apt_packages+=(chromium)
+fi
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if (( ${#missing[@]} )); then
+  echo "installing apt packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+[[ -x .venv/bin/python ]] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+if (( want_tests )); then
+  .venv/bin/python -m pip install -q -e ".[test]" -e "./entrypoints[test]" nox
+else
+  .venv/bin/python -m pip install -q -e . -e ./entrypoints
+fi
+echo "codeexec installed in .venv"
