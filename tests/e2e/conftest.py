@@ -92,6 +92,7 @@ def start_server(kind: str, data_dir: Path, extra_env: dict[str, str] | None = N
     port = free_port()
     env = {
         **os.environ,
+        "CODEEXEC_HEARTBEAT_S": "0.5",
         "CODEEXEC_DATA_DIR": str(data_dir),
         "CODEEXEC_SANDBOX": kind,
         **(extra_env or {}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +23,12 @@ def read_events(
     execution_id: str,
     last_event_id: int | None = None,
     until: Callable[[Sse], bool] | None = None,
+    within_s: float = 30.0,
 ) -> list[Sse]:
     """Every event until the server closes the stream (it must, after the terminal event),
-    or until `until` holds for the last event read."""
+    or until `until` holds for the last event read. Fails after `within_s` seconds (the
+    server's heartbeats keep lines coming, so the deadline is checked while waiting)."""
+    deadline = time.monotonic() + within_s
     headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
     events: list[Sse] = []
     event_id, name, data = "0", "message", ""
@@ -34,6 +38,7 @@ def read_events(
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
+            assert time.monotonic() < deadline, f"no end of stream in {within_s} s: {events}"
             if line == "":
                 if data:
                     events.append(Sse(int(event_id), name, json.loads(data)))

@@ -6,6 +6,7 @@ import base64
 import time
 import uuid
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import Server
@@ -87,16 +88,36 @@ def test_event_stream_resumes_after_last_event_id(server: Server) -> None:
     assert past_the_end == []  # closes at once instead of hanging
 
 
+def wait_until_running(client: httpx.Client, execution_id: str) -> None:
+    deadline = time.monotonic() + 20
+    while client.get(f"/api/v1/executions/{execution_id}").json()["status"] != "running":
+        assert time.monotonic() < deadline, "never started"
+        time.sleep(0.05)
+
+
+def test_live_output_arrives_while_the_program_still_runs(server: Server) -> None:
+    created = submit(server, server.alice_key, server.programs.slow)
+    execution_id = str(created["id"])
+    with server.client(server.alice_key) as client:
+        try:
+            before = read_events(
+                client, execution_id, until=lambda e: e.event == "ExecutionOutput", within_s=5
+            )
+            assert base64.b64decode(before[-1].data["data"]) == b"start\n"
+        finally:
+            client.post(f"/api/v1/executions/{execution_id}/cancel")
+
+
 def test_cancel_stops_a_running_program(server: Server) -> None:
     created = submit(server, server.alice_key, server.programs.slow)
     execution_id = str(created["id"])
     with server.client(server.alice_key) as client:
-        before = read_events(client, execution_id, until=lambda e: e.event == "ExecutionOutput")
-        assert base64.b64decode(before[-1].data["data"]) == b"start\n"
+        wait_until_running(client, execution_id)
+        time.sleep(1.0)  # let it print
         started = time.monotonic()
         response = client.post(f"/api/v1/executions/{execution_id}/cancel")
         assert response.status_code == 202
-        events = read_events(client, execution_id, last_event_id=before[-1].id)
+        events = read_events(client, execution_id, within_s=10)
         assert events[-1].event == "ExecutionCancelled"
         assert time.monotonic() - started < 10
         final = client.get(f"/api/v1/executions/{execution_id}").json()
