@@ -135,9 +135,7 @@ class Codeexec:
         processes: list[Process] = [self.coordinator, self.saga, self.worker, self.projection]
         roles = settings.roles
         for process in processes:
-            if process.group not in roles and not (
-                process is self.worker and "worker" in roles
-            ):
+            if process.group not in roles and not (process is self.worker and "worker" in roles):
                 continue
             consumer = Consumer(
                 self.bus,
