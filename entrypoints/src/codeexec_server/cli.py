@@ -23,7 +23,7 @@ from codeexec_server.cli_run import (
     run_embedded,
     run_remote,
 )
-from codeexec_server.keystore import KeyStore
+from codeexec_server.keystore import KeyStore, Role
 from codeexec_server.settings import ServerSettings, default_data_dir, default_sandbox_kind
 
 
@@ -104,7 +104,7 @@ def _keys(args: argparse.Namespace) -> int:
     store = KeyStore.in_data_dir(args.data_dir)
     try:
         if args.keys_command == "create":
-            role = "admin" if args.admin else "user"
+            role: Role = "admin" if args.admin else "user"
             print(store.create(args.user or ("admin" if args.admin else "user"), role))
         elif args.keys_command == "list":
             for record in store.list():

@@ -69,7 +69,8 @@ class ApiClient:
 
 
 async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:
-    event_id, name, data = "", "message", []
+    event_id, name = "", "message"
+    data: list[str] = []
     async for line in lines:
         if line == "":
             if data:

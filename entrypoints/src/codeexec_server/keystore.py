@@ -98,7 +98,8 @@ class KeyStore:
 
     def is_empty(self) -> bool:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM api_keys").fetchone()[0] == 0
+            count: int = self._db.execute("SELECT COUNT(*) FROM api_keys").fetchone()[0]
+        return count == 0
 
     def close(self) -> None:
         with self._lock:

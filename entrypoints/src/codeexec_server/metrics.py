@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent
 from codeexec.runtime import Codeexec
@@ -104,9 +104,9 @@ class RequestTimer:
         started = time.perf_counter()
         status = [500]
 
-        async def recorded(message: dict[str, object]) -> None:
+        async def recorded(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status[0] = int(message["status"])  # type: ignore[call-overload]
+                status[0] = int(message["status"])
             await send(message)
 
         try:
