@@ -45,6 +45,10 @@ def config(
     )
 
 
+def reason(answer: Rejected | Queued) -> RejectionReason | None:
+    return answer.reason if isinstance(answer, Rejected) else None
+
+
 def scheduled_ids(coordinator: Coordinator, now: float) -> list[UUID]:
     return [s.execution_id for s in coordinator.schedule(now)]
 
@@ -82,7 +86,7 @@ def test_rate_limit_is_per_user() -> None:
 def test_rejected_submissions_do_not_count_toward_the_rate_window() -> None:
     c = Coordinator(config(rate_limit=2, user_queued=1))
     c.submit(uid(1), "ann", 0, now=0)
-    assert c.submit(uid(2), "ann", 0, now=1).reason == RejectionReason.QUEUE_FULL  # type: ignore[union-attr]
+    assert reason(c.submit(uid(2), "ann", 0, now=1)) == RejectionReason.QUEUE_FULL
     c.schedule(now=2)
     assert isinstance(c.submit(uid(3), "ann", 0, now=3), Queued)
 
@@ -125,8 +129,8 @@ def test_queued_reports_the_queue_depth() -> None:
 
 def test_priority_out_of_range_is_rejected_as_invalid() -> None:
     c = Coordinator(config())
-    assert c.submit(uid(1), "ann", 10, now=0).reason == RejectionReason.INVALID  # type: ignore[union-attr]
-    assert c.submit(uid(2), "ann", -1, now=0).reason == RejectionReason.INVALID  # type: ignore[union-attr]
+    assert reason(c.submit(uid(1), "ann", 10, now=0)) == RejectionReason.INVALID
+    assert reason(c.submit(uid(2), "ann", -1, now=0)) == RejectionReason.INVALID
     assert c.status().queued == 0
 
 
@@ -171,6 +175,17 @@ def test_fifo_within_a_priority_even_with_equal_timestamps() -> None:
     for n, user in enumerate(["ann", "bob", "ann", "cid", "bob"]):
         c.submit(uid(n), user, 3, now=5.0)
     assert scheduled_ids(c, now=5.0) == [uid(n) for n in range(5)]
+
+
+def test_a_clock_stepping_back_does_not_make_a_later_submission_look_older() -> None:
+    c = Coordinator(config(max_running=1, aging_interval_s=10))
+    c.submit(uid(1), "ann", 0, now=10)
+    c.schedule(now=10)
+    c.submit(uid(2), "bob", 0, now=0)  # clock went back: counts as enqueued at 10
+    c.submit(uid(3), "cid", 1, now=10)
+    c.release(uid(1))
+    # at 20 bob's entry has aged one step (not two) and so trails cid's priority 1 + 1
+    assert scheduled_ids(c, now=20) == [uid(3)]
 
 
 def test_global_running_cap_is_never_exceeded() -> None:
@@ -319,6 +334,16 @@ def test_raising_caps_schedules_more_and_assigning_config_works_like_set_config(
     assert c.config.max_running == 5
     assert scheduled_ids(c, now=0) == [uid(1), uid(2)]
     assert c.status().max_running == 5
+
+
+def test_raising_a_user_cap_lets_entries_queued_while_it_was_full_run() -> None:
+    c = Coordinator(config(user_running=1))
+    c.submit(uid(1), "ann", 0, now=0)
+    c.schedule(now=0)
+    c.submit(uid(2), "ann", 0, now=1)  # queued while ann is at her cap
+    assert c.schedule(now=1) == []
+    c.set_config(config(user_running=2))
+    assert scheduled_ids(c, now=1) == [uid(2)]
 
 
 def test_invalid_limits_are_refused() -> None:
