@@ -38,7 +38,9 @@ def read_events(
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
-            assert time.monotonic() < deadline, f"no end of stream in {within_s} s: {events}"
+            assert time.monotonic() < deadline, (
+                f"no end of stream in {within_s} s; got only {[e.event for e in events]}"
+            )
             if line == "":
                 if data:
                     events.append(Sse(int(event_id), name, json.loads(data)))

@@ -72,4 +72,5 @@ class ServerSettings:
             allow_user_priority=os.environ.get("CODEEXEC_ALLOW_USER_PRIORITY", "") == "1",
             max_wait_s=float(os.environ.get("CODEEXEC_MAX_WAIT_S", "60")),
             heartbeat_s=float(os.environ.get("CODEEXEC_HEARTBEAT_S", "15")),
+            max_inflight_submissions=int(os.environ.get("CODEEXEC_MAX_INFLIGHT", "256")),
         )
