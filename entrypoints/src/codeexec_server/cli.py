@@ -136,7 +136,7 @@ async def _remote(args: argparse.Namespace) -> int:
 
 
 async def _languages_embedded(args: argparse.Namespace) -> int:
-    from codeexec_server.container import make_sandbox
+    from codeexec_server.sandboxes import make_sandbox
 
     sandbox = make_sandbox(args.sandbox)
     for lang in await sandbox.languages():

@@ -18,7 +18,7 @@ from codeexec.domain.model import RunSpec, SourceFile
 from codeexec.ports.sandbox import Language
 from codeexec.runtime import Codeexec, Settings
 from codeexec_server.cli_client import ApiClient
-from codeexec_server.container import make_sandbox
+from codeexec_server.sandboxes import make_sandbox
 from codeexec_server.schemas import ExecutionOut
 
 EXIT_CODES = {

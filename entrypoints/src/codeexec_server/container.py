@@ -13,18 +13,8 @@ from codeexec.ports.sandbox import Sandbox
 from codeexec.runtime import Codeexec, Settings
 from codeexec_server.keystore import KeyStore
 from codeexec_server.limits import LimitsDocument, LimitsPolicy, ResourceMaxima
+from codeexec_server.sandboxes import make_sandbox
 from codeexec_server.settings import ServerSettings
-
-
-def make_sandbox(kind: str) -> Sandbox:
-    if kind == "fake":
-        from codeexec.adapters.fake_sandbox import FakeSandbox
-
-        return FakeSandbox()
-    from codeexec.adapters.local_sandbox import BubblewrapSandbox
-
-    sandbox: Sandbox = BubblewrapSandbox()
-    return sandbox
 
 
 def make_limits_policy(settings: ServerSettings) -> LimitsPolicy:

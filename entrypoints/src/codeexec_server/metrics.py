@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent
 from codeexec.runtime import Codeexec
 
+log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -81,6 +83,13 @@ class Metrics:
             runtime.store.listeners.append(lambda events: self._on_record(runtime, events))
 
     def _on_record(self, runtime: Codeexec, events: Sequence[DomainEvent]) -> None:
+        # Called inside the store's record(): it must never raise into the write path.
+        try:
+            self._observe(runtime, events)
+        except Exception:
+            log.exception("metrics could not observe recorded events")
+
+    def _observe(self, runtime: Codeexec, events: Sequence[DomainEvent]) -> None:
         for event in events:
             if isinstance(event, TERMINAL_EVENT_TYPES):
                 view = runtime.read_model.get(event.execution_id)
