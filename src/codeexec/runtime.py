@@ -17,6 +17,7 @@ from codeexec.adapters.memory_bus import InMemoryEventBus
 from codeexec.adapters.memory_read_model import InMemoryExecutionReadModel
 from codeexec.domain.aggregate import Cause
 from codeexec.domain.coordinator import CoordinatorConfig, QueueStatus
+from codeexec.domain.dead_letter import DeadLetterConfig
 from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent
 from codeexec.domain.execution import Execution
 from codeexec.domain.model import RunSpec
@@ -27,8 +28,10 @@ from codeexec.ports.read_model import ExecutionQuery, ExecutionReadModel, Execut
 from codeexec.ports.sandbox import Language, Sandbox, UnknownLanguage
 from codeexec.service.consumer import Consumer, Process
 from codeexec.service.coordinator_process import CoordinatorProcess
+from codeexec.service.dead_letters import DeadLetterManager, park
 from codeexec.service.projections import ExecutionFeed, ProjectionProcess
 from codeexec.service.relay import Relay
+from codeexec.service.replays import ReplayService
 from codeexec.service.saga_orchestrator import SagaOrchestrator
 from codeexec.service.store import ExecutionStore
 from codeexec.service.unit_of_work import UnitOfWork
@@ -39,7 +42,9 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_NAMESPACE = UUID("0b7c8f0e-6a3b-4c52-8a4e-2f4a5d7e9c11")
 
 
-ALL_ROLES = frozenset({"coordinator", "saga", "worker", "projections", "relay"})
+ALL_ROLES = frozenset(
+    {"coordinator", "saga", "worker", "projections", "relay", "dead-letters", "replay"}
+)
 
 
 class NotFound(LookupError):
@@ -55,6 +60,7 @@ class Settings:
     worker_id: str = "worker"
     timer_interval_s: float = 0.25
     consumer_max_attempts: int = 3
+    dead_letters: DeadLetterConfig = field(default_factory=DeadLetterConfig)
     roles: frozenset[str] = ALL_ROLES
     """Which roles run in this process (all of them when embedded)."""
 
@@ -93,7 +99,10 @@ class Codeexec:
         bus: EventBus | None = None,
         clock: Clock | None = None,
         read_model: ExecutionReadModel | None = None,
+        processes: Sequence[Process] = (),
     ) -> None:
+        """`processes` are extra consumers (webhooks, audit sinks...) that run with the same
+        guarantees as the built-in roles: tracked, retried, dead-lettered."""
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
         self.sandbox = sandbox or default_sandbox()
@@ -105,7 +114,9 @@ class Codeexec:
         self._consumers: list[Consumer] = []
         self._languages: frozenset[str] = frozenset()
         self.language_list: Sequence[Language] = ()
+        self.extra_processes = list(processes)
         self.started = False
+        self._replay_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -126,14 +137,19 @@ class Codeexec:
         )
         self.worker = WorkerProcess(store, self.sandbox, self.clock, settings.worker_id)
         self.projection = ProjectionProcess(self.read_model, self.feed)
-        for _, event in store.read_all():
+        self.dead_letters = DeadLetterManager(store, self.bus, self.clock, settings.dead_letters)
+        self.replays = ReplayService(store, self.bus, self.clock)
+        for position, event in store.read_all():
             self.coordinator.fold(event)
             self.saga.fold(event)
-            self.read_model.apply(event)
+            self.read_model.apply(event, position)
+            self.dead_letters.fold(event)
+            self.replays.fold(event)
         self.relay = Relay(store, self.bus)
         store.listeners.append(self._on_record)
         processes: list[Process] = [self.coordinator, self.saga, self.worker, self.projection]
-        roles = settings.roles
+        roles = settings.roles | {p.group for p in self.extra_processes}
+        processes += self.extra_processes
         for process in processes:
             if process.group not in roles and not (process is self.worker and "worker" in roles):
                 continue
@@ -151,6 +167,10 @@ class Codeexec:
             self._spawn(self.relay.run(), "relay")
         if "saga" in roles:
             self._spawn(self.saga.run_timer(settings.timer_interval_s), "saga-timer")
+        if "dead-letters" in roles:
+            self._spawn(self.dead_letters.run(), "dead-letters")
+        if "replay" in roles:
+            self._replay_task = self._spawn(self.replays.run(), "replay")
         if "worker" in roles:
             running = [saga.execution_id for saga in self.saga.active(store)]
             self.worker.abandon_lost_runs(running)
@@ -160,10 +180,11 @@ class Codeexec:
             uow.commit()
         self.started = True
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         task.add_done_callback(self._crashed)
         self._tasks.append(task)
+        return task
 
     def _crashed(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -175,8 +196,6 @@ class Codeexec:
             self.feed.notify(event.execution_id)
 
     async def _park(self, group: str, message: Message, error: BaseException, n: int) -> None:
-        from codeexec.service.dead_letters import park
-
         await park(self.bus, group, message, error, n)
 
     async def stop(self) -> None:
@@ -186,6 +205,12 @@ class Codeexec:
             consumer.stop()
         self.relay.stop()
         self.saga.stop()
+        self.dead_letters.stop()
+        self.replays.stop()
+        if self._replay_task is not None:
+            # Let a replay finish the batch it is publishing, so it records its progress.
+            with suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._replay_task), 5.0)
         await self.worker.close()
         for task in self._tasks:
             task.cancel()
@@ -241,9 +266,9 @@ class Codeexec:
         cause = Cause(self.clock.now(), correlation_id or execution_id, None)
         execution = Execution.request(execution_id, user_id, spec, cause, priority, idempotency_key)
         events = execution.collect_events()
-        store.record(events, [execution])
-        for event in events:
-            self.read_model.apply(event)
+        positions = store.record(events, [execution])
+        for event, position in zip(events, positions, strict=True):
+            self.read_model.apply(event, position)
         return self._view_of(execution)
 
     def _view_of(self, execution: Execution) -> ExecutionView:
@@ -264,6 +289,10 @@ class Codeexec:
 
     def list(self, query: ExecutionQuery) -> Page:
         return self.read_model.list(query)
+
+    def list_all(self) -> Sequence[ExecutionView]:
+        """Every execution, oldest first (admin tooling, tests)."""
+        return self.read_model.list_all()
 
     async def cancel(self, execution_id: UUID, user_id: str | None = None) -> ExecutionView:
         """Ask to cancel; queued runs are dropped, running ones are killed."""

@@ -22,6 +22,7 @@ from codeexec.domain.events import (
     to_json,
 )
 from codeexec.domain.model import RunResult, SandboxStatus
+from codeexec.domain.operations_events import ReplayFilter
 from codeexec.domain.routing import EXECUTION_EVENTS, ROUTES, TOPICS, topics_for
 from tests.unit.factories import script
 
@@ -43,6 +44,35 @@ SAMPLE_PAYLOADS: dict[str, dict[str, object]] = {
     "SandboxStopRequested": {"sandbox_id": "cx-1", "reason": "cancel"},
     "SlotReleased": {},
     "SagaCompleted": {"outcome": "ExecutionCompleted"},
+    "ReplayRequested": {
+        "filters": ReplayFilter(event_types=("ExecutionCompleted",), until_position=9),
+        "target_topic": "replay_scratch",
+        "batch_size": 100,
+    },
+    "ReplayProgressed": {"position": 9, "matched": 3, "sent": 3, "skipped": 6, "failed": 0},
+    "ReplayPaused": {"by": "root"},
+    "ReplayResumed": {"by": "root"},
+    "ReplayCompleted": {"matched": 3},
+    "ReplayCancelled": {"by": "root"},
+    "DeadLetterParked": {
+        "group": "saga",
+        "original_topic": "execution_events",
+        "partition": 2,
+        "offset": 7,
+        "key": "k",
+        "payload": b'{"not": "valid"}',
+        "headers": {"position": "7"},
+        "event_type": "ExecutionQueued",
+        "category": "ExecutionQueued",
+        "error": "boom",
+        "attempts": 3,
+    },
+    "DeadLetterRetryScheduled": {"attempt": 1, "due_at": datetime(2026, 1, 1, tzinfo=UTC)},
+    "DeadLetterRetried": {"attempt": 1, "by": "auto"},
+    "DeadLetterRetryFailed": {"attempt": 1, "error": "boom", "exhausted": False},
+    "DeadLetterResolved": {"attempt": 2},
+    "DeadLetterDiscarded": {"by": "root", "reason": "obsolete"},
+    "DeadLetterArchived": {"by": "root"},
 }
 
 

@@ -52,7 +52,7 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
         self._all: list[UUID] = []
         self._counts: Counter[str] = Counter()
 
-    def apply(self, event: DomainEvent) -> ExecutionView | None:
+    def apply(self, event: DomainEvent, position: int | None = None) -> ExecutionView | None:
         if event.aggregate_id != event.execution_id:
             return None  # saga events do not change what users see
         view = self._views.get(event.execution_id)
@@ -69,12 +69,12 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
                 status="requested",
                 created_at=event.time,
                 updated_at=event.time,
-                seq=len(self._all) + 1,
+                seq=position if position is not None else self._next_seq(),
                 idempotency_key=event.idempotency_key,
             )
             self._views[view.id] = view
-            self._by_user.setdefault(view.user_id, []).append(view.id)
-            self._all.append(view.id)
+            self._insert(self._by_user.setdefault(view.user_id, []), view)
+            self._insert(self._all, view)
             self._counts["requested"] += 1
         elif view is None or event.aggregate_version <= view.version_seen:
             return view
@@ -111,6 +111,16 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
             else view.status
         )
         return view
+
+    def _next_seq(self) -> int:
+        return (self._views[self._all[-1]].seq + 1) if self._all else 1
+
+    def _insert(self, ids: list[UUID], view: ExecutionView) -> None:
+        """Keep ids ordered by seq even when events arrive out of order (partitions)."""
+        index = len(ids)
+        while index > 0 and self._views[ids[index - 1]].seq > view.seq:
+            index -= 1
+        ids.insert(index, view.id)
 
     @staticmethod
     def _set_result(view: ExecutionView, result: RunResult | None) -> None:

@@ -51,6 +51,19 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "SandboxStopRequested": _TASK,
     "SlotReleased": _AUDIT,
     "SagaCompleted": _AUDIT,
+    "ReplayRequested": _AUDIT,
+    "ReplayProgressed": _AUDIT,
+    "ReplayPaused": _AUDIT,
+    "ReplayResumed": _AUDIT,
+    "ReplayCompleted": _AUDIT,
+    "ReplayCancelled": _AUDIT,
+    "DeadLetterParked": _AUDIT,
+    "DeadLetterRetryScheduled": _AUDIT,
+    "DeadLetterRetried": _AUDIT,
+    "DeadLetterRetryFailed": _AUDIT,
+    "DeadLetterResolved": _AUDIT,
+    "DeadLetterDiscarded": _AUDIT,
+    "DeadLetterArchived": _AUDIT,
 }
 """Every event is on the audit log; only scheduled work and stop commands are tasks."""
 

@@ -13,6 +13,8 @@ H_TYPE = "event-type"
 H_POSITION = "position"  # the event's notification id in the event store
 H_REPLAY = "replay-session"  # set on replayed events: never new work
 H_DEAD_LETTER = "dead-letter-id"  # set when a dead letter is retried to its original topic
+H_DL_GROUP = "dead-letter-group"  # the one consumer group a retried dead letter is for
+H_DL_ATTEMPT = "dead-letter-attempt"  # which retry this is (1, 2, ...)
 
 
 class UnknownTopic(LookupError):

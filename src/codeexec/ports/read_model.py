@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,8 +75,10 @@ class Page:
 
 class ExecutionReadModel(ABC):
     @abstractmethod
-    def apply(self, event: DomainEvent) -> ExecutionView | None:
-        """Fold one event in; idempotent (an event already seen changes nothing)."""
+    def apply(self, event: DomainEvent, position: int | None = None) -> ExecutionView | None:
+        """Fold one event in; idempotent (an event already seen changes nothing).
+        `position` (the event's place in the store) orders listings the same way however
+        the events arrive; without it, arrival order is used."""
 
     @abstractmethod
     def get(self, execution_id: UUID) -> ExecutionView | None: ...
@@ -83,6 +86,17 @@ class ExecutionReadModel(ABC):
     @abstractmethod
     def list(self, query: ExecutionQuery) -> Page:
         """Newest first, `limit` at a time; `next_cursor` continues the listing."""
+
+    def list_all(self) -> Sequence[ExecutionView]:
+        """Every execution, oldest first."""
+        items: builtins.list[ExecutionView] = []
+        cursor: int | None = None
+        while True:
+            page = self.list(ExecutionQuery(cursor=cursor, limit=1000))
+            items.extend(page.items)
+            if page.next_cursor is None:
+                return items[::-1]
+            cursor = page.next_cursor
 
     @abstractmethod
     def counts(self) -> Mapping[str, int]:

@@ -8,12 +8,17 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import groupby
 from typing import Protocol
+from uuid import UUID
 
 from eventsourcing.persistence import RecordConflictError, Tracking
 
+from codeexec.domain.aggregate import Cause
+from codeexec.domain.dead_letter import DeadLetter
 from codeexec.domain.events import DomainEvent, from_json
 from codeexec.ports.bus import (
     H_DEAD_LETTER,
+    H_DL_ATTEMPT,
+    H_DL_GROUP,
     H_REPLAY,
     H_TYPE,
     EventBus,
@@ -75,7 +80,7 @@ class Consumer:
         clock: Clock,
         *,
         max_attempts: int = 3,
-        retry_backoff_s: float = 0.05,
+        retry_backoff_s: float = 0.01,
         batch_size: int = 500,
         dead_letters: DeadLetterSink | None = None,
     ) -> None:
@@ -132,12 +137,7 @@ class Consumer:
             if H_REPLAY in message.headers:
                 continue  # a replay is never new work
             if H_DEAD_LETTER in message.headers:
-                await self._one(
-                    message,
-                    Tracking(
-                        f"{self.process.group}/dead-letter/{message.headers[H_DEAD_LETTER]}", 1
-                    ),
-                )
+                await self._retried(message)
                 continue
             position = message.position
             if position is not None and position > self._watermark(tp):
@@ -151,6 +151,7 @@ class Consumer:
         track = bool(wanted) or last - self._watermark(tp) >= TRACKING_STRIDE
         try:
             for message in wanted:
+                uow.position = message.position
                 self.process.handle(decode(message), uow)
             # Effects and position in one write: a redelivered batch changes nothing.
             uow.commit(Tracking(self._name(tp), last) if track else None)
@@ -176,15 +177,32 @@ class Consumer:
             pass  # someone (a previous member) already tracked further
         self._watermarks[tp] = max(self._watermark(tp), position)
 
-    async def _one(self, message: Message, tracking: Tracking) -> None:
+    async def _retried(self, message: Message) -> None:
+        """A dead letter retried to its original topic: only the group that failed on it
+        handles it, once per retry attempt, and marks it resolved in the same write."""
+        if message.headers.get(H_DL_GROUP) != self.process.group:
+            return
+        letter_id = UUID(message.headers[H_DEAD_LETTER])
+        attempt = int(message.headers.get(H_DL_ATTEMPT, "1"))
+        name = f"{self.process.group}/dead-letter/{letter_id}"
+        await self._one(message, Tracking(name, attempt), resolves=letter_id)
+
+    async def _one(
+        self, message: Message, tracking: Tracking, resolves: UUID | None = None
+    ) -> None:
         """Handle one message alone, retrying with backoff; park it if it keeps failing."""
         if self.store.tracked(tracking.application_name) >= tracking.notification_id:
             return
         error: BaseException | None = None
         for attempt in range(1, self.max_attempts + 1):
             uow = UnitOfWork(self.store, self.clock.now())
+            uow.position = message.position
             try:
                 self.process.handle(decode(message), uow)
+                if resolves is not None:
+                    letter = uow.get(DeadLetter, resolves)
+                    if letter is not None:
+                        letter.resolve(Cause(uow.now, letter.correlation_id(), None))
                 uow.commit(tracking)
                 self.processed += 1
                 return

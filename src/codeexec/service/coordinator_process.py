@@ -61,7 +61,7 @@ class CoordinatorProcess:
         elif isinstance(event, ExecutionQueued):
             self.undecided.pop(eid, None)
             at = event.time.timestamp()
-            self.policy.restore_accepted(event.user_id, at)
+            self.policy.restore_accepted(event.user_id, at, eid)
             self.policy.restore_queued(eid, event.user_id, event.priority, at)
         elif isinstance(event, ExecutionScheduled):
             self.policy.restore_scheduled(eid, event.user_id)

@@ -49,5 +49,5 @@ class ProjectionProcess:
         pass  # applying is idempotent
 
     def handle(self, event: DomainEvent, uow: UnitOfWork) -> None:
-        self.read_model.apply(event)
+        self.read_model.apply(event, uow.position)
         self.feed.notify(event.execution_id)

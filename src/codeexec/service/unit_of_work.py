@@ -27,6 +27,7 @@ class UnitOfWork:
         self._touched: dict[UUID, Aggregate] = {}
         self._after: list[Callable[[], object]] = []
         self.committed: list[DomainEvent] = []
+        self.position: int | None = None  # store position of the event being handled
 
     def get(self, cls: type[A], aggregate_id: UUID) -> A | None:
         if aggregate_id in self._touched:

@@ -1,0 +1,179 @@
+"""Replay sessions: re-emit stored events to a topic, marked so nobody takes them as work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from uuid import UUID
+
+from codeexec.domain.aggregate import Cause
+from codeexec.domain.events import to_json
+from codeexec.domain.operations_events import ReplayFilter, ReplayRequested
+from codeexec.domain.replay import ReplaySession, matches
+from codeexec.domain.routing import TOPICS
+from codeexec.ports.bus import H_POSITION, H_REPLAY, H_TYPE, EventBus, Message
+from codeexec.ports.clock import Clock
+from codeexec.service.store import ExecutionStore
+from codeexec.service.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+class InvalidReplay(ValueError):
+    """A replay request that cannot be carried out (names the offending field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class ReplayService:
+    """Runs sessions batch by batch: publish the batch, then record its progress. A pause
+    or a graceful stop takes effect between batches, so each event goes out once."""
+
+    def __init__(self, store: ExecutionStore, bus: EventBus, clock: Clock) -> None:
+        self.store, self.bus, self.clock = store, bus, clock
+        self.ids: list[UUID] = []
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.published = 0
+
+    def fold(self, event: object) -> None:
+        if isinstance(event, ReplayRequested) and event.aggregate_id not in self.ids:
+            self.ids.append(event.aggregate_id)
+
+    def create(
+        self,
+        admin: str,
+        filters: ReplayFilter,
+        target_topic: str,
+        *,
+        batch_size: int = 500,
+        rate_per_s: float | None = None,
+        dry_run: bool = False,
+    ) -> ReplaySession:
+        if target_topic not in TOPICS:
+            raise InvalidReplay("target_topic", f"unknown topic {target_topic!r}")
+        if filters.since and filters.until and filters.since >= filters.until:
+            raise InvalidReplay("filters.until", "must be after filters.since")
+        if not filters.until_position:
+            filters = filters.model_copy(update={"until_position": self.store.max_position()})
+        session_id = uuid.uuid4()
+        session = ReplaySession.create(
+            session_id,
+            admin,
+            filters,
+            target_topic,
+            batch_size,
+            rate_per_s,
+            dry_run,
+            Cause(self.clock.now(), session_id, None),
+        )
+        self.store.record(session.collect_events(), [session])
+        self.fold_session(session)
+        return session
+
+    def fold_session(self, session: ReplaySession) -> None:
+        if session.id not in self.ids:
+            self.ids.append(session.id)
+        self._wakeup.set()
+
+    def get(self, session_id: UUID) -> ReplaySession:
+        session = self.store.load(ReplaySession, session_id)
+        if session is None:
+            raise LookupError(f"replay session {session_id} not found")
+        return session
+
+    def sessions(self) -> list[ReplaySession]:
+        return [self.get(i) for i in self.ids]
+
+    def _change(self, session_id: UUID, action: str, by: str) -> ReplaySession:
+        uow = UnitOfWork(self.store, self.clock.now())
+        session = uow.get(ReplaySession, session_id)
+        if session is None:
+            raise LookupError(f"replay session {session_id} not found")
+        getattr(session, action)(Cause(uow.now, session.id, None), by)
+        uow.commit()
+        self._wakeup.set()
+        return session
+
+    def pause(self, session_id: UUID, by: str) -> ReplaySession:
+        return self._change(session_id, "pause", by)
+
+    def resume(self, session_id: UUID, by: str) -> ReplaySession:
+        return self._change(session_id, "resume", by)
+
+    def cancel(self, session_id: UUID, by: str) -> ReplaySession:
+        return self._change(session_id, "cancel", by)
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            self._wakeup.clear()
+            worked = False
+            for session_id in list(self.ids):
+                if self._stopping.is_set():
+                    break
+                try:
+                    worked = await self.step(session_id) or worked
+                except Exception:
+                    log.exception("replay %s failed a batch; will retry", session_id)
+                    await asyncio.sleep(0.5)
+            if not worked:
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), 0.5)
+                except TimeoutError:
+                    pass
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+
+    async def step(self, session_id: UUID) -> bool:
+        """Replay one batch of a running session. Returns whether there was work."""
+        session = self.store.load(ReplaySession, session_id)
+        if session is None or session.finished or session.state.value != "running":
+            return False
+        started = asyncio.get_running_loop().time()
+        end = session.filters.until_position
+        remaining = end - session.position
+        page = self.store.read(session.position + 1, min(session.batch_size, remaining))
+        page = [(p, e) for p, e in page if p <= end] if remaining > 0 else []
+        selected = [(p, e) for p, e in page if matches(session.filters, p, e)]
+        sent = failed = 0
+        if selected and not session.dry_run:
+            messages = [
+                Message(
+                    session.target_topic,
+                    str(e.execution_id),
+                    to_json(e),
+                    {H_TYPE: e.type_name, H_POSITION: str(p), H_REPLAY: str(session.id)},
+                )
+                for p, e in selected
+            ]
+            try:
+                await self.bus.publish(messages)
+                sent = len(messages)
+            except Exception:
+                log.exception("replay %s could not publish a batch", session_id)
+                failed = len(messages)
+        uow = UnitOfWork(self.store, self.clock.now())
+        current = uow.get(ReplaySession, session_id)
+        assert current is not None
+        if current.finished:
+            return False
+        cause = Cause(uow.now, current.id, None)
+        position = page[-1][0] if page else end
+        if position > current.position:
+            current.progress(
+                cause, position, len(selected), sent, len(page) - len(selected), failed
+            )
+        if position >= end:
+            current.complete(cause)
+        uow.commit()
+        self.published += sent
+        if current.rate_per_s and sent:
+            pause = sent / current.rate_per_s - (asyncio.get_running_loop().time() - started)
+            if pause > 0:
+                await asyncio.sleep(pause)
+        return True
