@@ -8,7 +8,6 @@ import uuid
 from uuid import UUID
 
 from codeexec.domain.aggregate import Cause
-from codeexec.domain.events import to_json
 from codeexec.domain.operations_events import ReplayFilter, ReplayRequested
 from codeexec.domain.replay import ReplaySession, matches
 from codeexec.domain.routing import TOPICS
@@ -137,19 +136,19 @@ class ReplayService:
         started = asyncio.get_running_loop().time()
         end = session.filters.until_position
         remaining = end - session.position
-        page = self.store.read(session.position + 1, min(session.batch_size, remaining))
-        page = [(p, e) for p, e in page if p <= end] if remaining > 0 else []
-        selected = [(p, e) for p, e in page if matches(session.filters, p, e)]
+        page = self.store.read_documents(session.position + 1, min(session.batch_size, remaining))
+        page = [(p, e, d) for p, e, d in page if p <= end] if remaining > 0 else []
+        selected = [(p, e, d) for p, e, d in page if matches(session.filters, p, e)]
         sent = failed = 0
         if selected and not session.dry_run:
             messages = [
                 Message(
                     session.target_topic,
                     str(e.execution_id),
-                    to_json(e),
+                    document,
                     {H_TYPE: e.type_name, H_POSITION: str(p), H_REPLAY: str(session.id)},
                 )
-                for p, e in selected
+                for p, e, document in selected
             ]
             try:
                 await self.bus.publish(messages)
