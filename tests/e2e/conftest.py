@@ -111,6 +111,8 @@ def start_server(kind: str, data_dir: Path, extra_env: dict[str, str] | None = N
             str(port),
             "--log-level",
             "warning",
+            "--timeout-graceful-shutdown",
+            "5",
         ],
         env=env,
         stdout=log,

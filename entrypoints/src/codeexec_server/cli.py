@@ -45,7 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-anonymous", action="store_true", help="loopback hosts only")
     data_dir(serve)
 
-    run = sub.add_parser("run", help="run a file with live output; exits with its exit code")
+    run = sub.add_parser(
+        "run",
+        help="run a file with live output; exits with its exit code",
+        epilog="exit codes: the program's own; 128+N killed by signal N; 124 time limit; "
+        "125 memory limit; 126 output limit; 127 compilation error; 130 cancelled; "
+        "75 rejected (rate limit or full queue); 70 internal error; 69 server unreachable; "
+        "2 usage error",
+    )
     run.add_argument("file", type=Path)
     run.add_argument("--language")
     run.add_argument("--stdin", type=Path, help="a file to feed to the program's stdin")
@@ -96,7 +103,13 @@ def _serve(args: argparse.Namespace) -> int:
     print(
         f"codeexec serving on http://{shown}:{args.port}/ (data in {settings.data_dir})", flush=True
     )
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,  # open event streams must not hold a shutdown forever
+    )
     return 0
 
 
