@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -64,14 +64,18 @@ class Settings:
     roles: frozenset[str] = ALL_ROLES
     """Which roles run in this process (all of them when embedded)."""
 
+    sqlite_synchronous: str = "normal"
+    """`normal` (WAL): nothing is lost when a process dies; `full`: also survives power loss."""
+
     def store_env(self) -> dict[str, str]:
         if self.data_dir is None:
             return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": "codeexec.adapters.sqlite_store",
             "SQLITE_DBNAME": str(self.data_dir / "events.sqlite3"),
             "SQLITE_LOCK_TIMEOUT": "10",
+            "SQLITE_SYNCHRONOUS": self.sqlite_synchronous,
         }
 
 
@@ -185,6 +189,27 @@ class Codeexec:
         task.add_done_callback(self._crashed)
         self._tasks.append(task)
         return task
+
+    def health(self) -> dict[str, str]:
+        """Each role task's state: `running`, `stopped` or `crashed: <error>`."""
+        roles: dict[str, str] = {}
+        for task in self._tasks:
+            if not task.done():
+                roles[task.get_name()] = "running"
+            elif task.cancelled() or task.exception() is None:
+                roles[task.get_name()] = "stopped"
+            else:
+                roles[task.get_name()] = f"crashed: {task.exception()!r}"
+        return roles
+
+    @property
+    def healthy(self) -> bool:
+        return self.started and all(state == "running" for state in self.health().values())
+
+    def on_recorded(self, listener: Callable[[Sequence[DomainEvent]], None]) -> None:
+        """Call `listener` with the events of every write this process makes (after it
+        succeeded). Listeners must be quick and must not raise."""
+        self._store().listeners.append(listener)
 
     def _crashed(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -328,6 +353,11 @@ class Codeexec:
                     yield event
                 if terminal or not follow:
                     return
+                if version == after_version:
+                    # Nothing new: started at or past the end, or a missing execution.
+                    execution = store.load(Execution, execution_id)
+                    if execution is None or execution.is_terminal:
+                        return
                 with suppress(TimeoutError):
                     await asyncio.wait_for(signal.wait(), 1.0)
             finally:

@@ -212,3 +212,34 @@ async def test_restart_with_queued_scheduled_and_running_work_finishes_everythin
             assert (await cx.wait(execution_id, timeout=5)).status == "succeeded"
     assert all(count == 1 for count in sandbox.starts.values())
     assert len(sandbox.starts) == 5
+
+
+async def test_live_output_is_recorded_while_a_silent_program_still_runs() -> None:
+    async with runtime() as cx:
+        view = await cx.submit("alice", script("out first\nsleep 0.5\nout last"))
+        seen: list[bytes] = []
+        async for event in cx.events(view.id):
+            if event.type_name == "ExecutionOutput":
+                seen.append(event.data)  # type: ignore[attr-defined]
+                break
+        assert seen == [b"first\n"]
+        assert cx.get(view.id).state == "running"
+        done = await cx.wait(view.id, timeout=5)
+        assert done.stdout == b"first\nlast\n"
+
+
+async def test_following_from_past_the_end_of_a_finished_execution_ends() -> None:
+    async with runtime() as cx:
+        view = await cx.submit("alice", script("out x"))
+        done = await cx.wait(view.id, timeout=5)
+        after = [e async for e in cx.events(view.id, after_version=done.version_seen)]
+        assert after == []
+        assert [e async for e in cx.events(uuid4())] == []
+
+
+async def test_health_reports_every_role_running_until_stopped() -> None:
+    cx = runtime()
+    await cx.start()
+    assert cx.healthy and {"relay", "coordinator", "worker", "saga"} <= set(cx.health())
+    await cx.stop()
+    assert not cx.healthy

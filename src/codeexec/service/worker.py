@@ -132,18 +132,32 @@ class WorkerProcess:
                 self._on_finished(execution_id)
 
     async def _pump(self, execution_id: UUID, run: SandboxRun) -> list[OutputChunk]:
-        """Record live output as events, coalescing chunks that arrive close together.
-        Returns the unrecorded tail, which is recorded with the result in one write."""
-        pending: list[OutputChunk] = []
+        """Record live output as events. Chunks are held at most OUTPUT_FLUSH_S (a silent
+        program's output still goes out that fast) so a flood becomes few events; what is
+        held when the run ends is returned and recorded with the result in one write."""
         loop = asyncio.get_running_loop()
-        flush_at = loop.time() + OUTPUT_FLUSH_S
-        async for chunk in run.output():
-            pending.append(chunk)
-            if loop.time() >= flush_at:
-                self._record_output(execution_id, pending)
-                pending = []
-                flush_at = loop.time() + OUTPUT_FLUSH_S
-        return pending
+        chunks = run.output().__aiter__()
+        pending: list[OutputChunk] = []
+        flush_at: float | None = None
+        next_chunk: asyncio.Future[OutputChunk] = asyncio.ensure_future(anext(chunks))
+        try:
+            while True:
+                timeout = None if flush_at is None else max(flush_at - loop.time(), 0.0)
+                done, _ = await asyncio.wait({next_chunk}, timeout=timeout)
+                if next_chunk in done:
+                    try:
+                        chunk = next_chunk.result()
+                    except StopAsyncIteration:
+                        return pending
+                    pending.append(chunk)
+                    if flush_at is None:
+                        flush_at = loop.time() + OUTPUT_FLUSH_S
+                    next_chunk = asyncio.ensure_future(anext(chunks))
+                if flush_at is not None and loop.time() >= flush_at and pending:
+                    self._record_output(execution_id, pending)
+                    pending, flush_at = [], None
+        finally:
+            next_chunk.cancel()
 
     def _record_output(self, execution_id: UUID, chunks: list[OutputChunk]) -> None:
         def record(execution: Execution, cause: Cause) -> None:
