@@ -1,0 +1,182 @@
+"""The bubblewrap command line for one stage: namespaces, read-only runtime, private dirs, uid."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from codeexec.adapters.local_sandbox.recipes import BOX, Toolchain
+
+_ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+BOX_USER = "sandbox"
+
+
+@dataclass(frozen=True)
+class BoxFiles:
+    """File descriptors bubblewrap reads at start-up (inherited by the bwrap process)."""
+
+    info: int
+    block: int
+    hold: int
+    """A write end of the block pipe, kept by the box's pid 1 (never by the code)."""
+    passwd: int
+    group: int
+    seccomp: int | None = None
+
+    def all(self) -> tuple[int, ...]:
+        fds = (self.info, self.block, self.hold, self.passwd, self.group, self.seccomp)
+        return tuple(fd for fd in fds if fd is not None)
+
+
+def identity_files(uid: int) -> Mapping[str, bytes]:
+    """/etc/passwd and /etc/group for the box: only root, nobody and the run's user."""
+    return {
+        "passwd": (
+            f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+            f"{BOX_USER}:x:{uid}:{uid}:{BOX_USER}:{BOX}:/bin/sh\n"
+            "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        ).encode(),
+        "group": f"root:x:0:\n{BOX_USER}:x:{uid}:\nnogroup:x:65534:\n".encode(),
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _host_root() -> tuple[str, ...]:
+    """Bind /usr; mirror the host's /bin, /lib... (symlinks into /usr on merged-usr hosts)."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in _ROOT_LINKS:
+        path = "/" + name
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    return tuple(args)
+
+
+def _runtime_binds(binds: Sequence[str]) -> list[str]:
+    # A runtime outside /usr (pyenv, rustup) is bound at its own path so its compiled-in
+    # prefix still works; the directories above it are made traversable (the host's /root
+    # is mode 0700) without exposing anything else that lives there.
+    args: list[str] = []
+    made: set[str] = set()
+    for bind in binds:
+        parts = bind.strip("/").split("/")
+        for i in range(1, len(parts)):
+            ancestor = "/" + "/".join(parts[:i])
+            if ancestor not in made and ancestor not in ("/usr", "/etc", "/tmp"):
+                made.add(ancestor)
+                args += ["--perms", "0755", "--dir", ancestor]
+        args += ["--ro-bind", bind, bind]
+    return args
+
+
+def environment(toolchain: Toolchain) -> dict[str, str]:
+    """The whole environment of the code: an allowlist, nothing inherited from the host."""
+    path = [*toolchain.path, "/usr/local/bin", "/usr/bin", "/bin"]
+    env = {
+        "PATH": ":".join(dict.fromkeys(path)),
+        "HOME": BOX,
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "USER": BOX_USER,
+        "LOGNAME": BOX_USER,
+    }
+    env.update(toolchain.recipe.env)
+    return env
+
+
+def bwrap_argv(
+    *,
+    bwrap: str,
+    setpriv: str | None,
+    uid: int,
+    workspace: str,
+    etc: str,
+    scratch_bytes: int,
+    toolchain: Toolchain,
+    fds: BoxFiles,
+    command: Sequence[str],
+) -> list[str]:
+    """The full argv: bubblewrap, then (as root) setpriv dropping to `uid`, then `command`."""
+    argv = [
+        bwrap,
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        "sandbox",
+        "--die-with-parent",
+        "--new-session",
+        *_host_root(),
+        "--ro-bind",
+        etc,
+        "/etc",
+        "--ro-bind-data",
+        str(fds.passwd),
+        "/etc/passwd",
+        "--ro-bind-data",
+        str(fds.group),
+        "/etc/group",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--perms",
+        "1777",
+        "--size",
+        str(scratch_bytes),
+        "--tmpfs",
+        "/tmp",
+        "--perms",
+        "1777",
+        "--size",
+        str(scratch_bytes),
+        "--tmpfs",
+        "/dev/shm",
+        *_runtime_binds(toolchain.binds),
+        "--bind",
+        workspace,
+        BOX,
+        "--chdir",
+        BOX,
+        "--info-fd",
+        str(fds.info),
+        "--block-fd",
+        str(fds.block),
+        "--sync-fd",
+        str(fds.hold),
+    ]
+    if fds.seccomp is not None:
+        argv += ["--seccomp", str(fds.seccomp)]
+    if setpriv is None:
+        # Not root: bubblewrap maps our own unprivileged uid through a user namespace.
+        return [*argv, "--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--", *command]
+    # As root, bubblewrap keeps just enough to let setpriv switch to the run's uid, which
+    # then drops every capability (bounding set included) and forbids regaining any.
+    argv += [
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "CAP_SETUID",
+        "--cap-add",
+        "CAP_SETGID",
+        "--cap-add",
+        "CAP_SETPCAP",
+    ]
+    return [
+        *argv,
+        "--",
+        setpriv,
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+        *command,
+    ]

@@ -1,0 +1,253 @@
+"""BubblewrapSandbox: the Sandbox port on this host, one bubblewrap box per stage of a run."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+
+from codeexec.adapters.local_sandbox import rlimits as rl
+from codeexec.adapters.local_sandbox import seccomp
+from codeexec.adapters.local_sandbox.boxcommand import (
+    BoxFiles,
+    bwrap_argv,
+    environment,
+    identity_files,
+)
+from codeexec.adapters.local_sandbox.cgroups import CgroupTree, find_cgroups
+from codeexec.adapters.local_sandbox.languages import choose, detect_toolchains
+from codeexec.adapters.local_sandbox.recipes import Toolchain
+from codeexec.adapters.local_sandbox.run import BubblewrapRun
+from codeexec.adapters.local_sandbox.supervisor import Stage, StagePlan
+from codeexec.adapters.local_sandbox.workspace import UidPool, WorkRoot, Workspace, check_names
+from codeexec.domain.model import Limits, RunSpec, Stream
+from codeexec.ports.sandbox import (
+    Language,
+    Sandbox,
+    SandboxAlreadyStarted,
+    SandboxRun,
+    SandboxUnavailable,
+)
+
+INSTALL_HINT = "install it with `apt-get install bubblewrap` (Debian/Ubuntu package `bubblewrap`)"
+_CLOSE_TIMEOUT_S = 10.0
+
+
+class BubblewrapSandbox(Sandbox):
+    """Runs each stage in fresh namespaces (no network, own pids), on a read-only runtime, in
+    a private size-limited work dir, as a per-run unprivileged uid with no capabilities, with
+    limits enforced from outside the box (cgroups where writable, else rlimits)."""
+
+    runs_survive_restart = False
+
+    def __init__(
+        self,
+        *,
+        bwrap_path: str | None = None,
+        setpriv_path: str | None = None,
+        work_root: str | None = None,
+        scratch_bytes: int = 64 * 2**20,
+        mount_workspace: bool = True,
+        uid_base: int = 1_000_000,
+        uid_count: int = 4096,
+        use_cgroups: bool = True,
+        cgroup_parent: str | None = None,
+        use_seccomp: bool = True,
+        search_path: str | None = None,
+    ) -> None:
+        self._bwrap = bwrap_path if bwrap_path is not None else shutil.which("bwrap")
+        self._as_root = os.geteuid() == 0
+        self._setpriv = (setpriv_path or shutil.which("setpriv")) if self._as_root else None
+        self._work = WorkRoot(
+            work_root or os.path.join(tempfile.gettempdir(), "codeexec-sandbox"),
+            scratch_bytes,
+            mount=mount_workspace,
+        )
+        self._scratch_bytes = scratch_bytes
+        self._uids = UidPool(uid_base, uid_count)
+        self._use_cgroups = use_cgroups
+        self._cgroup_parent = cgroup_parent
+        self._cgroups: CgroupTree | None = None
+        self._cgroups_known = False
+        self._seccomp = seccomp.filter_program() if use_seccomp and seccomp.supported() else None
+        self._search_path = search_path
+        self._started: set[str] = set()
+        self._active: dict[str, BubblewrapRun] = {}
+        self._names = itertools.count()
+
+    def _available(self) -> bool:
+        return bool(self._bwrap) and os.access(self._bwrap or "", os.X_OK)
+
+    def _require(self) -> None:
+        if not self._available():
+            raise SandboxUnavailable(
+                f"bubblewrap (bwrap) is not available at {self._bwrap or 'any PATH entry'}: "
+                f"refusing to run untrusted code without it; {INSTALL_HINT}"
+            )
+        if self._as_root and (not self._setpriv or not os.access(self._setpriv, os.X_OK)):
+            raise SandboxUnavailable(
+                "setpriv (util-linux) is needed to drop to an unprivileged uid; "
+                "install it with `apt-get install util-linux`"
+            )
+
+    def _cgroup_tree(self) -> CgroupTree | None:
+        if not self._cgroups_known:
+            self._cgroups = find_cgroups(self._cgroup_parent) if self._use_cgroups else None
+            self._cgroups_known = True
+        return self._cgroups
+
+    async def languages(self) -> Sequence[Language]:
+        self._require()
+        return [tc.language for tc in await detect_toolchains(self._search_path)]
+
+    async def start(self, sandbox_id: str, spec: RunSpec) -> SandboxRun:
+        self._require()
+        if sandbox_id in self._started:
+            raise SandboxAlreadyStarted(sandbox_id)
+        toolchain = choose(await detect_toolchains(self._search_path), spec.language, spec.version)
+        if sandbox_id in self._started:  # raced with another start while detecting
+            raise SandboxAlreadyStarted(sandbox_id)
+        check_names(spec.files)
+        uid = self._uids.acquire()
+        self._started.add(sandbox_id)
+        name = f"{os.getpid()}.{next(self._names)}"
+
+        async def open_workspace() -> Workspace:
+            workspace = self._work.create(name, uid)
+            try:
+                workspace.write(spec.files)
+            except BaseException:
+                workspace.remove()
+                raise
+            return workspace
+
+        def on_end() -> None:
+            self._active.pop(sandbox_id, None)
+            self._uids.release(uid)
+
+        stages = _Stages(self, uid, name)
+        run = BubblewrapRun(sandbox_id, spec, toolchain, open_workspace, stages, on_end)
+        self._active[sandbox_id] = run
+        return run
+
+    async def stop(self, sandbox_id: str) -> bool:
+        run = self._active.get(sandbox_id)
+        if run is None:
+            return False
+        run.cancel()
+        return True
+
+    async def close(self) -> None:
+        runs = list(self._active.values())
+        for run in runs:
+            run.cancel()
+        if runs:
+            await asyncio.wait(
+                [asyncio.ensure_future(r.result()) for r in runs], timeout=_CLOSE_TIMEOUT_S
+            )
+        if self._cgroups is not None:
+            self._cgroups.close()
+        self._work.close()
+
+    def enforced_limits(self) -> Mapping[str, str]:
+        if not self._available():
+            return {}
+        tree = self._cgroup_tree()
+        cg = f"cgroup {tree.version}" if tree else None
+        cpu = (
+            f"{cg} CPU accounting for the whole tree, polled; plus RLIMIT_CPU per process"
+            if (tree and "cpuacct" in tree.controllers) or (tree and tree.version == "v2")
+            else "RLIMIT_CPU per process (no cgroup: a tree of processes is not summed)"
+        )
+        mounted = self._work.probe_mount()
+        limits = {
+            "wall_time_s": "supervisor deadline; SIGKILL to the box's pid 1 ends its pid namespace",
+            "cpu_time_s": cpu,
+            "memory_bytes": (
+                f"{cg} memory limit (swap included), OOM kill reported"
+                if cg
+                else "RLIMIT_AS per process (virtual memory)"
+            ),
+            "processes": (
+                f"{cg} pids.max and RLIMIT_NPROC for the run's own uid"
+                if cg
+                else "RLIMIT_NPROC for the run's own uid"
+            ),
+            "output_bytes": "counted per stream by the supervisor; truncated, then the box killed",
+            "file_size_bytes": "RLIMIT_FSIZE",
+            "open_files": "RLIMIT_NOFILE",
+            "work_dir": (
+                f"tmpfs of {self._scratch_bytes} bytes for /box, /tmp and /dev/shm"
+                if mounted
+                else f"tmpfs of {self._scratch_bytes} bytes for /tmp and "
+                "/dev/shm; /box is a plain directory (mounting not permitted)"
+            ),
+            "network": "none: an empty network namespace (loopback only, nothing listening)",
+            "isolation": (
+                "bubblewrap: new pid, net, ipc, uts, mount and cgroup namespaces; "
+                "read-only runtime; "
+                + ("a per-run uid set by setpriv, " if self._as_root else "a user namespace, ")
+                + "no capabilities, no_new_privs"
+                + (", seccomp filter" if self._seccomp else "")
+            ),
+        }
+        return limits
+
+
+class _Stages:
+    """The host side of each stage of one run: its cgroup, rlimits and command line."""
+
+    def __init__(self, sandbox: BubblewrapSandbox, uid: int, run_name: str) -> None:
+        self.sandbox = sandbox
+        self.uid = uid
+        self.run_name = run_name
+
+    def stage(
+        self,
+        *,
+        name: str,
+        toolchain: Toolchain,
+        argv: list[str],
+        limits: Limits,
+        stdin: bytes,
+        workspace: Workspace,
+        on_output: Callable[[Stream, bytes], None],
+    ) -> Stage:
+        sb = self.sandbox
+        tree = sb._cgroup_tree()
+        cgroup = tree.create(f"{self.run_name}.{name}", limits) if tree else None
+        bwrap, setpriv, etc = sb._bwrap or "bwrap", sb._setpriv, sb._work.etc()
+
+        def argv_for(fds: BoxFiles) -> list[str]:
+            return bwrap_argv(
+                bwrap=bwrap,
+                setpriv=setpriv,
+                uid=self.uid,
+                workspace=workspace.path,
+                etc=etc,
+                scratch_bytes=sb._scratch_bytes,
+                toolchain=toolchain,
+                fds=fds,
+                command=argv,
+            )
+
+        data = dict(identity_files(self.uid))
+        if sb._seccomp is not None:
+            data["seccomp"] = sb._seccomp
+        plan = StagePlan(
+            argv_for=argv_for,
+            env=environment(toolchain),
+            limits=limits,
+            stdin=stdin,
+            data=data,
+            rlimits=rl.rlimits_for(limits, memory_in_cgroup=cgroup is not None),
+            cgroup=cgroup,
+        )
+        return Stage(plan, on_output)
+
+    def release(self, stage: Stage) -> None:
+        if stage.plan.cgroup is not None:
+            stage.plan.cgroup.remove()

@@ -1,0 +1,292 @@
+"""Control groups for sandbox runs: v2 where writable, else v1; limits, accounting, kill-all."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+from codeexec.domain.model import Limits
+
+_OWNER = re.compile(r"^codeexec\.(\d+)$")
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="ascii") as f:
+        return f.read()
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w", encoding="ascii") as f:
+        f.write(value)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunCgroup(ABC):
+    """The cgroup of one stage of one run. Every process of the stage is in it."""
+
+    def __init__(self, dirs: Mapping[str, str]) -> None:
+        self.dirs = dict(dirs)
+        """controller -> directory ("unified" for v2)."""
+
+    def join(self, pid: int) -> None:
+        for d in self.dirs.values():
+            _write(os.path.join(d, "cgroup.procs"), str(pid))
+
+    def pids(self) -> list[int]:
+        d = next(iter(self.dirs.values()))
+        try:
+            return [int(p) for p in _read(os.path.join(d, "cgroup.procs")).split()]
+        except FileNotFoundError:
+            return []
+
+    def kill_all(self) -> None:
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def remove(self) -> None:
+        for d in self.dirs.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(d)
+
+    @abstractmethod
+    def cpu_time_s(self) -> float | None: ...
+
+    @abstractmethod
+    def peak_memory_bytes(self) -> int | None: ...
+
+    @abstractmethod
+    def oom_kills(self) -> int: ...
+
+
+class _V1Run(RunCgroup):
+    def cpu_time_s(self) -> float | None:
+        if "cpuacct" not in self.dirs:
+            return None
+        return int(_read(os.path.join(self.dirs["cpuacct"], "cpuacct.usage"))) / 1e9
+
+    def peak_memory_bytes(self) -> int | None:
+        return int(_read(os.path.join(self.dirs["memory"], "memory.max_usage_in_bytes")))
+
+    def oom_kills(self) -> int:
+        text = _read(os.path.join(self.dirs["memory"], "memory.oom_control"))
+        match = re.search(r"^oom_kill (\d+)", text, re.MULTILINE)
+        return int(match.group(1)) if match else 0
+
+
+class _V2Run(RunCgroup):
+    def kill_all(self) -> None:
+        try:
+            _write(os.path.join(self.dirs["unified"], "cgroup.kill"), "1")
+        except OSError:  # before Linux 5.14
+            super().kill_all()
+
+    def _keyed(self, name: str, key: str) -> int | None:
+        try:
+            text = _read(os.path.join(self.dirs["unified"], name))
+        except OSError:
+            return None
+        match = re.search(rf"^{key} (\d+)", text, re.MULTILINE)
+        return int(match.group(1)) if match else None
+
+    def cpu_time_s(self) -> float | None:
+        usec = self._keyed("cpu.stat", "usage_usec")
+        return None if usec is None else usec / 1e6
+
+    def peak_memory_bytes(self) -> int | None:
+        try:
+            return int(_read(os.path.join(self.dirs["unified"], "memory.peak")))
+        except OSError:  # before Linux 5.19
+            return None
+
+    def oom_kills(self) -> int:
+        return self._keyed("memory.events", "oom_kill") or 0
+
+
+class CgroupTree(ABC):
+    """A directory per controller, owned by this process, under which run cgroups are made."""
+
+    version: str
+
+    def __init__(self, parents: Mapping[str, str]) -> None:
+        self.parents = dict(parents)
+        self._made = False
+
+    @property
+    def controllers(self) -> frozenset[str]:
+        return frozenset(self.parents)
+
+    def _prepare(self) -> None:
+        if self._made:
+            return
+        for d in self.parents.values():
+            _sweep_stale(os.path.dirname(d))
+            os.makedirs(d, exist_ok=True)
+        self._made = True
+
+    def create(self, name: str, limits: Limits) -> RunCgroup:
+        """Make the cgroup for one stage with its memory and process limits set."""
+        self._prepare()
+        dirs = {c: os.path.join(p, name) for c, p in self.parents.items()}
+        for d in dirs.values():
+            os.mkdir(d, 0o755)
+        try:
+            return self._limit(dirs, limits)
+        except OSError:
+            self._run(dirs).remove()
+            raise
+
+    @abstractmethod
+    def _run(self, dirs: Mapping[str, str]) -> RunCgroup: ...
+
+    @abstractmethod
+    def _limit(self, dirs: Mapping[str, str], limits: Limits) -> RunCgroup: ...
+
+    def close(self) -> None:
+        for d in self.parents.values():
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+
+
+class CgroupV1Tree(CgroupTree):
+    version = "v1"
+
+    def _run(self, dirs: Mapping[str, str]) -> RunCgroup:
+        return _V1Run(dirs)
+
+    def _limit(self, dirs: Mapping[str, str], limits: Limits) -> RunCgroup:
+        # One more process than asked for: bubblewrap's init (pid 1 of the box) is in the group.
+        _write(os.path.join(dirs["pids"], "pids.max"), str(limits.processes + 1))
+        memory = dirs["memory"]
+        _write(os.path.join(memory, "memory.limit_in_bytes"), str(limits.memory_bytes))
+        # With swap accounting, memory+swap gets the same cap so nothing spills into swap.
+        with contextlib.suppress(OSError):
+            _write(os.path.join(memory, "memory.memsw.limit_in_bytes"), str(limits.memory_bytes))
+        return _V1Run(dirs)
+
+
+class CgroupV2Tree(CgroupTree):
+    version = "v2"
+
+    def _run(self, dirs: Mapping[str, str]) -> RunCgroup:
+        return _V2Run(dirs)
+
+    def _prepare(self) -> None:
+        fresh = not self._made
+        super()._prepare()
+        if fresh:
+            _write(os.path.join(self.parents["unified"], "cgroup.subtree_control"), "+memory +pids")
+
+    def _limit(self, dirs: Mapping[str, str], limits: Limits) -> RunCgroup:
+        d = dirs["unified"]
+        _write(os.path.join(d, "pids.max"), str(limits.processes + 1))
+        _write(os.path.join(d, "memory.max"), str(limits.memory_bytes))
+        with contextlib.suppress(OSError):
+            _write(os.path.join(d, "memory.swap.max"), "0")
+        return _V2Run(dirs)
+
+
+def _sweep_stale(base: str) -> None:
+    """Remove run cgroups left by a process of ours that died (its runs died with it)."""
+    try:
+        entries = os.listdir(base)
+    except OSError:
+        return
+    for entry in entries:
+        match = _OWNER.match(entry)
+        if not match or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+            continue
+        owner = os.path.join(base, entry)
+        for child in os.listdir(owner):
+            path = os.path.join(owner, child)
+            if os.path.isdir(path):
+                _remove_killing(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(owner)
+
+
+def _remove_killing(path: str) -> None:
+    stale = _V1Run({"any": path})
+    for _ in range(50):
+        stale.kill_all()
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)
+
+
+def _mounts() -> list[tuple[str, str, set[str]]]:
+    """(fstype, mount point, super options) of every cgroup mount."""
+    found = []
+    for line in _read("/proc/self/mountinfo").splitlines():
+        left, _, right = line.partition(" - ")
+        fstype, _source, options = [*right.split(), "", "", ""][:3]
+        if fstype in ("cgroup", "cgroup2"):
+            found.append((fstype, left.split()[4], set(options.split(","))))
+    return found
+
+
+def _own_paths() -> dict[str, str]:
+    """controller -> this process's cgroup path ("unified" for the v2 hierarchy)."""
+    paths = {}
+    for line in _read("/proc/self/cgroup").splitlines():
+        _id, controllers, path = line.split(":", 2)
+        for c in controllers.split(",") if controllers else ["unified"]:
+            paths[c] = path
+    return paths
+
+
+def _writable_dir(path: str) -> bool:
+    return os.path.isdir(path) and os.access(path, os.W_OK)
+
+
+def find_cgroups(parent: str | None = None) -> CgroupTree | None:
+    """The cgroup tree runs go into: v2 if its memory and pids controllers can be delegated
+    to us, else v1, else None (limits then fall back to rlimits). Run cgroups are nested
+    under this process's own cgroup (or `parent`, a path from the hierarchy root) so the
+    host's limits on this process still apply to them."""
+    owner = f"codeexec.{os.getpid()}"
+    try:
+        mounts, own = _mounts(), _own_paths()
+    except OSError:
+        return None
+    for fstype, point, _ in mounts:
+        if fstype != "cgroup2":
+            continue
+        base = point + (parent or own.get("unified", "/")).rstrip("/")
+        try:
+            controllers = set(_read(os.path.join(base, "cgroup.controllers")).split())
+            if {"memory", "pids"} <= controllers and _writable_dir(base):
+                enabled = set(_read(os.path.join(base, "cgroup.subtree_control")).split())
+                if not {"memory", "pids"} <= enabled:
+                    _write(os.path.join(base, "cgroup.subtree_control"), "+memory +pids")
+                return CgroupV2Tree({"unified": os.path.join(base, owner)})
+        except OSError:
+            continue
+    parents: dict[str, str] = {}
+    for fstype, point, options in mounts:
+        for controller in ("memory", "pids", "cpuacct"):
+            if fstype == "cgroup" and controller in options and controller not in parents:
+                base = point + (parent or own.get(controller, "/")).rstrip("/")
+                if _writable_dir(base):
+                    parents[controller] = os.path.join(base, owner)
+    if {"memory", "pids"} <= parents.keys():
+        return CgroupV1Tree(parents)
+    return None

@@ -1,0 +1,39 @@
+"""Per-process resource limits, set from outside on the box's init before the code starts."""
+
+from __future__ import annotations
+
+import math
+import resource
+from collections.abc import Sequence
+
+from codeexec.domain.model import Limits
+
+RLimit = tuple[int, int, int]
+"""(resource, soft, hard)."""
+
+
+def rlimits_for(limits: Limits, *, memory_in_cgroup: bool) -> list[RLimit]:
+    """The rlimits for one stage. Every process of the box inherits them from its init.
+
+    RLIMIT_CPU is per process: the soft limit sends SIGXCPU, the hard one a second later
+    SIGKILL. Address-space limits break runtimes that reserve large virtual ranges (the JVM,
+    Go, V8), so RLIMIT_AS is only the fallback when no memory cgroup is available."""
+    cpu = max(1, math.ceil(limits.cpu_time_s))
+    chosen = [
+        (resource.RLIMIT_CPU, cpu, cpu + 1),
+        (resource.RLIMIT_FSIZE, limits.file_size_bytes, limits.file_size_bytes),
+        (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
+        # Counted per user id: each run has a uid of its own, so this is the run's count.
+        (resource.RLIMIT_NPROC, limits.processes, limits.processes),
+        (resource.RLIMIT_CORE, 0, 0),
+        (resource.RLIMIT_MEMLOCK, 0, 0),
+    ]
+    if not memory_in_cgroup:
+        chosen.append((resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes))
+    return chosen
+
+
+def apply(pid: int, rlimits: Sequence[RLimit]) -> None:
+    """Set `rlimits` on another process (needs CAP_SYS_RESOURCE or the same uid)."""
+    for which, soft, hard in rlimits:
+        resource.prlimit(pid, which, (soft, hard))

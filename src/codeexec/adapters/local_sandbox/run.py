@@ -1,0 +1,187 @@
+"""One run in the box: the compile stage if the language has one, then the run stage."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
+
+from codeexec.adapters.local_sandbox.recipes import Job, Toolchain
+from codeexec.adapters.local_sandbox.supervisor import Stage, StageOutcome
+from codeexec.adapters.local_sandbox.verdict import judge
+from codeexec.adapters.local_sandbox.workspace import Workspace
+from codeexec.domain.model import Limits, RunResult, RunSpec, SandboxStatus, Stream
+from codeexec.ports.sandbox import OutputChunk, SandboxRun
+
+_PASS_THROUGH = (SandboxStatus.CANCELLED, SandboxStatus.INTERNAL_ERROR)
+
+
+class StageFactory(Protocol):
+    """Makes a supervised stage (cgroup, rlimits, command line) for a run's workspace."""
+
+    def stage(
+        self,
+        *,
+        name: str,
+        toolchain: Toolchain,
+        argv: list[str],
+        limits: Limits,
+        stdin: bytes,
+        workspace: Workspace,
+        on_output: Callable[[Stream, bytes], None],
+    ) -> Stage: ...
+
+    def release(self, stage: Stage) -> None: ...
+
+
+class BubblewrapRun(SandboxRun):
+    """Live output for any number of readers (each sees every chunk from the start) and a
+    result that is never an exception: failures of the box itself are `internal_error`."""
+
+    def __init__(
+        self,
+        sandbox_id: str,
+        spec: RunSpec,
+        toolchain: Toolchain,
+        workspace: Callable[[], Awaitable[Workspace]],
+        stages: StageFactory,
+        on_end: Callable[[], None],
+    ) -> None:
+        self.sandbox_id = sandbox_id
+        self._spec = spec
+        self._toolchain = toolchain
+        self._open_workspace = workspace
+        self._stages = stages
+        self._on_end = on_end
+        self._chunks: list[OutputChunk] = []
+        self._more: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ended = False
+        self._cancelled = False
+        self._current: Stage | None = None
+        self._task = asyncio.ensure_future(self._run())
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._current is not None:
+            self._current.kill("cancel")
+
+    def output(self) -> AsyncIterator[OutputChunk]:
+        return self._follow()
+
+    async def _follow(self) -> AsyncIterator[OutputChunk]:
+        seen = 0
+        while True:
+            while seen < len(self._chunks):
+                seen += 1
+                yield self._chunks[seen - 1]
+            if self._ended:
+                return
+            await asyncio.shield(self._more)
+
+    async def result(self) -> RunResult:
+        return await asyncio.shield(self._task)
+
+    def _emit(self, chunk: OutputChunk | None) -> None:
+        if chunk is None:
+            self._ended = True
+        else:
+            self._chunks.append(chunk)
+        more, self._more = self._more, asyncio.get_running_loop().create_future()
+        more.set_result(None)
+
+    async def _run(self) -> RunResult:
+        workspace: Workspace | None = None
+        try:
+            workspace = await self._open_workspace()
+            return await self._stages_in(workspace)
+        except Exception as exc:  # the box failed, not the code: say so, never hang
+            return RunResult(
+                status=SandboxStatus.INTERNAL_ERROR,
+                message=f"sandbox failure: {type(exc).__name__}: {exc}",
+            )
+        finally:
+            try:
+                if workspace is not None:
+                    workspace.remove()
+            finally:
+                self._emit(None)
+                self._on_end()
+
+    async def _stages_in(self, workspace: Workspace) -> RunResult:
+        spec, tc = self._spec, self._toolchain
+        files = tuple(f.name for f in spec.files)
+        compile_output: bytes | None = None
+        compile_argv = tc.compile_argv(Job(files, (), spec.compile_limits.memory_bytes))
+        if compile_argv is not None:
+            combined = bytearray()
+            outcome = await self._stage(
+                "compile", compile_argv, spec.compile_limits, b"", workspace, combined
+            )
+            compile_output = bytes(combined)
+            status, message = judge(outcome, spec.compile_limits)
+            if status is not SandboxStatus.SUCCEEDED:
+                if status not in _PASS_THROUGH:
+                    status, message = SandboxStatus.COMPILATION_ERROR, f"compilation: {message}"
+                return RunResult(
+                    status=status,
+                    compile_output=compile_output,
+                    message=message,
+                    cpu_time_s=outcome.cpu_time_s,
+                    wall_time_s=outcome.wall_time_s,
+                    memory_bytes=outcome.memory_bytes,
+                )
+        if self._cancelled:
+            return RunResult(
+                status=SandboxStatus.CANCELLED,
+                compile_output=compile_output,
+                message="cancelled before the run stage",
+            )
+        run_argv = tc.run_argv(Job(files, spec.args, spec.limits.memory_bytes))
+        outcome = await self._stage("run", run_argv, spec.limits, spec.stdin, workspace, None)
+        status, message = judge(outcome, spec.limits)
+        return RunResult(
+            status=status,
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+            stdout=bytes(outcome.stdout),
+            stderr=bytes(outcome.stderr),
+            stdout_truncated=outcome.stdout_truncated,
+            stderr_truncated=outcome.stderr_truncated,
+            compile_output=compile_output,
+            cpu_time_s=outcome.cpu_time_s,
+            wall_time_s=outcome.wall_time_s,
+            memory_bytes=outcome.memory_bytes,
+            message=message,
+        )
+
+    async def _stage(
+        self,
+        name: str,
+        argv: list[str],
+        limits: Limits,
+        stdin: bytes,
+        workspace: Workspace,
+        combined: bytearray | None,
+    ) -> StageOutcome:
+        def on_output(stream: Stream, data: bytes) -> None:
+            if combined is not None:
+                combined.extend(data)
+            self._emit(OutputChunk(stream, data, name))
+
+        stage = self._stages.stage(
+            name=name,
+            toolchain=self._toolchain,
+            argv=argv,
+            limits=limits,
+            stdin=stdin,
+            workspace=workspace,
+            on_output=on_output,
+        )
+        self._current = stage
+        try:
+            if self._cancelled:
+                stage.kill("cancel")
+            return await stage.run()
+        finally:
+            self._current = None
+            self._stages.release(stage)

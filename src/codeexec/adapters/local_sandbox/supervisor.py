@@ -1,0 +1,319 @@
+"""Supervises one stage in the box from outside: start, limits, live output, deadline, kill."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from codeexec.adapters.local_sandbox import rlimits as rl
+from codeexec.adapters.local_sandbox.boxcommand import BoxFiles
+from codeexec.adapters.local_sandbox.cgroups import RunCgroup
+from codeexec.domain.model import Limits, Stream
+
+_HANDSHAKE_TIMEOUT_S = 10.0
+_DRAIN_TIMEOUT_S = 5.0
+
+OnOutput = Callable[[Stream, bytes], None]
+
+
+@dataclass
+class StageOutcome:
+    """What happened to one stage, before it is judged (see verdict.py)."""
+
+    exit_code: int | None = None
+    signal: int | None = None
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    killed_for: str | None = None
+    """Why we killed it: "wall", "cpu", "output" or "cancel"."""
+    oom_kills: int = 0
+    cpu_time_s: float | None = None
+    wall_time_s: float | None = None
+    memory_bytes: int | None = None
+    error: str | None = None
+    """Set when the box itself could not be set up (not the code's fault)."""
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    argv_for: Callable[[BoxFiles], list[str]]
+    env: Mapping[str, str]
+    limits: Limits
+    stdin: bytes
+    data: Mapping[str, bytes]
+    """Contents bubblewrap reads from pipes: "passwd", "group", optional "seccomp"."""
+    rlimits: Sequence[rl.RLimit]
+    cgroup: RunCgroup | None
+
+
+class _Pipes(asyncio.SubprocessProtocol):
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self.stage._received("stdout" if fd == 1 else "stderr", data)
+
+    def process_exited(self) -> None:
+        self.stage._exited()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+
+def _pipe_with(content: bytes) -> int:
+    """A pipe already holding `content` (small, fits the pipe buffer); returns the read end."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(w, view) :]
+    finally:
+        os.close(w)
+    return r
+
+
+def _stdin_file(content: bytes) -> int:
+    # A sealed-off memory file rather than a pipe: no writer task, the code reads at its
+    # own pace, and it can even seek.
+    fd = os.memfd_create("stdin", os.MFD_CLOEXEC)
+    view = memoryview(content)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+class Stage:
+    """One bubblewrap process tree. `run()` returns once every process of it is gone."""
+
+    def __init__(self, plan: StagePlan, on_output: OnOutput) -> None:
+        self.plan = plan
+        self.on_output = on_output
+        self.outcome = StageOutcome()
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._pidfd: int | None = None
+        self._started_at: float | None = None
+        self._ended_at: float | None = None
+        self._handshake_over = False
+
+    def kill(self, reason: str) -> None:
+        """Kill the whole tree now; the first reason given is the one reported."""
+        if self.outcome.killed_for is None:
+            self.outcome.killed_for = reason
+        self._kill_tree()
+
+    def _kill_tree(self) -> None:
+        # SIGKILL to the box's pid 1 makes the kernel kill every process in its pid
+        # namespace, stopped ones included; the pidfd cannot hit a recycled pid. Before the
+        # handshake there is nothing to kill: the box waits for our go and _supervise kills
+        # it then (killing bubblewrap itself now would orphan a box that no one releases).
+        if self._pidfd is not None:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        elif self._handshake_over and self._transport is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._transport.kill()
+        if self.plan.cgroup is not None:
+            self.plan.cgroup.kill_all()
+
+    def _received(self, stream: Stream, data: bytes) -> None:
+        out = self.outcome
+        kept = out.stdout if stream == "stdout" else out.stderr
+        room = self.plan.limits.output_bytes - len(kept)
+        if len(data) > room:
+            data = data[: max(room, 0)]
+            if stream == "stdout":
+                out.stdout_truncated = True
+            else:
+                out.stderr_truncated = True
+            self.kill("output")
+        if data:
+            kept += data
+            self.on_output(stream, data)
+
+    def _exited(self) -> None:
+        self._ended_at = time.monotonic()
+        # The main process is gone: nothing it left behind may outlive it.
+        self._kill_tree()
+
+    async def run(self) -> StageOutcome:
+        loop = asyncio.get_running_loop()
+        protocol = _Pipes(self)
+        child_side: list[int] = []
+        info_r = -1
+        block_w = -1
+        try:
+            info_r, info_w = os.pipe2(os.O_CLOEXEC)
+            child_side.append(info_w)
+            block_r, block_w = os.pipe2(os.O_CLOEXEC)
+            child_side.append(block_r)
+            # The box also holds the write end (as its --sync-fd), so its read of the block
+            # pipe can never end in EOF: if this process dies before saying go, the box
+            # stays blocked, and no code ever runs without its limits.
+            hold = os.dup(block_w)
+            child_side.append(hold)
+            data = {name: _pipe_with(content) for name, content in self.plan.data.items()}
+            child_side += data.values()
+            stdin: int = subprocess.DEVNULL
+            if self.plan.stdin:
+                stdin = _stdin_file(self.plan.stdin)
+                child_side.append(stdin)
+            fds = BoxFiles(
+                info=info_w,
+                block=block_r,
+                hold=hold,
+                passwd=data["passwd"],
+                group=data["group"],
+                seccomp=data.get("seccomp"),
+            )
+            transport, _ = await loop.subprocess_exec(
+                lambda: protocol,
+                *self.plan.argv_for(fds),
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=fds.all(),
+                env=dict(self.plan.env),
+                cwd="/",
+                start_new_session=True,
+            )
+            self._transport = transport
+        except BaseException:
+            for fd in (info_r, block_w):
+                if fd >= 0:
+                    os.close(fd)
+            raise
+        finally:
+            for fd in child_side:
+                os.close(fd)
+        try:
+            await self._supervise(info_r, block_w, protocol)
+        finally:
+            self._kill_tree()
+            transport.close()
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+        return self.outcome
+
+    async def _supervise(self, info_r: int, block_w: int, protocol: _Pipes) -> None:
+        try:
+            child_pid = await asyncio.wait_for(_read_child_pid(info_r), _HANDSHAKE_TIMEOUT_S)
+        except (TimeoutError, ValueError):
+            child_pid = None  # bubblewrap failed before making the box; stderr says why
+        finally:
+            os.close(info_r)
+        try:
+            if child_pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    self._pidfd = os.pidfd_open(child_pid)
+            self._handshake_over = True
+            if self._pidfd is None or self.outcome.killed_for is not None:
+                self._kill_tree()
+            else:
+                assert child_pid is not None
+                if self.plan.cgroup is not None:
+                    self.plan.cgroup.join(child_pid)
+                rl.apply(child_pid, self.plan.rlimits)
+                self._started_at = time.monotonic()
+                os.write(block_w, b"go")  # the box execs the code only now, limits in place
+        finally:
+            os.close(block_w)
+        watchers = self._start_watchers() if self._started_at is not None else []
+        try:
+            await protocol.finished
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+        await self._collect()
+
+    def _start_watchers(self) -> list[asyncio.TimerHandle | asyncio.Task[None]]:
+        loop = asyncio.get_running_loop()
+        watchers: list[asyncio.TimerHandle | asyncio.Task[None]] = [
+            loop.call_later(self.plan.limits.wall_time_s, self.kill, "wall")
+        ]
+        cgroup = self.plan.cgroup
+        if cgroup is not None and cgroup.cpu_time_s() is not None:
+            watchers.append(asyncio.ensure_future(self._watch_cpu(cgroup)))
+        return watchers
+
+    async def _watch_cpu(self, cgroup: RunCgroup) -> None:
+        # RLIMIT_CPU counts each process alone; the cgroup counts the whole tree.
+        limit = self.plan.limits.cpu_time_s
+        interval = min(0.25, max(0.02, limit / 20))
+        while True:
+            await asyncio.sleep(interval)
+            used = cgroup.cpu_time_s()
+            if used is not None and used >= limit:
+                self.kill("cpu")
+                return
+
+    async def _collect(self) -> None:
+        out = self.outcome
+        assert self._transport is not None
+        returncode = self._transport.get_returncode()
+        if self._started_at is None:
+            if out.killed_for is None:
+                out.error = (
+                    "the box could not be set up: "
+                    + bytes(out.stderr).decode("utf-8", "replace").strip()
+                )
+        elif returncode is not None:
+            if returncode < 0:
+                out.signal = -returncode
+            elif 128 < returncode <= 128 + 64:
+                # bubblewrap reports a signal death the shell way, as 128 + the signal.
+                out.signal = returncode - 128
+            else:
+                out.exit_code = returncode
+        if self._started_at is not None:
+            end = self._ended_at or time.monotonic()
+            out.wall_time_s = round(end - self._started_at, 6)
+        cgroup = self.plan.cgroup
+        if cgroup is not None:
+            out.cpu_time_s = cgroup.cpu_time_s()
+            out.memory_bytes = cgroup.peak_memory_bytes()
+            out.oom_kills = cgroup.oom_kills()
+            await _until_empty(cgroup)
+
+
+async def _read_child_pid(fd: int) -> int:
+    """bubblewrap's --info-fd report: the host pid of the box's pid 1."""
+    loop = asyncio.get_running_loop()
+    chunks: list[bytes] = []
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        chunk = os.read(fd, 4096)
+        chunks.append(chunk)
+        if not chunk and not done.done():
+            done.set_result(None)
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+    report = json.loads(b"".join(chunks) or b"{}")
+    pid = report.get("child-pid")
+    if not isinstance(pid, int):
+        raise ValueError("bubblewrap did not report its child")
+    return pid
+
+
+async def _until_empty(cgroup: RunCgroup) -> None:
+    deadline = time.monotonic() + _DRAIN_TIMEOUT_S
+    while cgroup.pids() and time.monotonic() < deadline:
+        cgroup.kill_all()
+        await asyncio.sleep(0.005)
