@@ -365,21 +365,32 @@ class Codeexec:
 
     async def wait(self, execution_id: UUID, timeout: float | None = None) -> ExecutionView:
         """Wait until the execution reaches its terminal state (or the timeout passes)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            signal = self.feed.watch(execution_id)
+            try:
+                view = self.read_model.get(execution_id)
+                if view is None:
+                    view = self._catch_up(execution_id)
+                if view.terminal:
+                    return view
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    return self._catch_up(execution_id)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(signal.wait(), min(remaining or 1.0, 1.0))
+            finally:
+                self.feed.unwatch(execution_id, signal)
 
-        async def until_terminal() -> None:
-            async for _ in self.events(execution_id):
-                pass
-
-        with suppress(TimeoutError):
-            await asyncio.wait_for(until_terminal(), timeout)
+    def _catch_up(self, execution_id: UUID) -> ExecutionView:
+        """Fold recorded events the projection has not applied yet (read your writes)."""
+        view = self.read_model.get(execution_id)
+        for event in self._store().events_of(execution_id, view.version_seen if view else 0):
+            self.read_model.apply(event)
         view = self.read_model.get(execution_id)
         if view is None:
             raise NotFound(f"execution {execution_id} not found")
-        if not view.terminal:
-            # The terminal event is recorded; the projection may be a moment behind.
-            for event in self._store().events_of(execution_id, view.version_seen):
-                self.read_model.apply(event)
-            view = self.read_model.get(execution_id) or view
         return view
 
     def queue_status(self) -> QueueStatus:

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from codeexec.domain.routing import TopicSpec
 from codeexec.ports.bus import EventBus, Message, Subscription, TopicPartition, UnknownTopic
@@ -65,7 +65,9 @@ class InMemoryEventBus(EventBus):
                 else (message.partition)
             )
             part = parts[index]
-            part.messages.append(replace(message, partition=index, offset=part.end))
+            part.messages.append(
+                Message(message.topic, message.key, message.value, message.headers, index, part.end)
+            )
             touched.add(message.topic)
         for group in self._groups.values():
             if group.topics & touched:
