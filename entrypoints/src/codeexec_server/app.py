@@ -14,7 +14,13 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from codeexec_server import metrics as metrics_routes
-from codeexec_server import routes_admin, routes_events, routes_executions
+from codeexec_server import (
+    routes_admin,
+    routes_dead_letters,
+    routes_events,
+    routes_executions,
+    routes_replays,
+)
 from codeexec_server.container import Container
 from codeexec_server.metrics import Metrics, RequestTimer
 from codeexec_server.problems import BodySizeLimit, install_problem_handlers
@@ -64,7 +70,14 @@ def create_app(
     app.state.inflight = 0
     app.state.runtime = None
     install_problem_handlers(app)
-    for module in (routes_executions, routes_events, routes_admin, metrics_routes):
+    for module in (
+        routes_executions,
+        routes_events,
+        routes_admin,
+        routes_replays,
+        routes_dead_letters,
+        metrics_routes,
+    ):
         app.include_router(module.router)
     app.include_router(routes_admin.health)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

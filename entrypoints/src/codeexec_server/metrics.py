@@ -1,4 +1,4 @@
-"""Prometheus metrics: queue depth, executions by state and status, latencies, consumer lag."""
+"""Prometheus metrics: queue, executions, latencies, consumer lag, dead letters and replays."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent
+from codeexec.domain.operations_events import ReplayProgressed
 from codeexec.runtime import Codeexec
 
 log = logging.getLogger(__name__)
+LEVELS = {"ok": 0, "warning": 1, "critical": 2}
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -49,6 +51,35 @@ class RuntimeCollector(Collector):
         for group, n in runtime.backlog().items():
             lag.add_metric([group], n)
         yield lag
+        yield from self._operations(runtime)
+
+    def _operations(self, runtime: Codeexec) -> Iterator[GaugeMetricFamily]:
+        count, level = runtime.dead_letters.backlog()
+        backlog = GaugeMetricFamily(
+            "codeexec_dead_letters_open", "dead letters parked, retrying or exhausted"
+        )
+        backlog.add_metric([], count)
+        yield backlog
+        gauge = GaugeMetricFamily(
+            "codeexec_dead_letters_level", "dead-letter backlog: 0 ok, 1 warning, 2 critical"
+        )
+        gauge.add_metric([], LEVELS.get(level, 2))
+        yield gauge
+        oldest = runtime.dead_letters.oldest_open()
+        age = GaugeMetricFamily(
+            "codeexec_dead_letters_oldest_open_seconds", "age of the oldest open dead letter"
+        )
+        age.add_metric([], (runtime.clock.now() - oldest).total_seconds() if oldest else 0.0)
+        yield age
+        by_state = dict.fromkeys(("running", "paused", "completed", "cancelled"), 0)
+        for session in runtime.replays.sessions():
+            by_state[session.state.value] = by_state.get(session.state.value, 0) + 1
+        sessions = GaugeMetricFamily(
+            "codeexec_replay_sessions", "replay sessions by state", labels=["state"]
+        )
+        for state, n in by_state.items():
+            sessions.add_metric([state], n)
+        yield sessions
 
 
 class Metrics:
@@ -77,10 +108,15 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.replayed = Counter(
+            "codeexec_events_replayed",
+            "events published by replay sessions (dry runs send none)",
+            registry=self.registry,
+        )
+
     def attach(self, runtime: Codeexec) -> None:
         self.runtime_collector.runtime = runtime
-        if runtime.store is not None:
-            runtime.store.listeners.append(lambda events: self._on_record(runtime, events))
+        runtime.on_recorded(lambda events: self._on_record(runtime, events))
 
     def _on_record(self, runtime: Codeexec, events: Sequence[DomainEvent]) -> None:
         # Called inside the store's record(): it must never raise into the write path.
@@ -91,7 +127,9 @@ class Metrics:
 
     def _observe(self, runtime: Codeexec, events: Sequence[DomainEvent]) -> None:
         for event in events:
-            if isinstance(event, TERMINAL_EVENT_TYPES):
+            if isinstance(event, ReplayProgressed):
+                self.replayed.inc(event.sent)
+            elif isinstance(event, TERMINAL_EVENT_TYPES):
                 view = runtime.read_model.get(event.execution_id)
                 status = view.status if view is not None and view.terminal else event.type_name
                 self.finished.labels(status).inc()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from codeexec.domain.aggregate import IllegalTransition
 from codeexec_server.schemas import FieldError, Problem
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,17 @@ def field_error(field: str, message: str) -> ApiProblem:
     return ApiProblem(422, f"{field}: {message}", [FieldError(field=field, message=message)])
 
 
+@contextmanager
+def as_problems(what: str) -> Iterator[None]:
+    """A command on an aggregate: unknown answers 404, a transition its state forbids 409."""
+    try:
+        yield
+    except LookupError:
+        raise ApiProblem(404, f"no {what}") from None
+    except IllegalTransition as error:
+        raise ApiProblem(409, str(error)) from None
+
+
 def problem_response(
     status: int,
     detail: str = "",
@@ -82,7 +95,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            FieldError(field=_field_name(e.get("loc", ())), message=str(e.get("msg", "")))
+            FieldError(
+                field=_field_name(e.get("loc", ())),
+                message=str(e.get("msg", "")).removeprefix("Value error, "),
+            )
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e.field}: {e.message}" for e in errors)

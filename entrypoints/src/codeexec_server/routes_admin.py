@@ -10,7 +10,7 @@ from codeexec_server.auth import Admin
 from codeexec_server.limits import LimitsDocument, LimitsPolicy
 from codeexec_server.problems import ApiProblem, problem_responses
 from codeexec_server.routes_executions import Runtime
-from codeexec_server.schemas import HealthOut, QueueStatusOut
+from codeexec_server.schemas import DeadLetterCheck, HealthChecks, HealthOut, QueueStatusOut
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 health = APIRouter(prefix="/health", tags=["health"])
@@ -64,15 +64,21 @@ async def put_limits(
     return policy.document
 
 
-def runtime_alive(runtime: Codeexec | None) -> tuple[bool, str]:
+def checks_of(runtime: Codeexec | None) -> HealthChecks:
     if runtime is None or not runtime.started:
-        return False, "the runtime is not started"
-    # Role tasks are private to the runtime; a public health method would be better.
-    tasks = getattr(runtime, "_tasks", [])
-    dead = [t.get_name() for t in tasks if t.done()]
-    if dead:
-        return False, "role tasks stopped: " + ", ".join(dead)
-    return True, ""
+        return HealthChecks(roles={}, dead_letters=None)
+    count, level = runtime.dead_letters.backlog()
+    config = runtime.dead_letters.config
+    return HealthChecks(
+        roles=runtime.health(),
+        dead_letters=DeadLetterCheck(
+            open=count,
+            level=level,
+            warning_at=config.warning_backlog,
+            critical_at=config.critical_backlog,
+            oldest_open_at=runtime.dead_letters.oldest_open(),
+        ),
+    )
 
 
 @health.get("/live", response_model=HealthOut, summary="The process answers")
@@ -83,11 +89,22 @@ async def live() -> HealthOut:
 @health.get(
     "/ready",
     response_model=HealthOut,
-    summary="The runtime started and every role task is alive",
+    summary="The runtime started and every role task is alive (checks in the body)",
+    description="200 `ok`, or 200 `degraded` when the dead-letter backlog is critical: "
+    "that needs an operator, not a restart or less traffic, so it never fails readiness. "
+    "503 `unavailable` when the runtime is not started or a role task stopped.",
     responses={503: {"model": HealthOut, "description": "Not ready"}},
 )
 async def ready(request: Request) -> HealthOut | JSONResponse:
-    ok, detail = runtime_alive(getattr(request.app.state, "runtime", None))
-    if ok:
-        return HealthOut(status="ok")
-    return JSONResponse(HealthOut(status="unavailable", detail=detail).model_dump(), 503)
+    runtime: Codeexec | None = getattr(request.app.state, "runtime", None)
+    checks = checks_of(runtime)
+    if runtime is None or not runtime.healthy:
+        down = [f"{role} {state}" for role, state in checks.roles.items() if state != "running"]
+        detail = "role tasks not running: " + ", ".join(down) if down else "not started"
+        body = HealthOut(status="unavailable", detail=detail, checks=checks)
+        return JSONResponse(body.model_dump(mode="json"), 503)
+    dead = checks.dead_letters
+    if dead is not None and dead.level == "critical":
+        detail = f"dead-letter backlog critical: {dead.open} open"
+        return HealthOut(status="degraded", detail=detail, checks=checks)
+    return HealthOut(status="ok", checks=checks)

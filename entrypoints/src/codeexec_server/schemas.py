@@ -206,9 +206,30 @@ class QueueStatusOut(BaseModel):
     backlog: dict[str, int] = Field(description="unconsumed messages per consumer group")
 
 
+class DeadLetterCheck(BaseModel):
+    open: int = Field(description="dead letters parked, retrying or exhausted")
+    level: Literal["ok", "warning", "critical"] = Field(
+        description="the open count against the warning and critical thresholds"
+    )
+    warning_at: int
+    critical_at: int
+    oldest_open_at: datetime | None
+
+
+class HealthChecks(BaseModel):
+    roles: dict[str, str] = Field(description="each role task: running, stopped or crashed: ...")
+    dead_letters: DeadLetterCheck | None = Field(
+        description="the dead-letter backlog (null before the runtime started)"
+    )
+
+
 class HealthOut(BaseModel):
-    status: Literal["ok", "unavailable"]
+    """`degraded` is still ready (200): the dead-letter backlog is critical, which needs
+    an operator but not a restart. `unavailable` (503) means a role is not running."""
+
+    status: Literal["ok", "degraded", "unavailable"]
     detail: str = ""
+    checks: HealthChecks | None = None
 
 
 class FieldError(BaseModel):

@@ -1,0 +1,132 @@
+"""Admin routes for replay sessions: start, list, follow progress, pause, resume, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+
+from codeexec.domain.aggregate import IllegalTransition
+from codeexec.domain.replay import ReplaySession
+from codeexec.runtime import Codeexec
+from codeexec.service.replays import InvalidReplay
+from codeexec_server.auth import Admin
+from codeexec_server.problems import ApiProblem, as_problems, field_error, problem_responses
+from codeexec_server.routes_executions import Runtime
+from codeexec_server.schemas_operations import REPLAYS, ReplayIn, ReplayOut, ReplayStateName
+
+router = APIRouter(prefix="/api/v1/admin", tags=["replays"])
+
+
+def _session(runtime: Codeexec, session_id: UUID) -> ReplaySession:
+    # Only ids of sessions: loading another aggregate's id as a session would not fold.
+    if session_id not in runtime.replays.ids:
+        raise ApiProblem(404, f"no replay session {session_id}")
+    try:
+        return runtime.replays.get(session_id)
+    except (LookupError, IllegalTransition):
+        raise ApiProblem(404, f"no replay session {session_id}") from None
+
+
+@router.post(
+    "/replays",
+    status_code=201,
+    response_model=ReplayOut,
+    summary="Start a replay session: re-emit the selected stored events to a topic",
+    description="Replayed messages carry a `replay-session` header, so no consumer takes "
+    "them as new work. The selection ends at `filters.until_position` (default: the end "
+    "of the store now), so a session is finite and the same after a restart.",
+    responses=problem_responses(400, 401, 403, 413, 422),
+)
+async def create_replay(
+    body: ReplayIn, admin: Admin, runtime: Runtime, response: Response
+) -> ReplayOut:
+    end = runtime.store.max_position() if runtime.store is not None else 0
+    if body.filters.until_position is not None and body.filters.until_position > end:
+        raise field_error("filters.until_position", f"beyond the end of the store ({end})")
+    try:
+        session = runtime.replays.create(
+            admin.user_id,
+            body.filters.domain(),
+            body.target_topic,
+            batch_size=body.batch_size,
+            rate_per_s=body.rate_per_s,
+            dry_run=body.dry_run,
+        )
+    except InvalidReplay as error:
+        message = str(error).removeprefix(f"{error.field}: ")
+        raise field_error(error.field, message) from None
+    response.headers["Location"] = f"{REPLAYS}/{session.id}"
+    return ReplayOut.of(session)
+
+
+@router.get(
+    "/replays",
+    response_model=list[ReplayOut],
+    summary="Replay sessions, newest first",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_replays(
+    admin: Admin,
+    runtime: Runtime,
+    state: Annotated[list[ReplayStateName] | None, Query(description="repeatable")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[ReplayOut]:
+    wanted = set(state or ())
+    found = [
+        ReplayOut.of(s)
+        for s in reversed(runtime.replays.sessions())
+        if not wanted or s.state.value in wanted
+    ]
+    return found[:limit]
+
+
+@router.get(
+    "/replays/{session_id}",
+    response_model=ReplayOut,
+    summary="One replay session: state and progress",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> ReplayOut:
+    return ReplayOut.of(_session(runtime, session_id))
+
+
+def _change(runtime: Codeexec, session_id: UUID, action: str, by: str) -> ReplayOut:
+    _session(runtime, session_id)
+    with as_problems(f"replay session {session_id}"):
+        session: ReplaySession = getattr(runtime.replays, action)(session_id, by)
+    return ReplayOut.of(session)
+
+
+TRANSITION_PROBLEMS = problem_responses(401, 403, 404, 409, 422)
+
+
+@router.post(
+    "/replays/{session_id}/pause",
+    response_model=ReplayOut,
+    summary="Pause a running session (after the batch in flight)",
+    responses=TRANSITION_PROBLEMS,
+)
+async def pause_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> ReplayOut:
+    return _change(runtime, session_id, "pause", admin.user_id)
+
+
+@router.post(
+    "/replays/{session_id}/resume",
+    response_model=ReplayOut,
+    summary="Resume a paused session where it stopped",
+    responses=TRANSITION_PROBLEMS,
+)
+async def resume_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> ReplayOut:
+    return _change(runtime, session_id, "resume", admin.user_id)
+
+
+@router.post(
+    "/replays/{session_id}/cancel",
+    response_model=ReplayOut,
+    summary="Cancel a running or paused session (events already sent stay sent)",
+    responses=TRANSITION_PROBLEMS,
+)
+async def cancel_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> ReplayOut:
+    return _change(runtime, session_id, "cancel", admin.user_id)
