@@ -1,4 +1,4 @@
-"""The `codeexec` command: serve, run, languages, keys, status and events.
+"""The `codeexec` command: serve, run, languages, keys, status, events, replay and dlq.
 
 Exit codes are documented in `cli_run`; any crash exits non-zero (never 0 on failure)."""
 
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from codeexec_server import cli_dlq, cli_replay
 from codeexec_server.cli_client import ApiClient, ServerError
 from codeexec_server.cli_run import (
     EXIT_UNAVAILABLE,
@@ -80,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="follow an execution's events, one JSON per line")
     events.add_argument("id")
     remote(events)
+    cli_replay.add_parser(sub, remote)
+    cli_dlq.add_parser(sub, remote)
     return parser
 
 
@@ -135,6 +138,14 @@ async def _remote(args: argparse.Namespace) -> int:
     if not args.server:
         raise UsageError(f"{args.command} needs --server (or CODEEXEC_SERVER)")
     async with ApiClient(args.server, args.key) as client:
+        if args.command in ("replay", "dlq"):
+            command = cli_replay.run if args.command == "replay" else cli_dlq.run
+            try:
+                return await command(args, client)
+            except ServerError as error:
+                if error.status == 422:  # the server refused the arguments
+                    raise UsageError(str(error)) from None
+                raise
         if args.command == "status":
             print(
                 json.dumps(await client.request("GET", f"/api/v1/executions/{args.id}"), indent=2)
