@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    Strict,
+    field_validator,
+)
 
 from codeexec.domain.dead_letter import DeadLetter
 from codeexec.domain.operations_events import ReplayFilter
@@ -28,18 +37,30 @@ REPLAYS = "/api/v1/admin/replays"
 DEAD_LETTERS = "/api/v1/admin/dead-letters"
 
 
+def _text(value: object) -> object:
+    # JSON carries times and ids as strings; strict models would refuse them as strings,
+    # lax ones would also take numbers, which the document does not allow.
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+Time = Annotated[AwareDatetime, Strict(False), BeforeValidator(_text)]
+Id = Annotated[UUID, Strict(False), BeforeValidator(_text)]
+
+
 class ReplayFilterIn(BaseModel):
     """Which stored events to re-emit; every given criterion must match (empty = all)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    since: AwareDatetime | None = Field(default=None, description="events at or after (with zone)")
-    until: AwareDatetime | None = Field(default=None, description="events before (with zone)")
+    since: Time | None = Field(default=None, description="events at or after (with zone)")
+    until: Time | None = Field(default=None, description="events before (with zone)")
     event_types: list[str] = Field(
         default_factory=list,
         max_length=64,
         json_schema_extra={"items": {"type": "string", "enum": EVENT_TYPES}},
     )
-    execution_ids: list[UUID] = Field(default_factory=list, max_length=1000)
+    execution_ids: list[Id] = Field(default_factory=list, max_length=1000)
     user_id: str | None = Field(default=None, min_length=1, max_length=128)
     until_position: int | None = Field(
         default=None,
