@@ -95,7 +95,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            FieldError(
+            # A JSON syntax error's loc is a character offset, not a field.
+            FieldError(field="body", message="not valid JSON")
+            if e.get("type") == "json_invalid"
+            else FieldError(
                 field=_field_name(e.get("loc", ())),
                 message=str(e.get("msg", "")).removeprefix("Value error, "),
             )
