@@ -3,6 +3,7 @@ against a real uvicorn process with its own store, so replay counts are exact.""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from codeexec_server.cli_replay import Progress
 
 from tests.e2e.conftest import Server, start_server, stop_server
 
@@ -264,3 +266,21 @@ def test_cli_errors_have_distinct_exit_codes(ops: Server) -> None:
     assert bogus.returncode == 2 and "NoSuchEvent" in bogus.stderr
     unreachable = cli(ops, "dlq", "list", "--server", "http://127.0.0.1:9")
     assert unreachable.returncode == 69
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_watching_on_a_terminal_redraws_one_progress_bar() -> None:
+    out = Terminal()
+    progress = Progress(out)
+    session = {"state": "running", "position": 1, "total": 4, "matched": 1, "sent": 1}
+    session |= {"failed": 0, "percent": 25.0, "dry_run": False, "target_topic": "replay_scratch"}
+    progress.update(session)
+    progress.update({**session, "position": 4, "percent": 100.0, "state": "completed"})
+    progress.finish({**session, "state": "completed"})
+    lines = out.getvalue().split("\n")
+    assert lines[0].count("\r") == 2 and "[#######" in lines[0] and "100.0%" in lines[0]
+    assert lines[1] == "completed: 1 of 1 matched events sent to replay_scratch (0 failed)"
