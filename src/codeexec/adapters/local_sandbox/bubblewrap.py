@@ -17,7 +17,7 @@ from codeexec.adapters.local_sandbox.boxcommand import (
     environment,
     identity_files,
 )
-from codeexec.adapters.local_sandbox.cgroups import CgroupTree, find_cgroups
+from codeexec.adapters.local_sandbox.cgroups import CgroupTree, RunCgroup, find_cgroups
 from codeexec.adapters.local_sandbox.languages import choose, detect_toolchains
 from codeexec.adapters.local_sandbox.recipes import Toolchain
 from codeexec.adapters.local_sandbox.run import BubblewrapRun
@@ -111,6 +111,9 @@ class BubblewrapSandbox(Sandbox):
         if sandbox_id in self._started:  # raced with another start while detecting
             raise SandboxAlreadyStarted(sandbox_id)
         check_names(spec.files)
+        tree = self._cgroup_tree()
+        if tree is not None:
+            tree.keep_warm()  # as early as possible: the first move after a quiet spell is slow
         uid = self._uids.acquire()
         self._started.add(sandbox_id)
         name = f"{os.getpid()}.{next(self._names)}"
@@ -135,7 +138,7 @@ class BubblewrapSandbox(Sandbox):
 
     async def stop(self, sandbox_id: str) -> bool:
         run = self._active.get(sandbox_id)
-        if run is None:
+        if run is None or run.ended:
             return False
         run.cancel()
         return True
@@ -146,7 +149,7 @@ class BubblewrapSandbox(Sandbox):
             run.cancel()
         if runs:
             await asyncio.wait(
-                [asyncio.ensure_future(r.result()) for r in runs], timeout=_CLOSE_TIMEOUT_S
+                [asyncio.ensure_future(r.finished()) for r in runs], timeout=_CLOSE_TIMEOUT_S
             )
         if self._cgroups is not None:
             self._cgroups.close()
@@ -218,8 +221,15 @@ class _Stages:
     ) -> Stage:
         sb = self.sandbox
         tree = sb._cgroup_tree()
-        cgroup = tree.create(f"{self.run_name}.{name}", limits) if tree else None
-        bwrap, setpriv, etc = sb._bwrap or "bwrap", sb._setpriv, sb._work.etc()
+        if tree is not None:
+            tree.keep_warm()
+
+        def make_cgroup() -> RunCgroup:
+            assert tree is not None
+            return tree.create(f"{self.run_name}.{name}", limits)
+
+        bwrap, setpriv = sb._bwrap or "bwrap", sb._setpriv
+        etc, dev = sb._work.etc(), sb._work.dev()
 
         def argv_for(fds: BoxFiles) -> list[str]:
             return bwrap_argv(
@@ -228,6 +238,7 @@ class _Stages:
                 uid=self.uid,
                 workspace=workspace.path,
                 etc=etc,
+                dev=dev,
                 scratch_bytes=sb._scratch_bytes,
                 toolchain=toolchain,
                 fds=fds,
@@ -243,11 +254,11 @@ class _Stages:
             limits=limits,
             stdin=stdin,
             data=data,
-            rlimits=rl.rlimits_for(limits, memory_in_cgroup=cgroup is not None),
-            cgroup=cgroup,
+            rlimits=rl.rlimits_for(limits, memory_in_cgroup=tree is not None),
+            make_cgroup=make_cgroup if tree is not None else None,
         )
         return Stage(plan, on_output)
 
     def release(self, stage: Stage) -> None:
-        if stage.plan.cgroup is not None:
-            stage.plan.cgroup.remove()
+        if stage.cgroup is not None:
+            stage.cgroup.remove()

@@ -58,7 +58,14 @@ class BubblewrapRun(SandboxRun):
         self._ended = False
         self._cancelled = False
         self._current: Stage | None = None
+        self._used: list[Stage] = []
+        self._result: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
         self._task = asyncio.ensure_future(self._run())
+
+    @property
+    def ended(self) -> bool:
+        """True once the result is known (every process of the run is gone)."""
+        return self._result.done()
 
     def cancel(self) -> None:
         self._cancelled = True
@@ -79,7 +86,11 @@ class BubblewrapRun(SandboxRun):
             await asyncio.shield(self._more)
 
     async def result(self) -> RunResult:
-        return await asyncio.shield(self._task)
+        return await asyncio.shield(self._result)
+
+    async def finished(self) -> None:
+        """Wait until the host side is clean too (work dir and cgroups removed)."""
+        await asyncio.shield(self._task)
 
     def _emit(self, chunk: OutputChunk | None) -> None:
         if chunk is None:
@@ -89,23 +100,27 @@ class BubblewrapRun(SandboxRun):
         more, self._more = self._more, asyncio.get_running_loop().create_future()
         more.set_result(None)
 
-    async def _run(self) -> RunResult:
+    async def _run(self) -> None:
         workspace: Workspace | None = None
         try:
             workspace = await self._open_workspace()
-            return await self._stages_in(workspace)
+            result = await self._stages_in(workspace)
         except Exception as exc:  # the box failed, not the code: say so, never hang
-            return RunResult(
+            result = RunResult(
                 status=SandboxStatus.INTERNAL_ERROR,
                 message=f"sandbox failure: {type(exc).__name__}: {exc}",
             )
         finally:
-            try:
-                if workspace is not None:
-                    workspace.remove()
-            finally:
-                self._emit(None)
-                self._on_end()
+            self._emit(None)
+        # Every process of the run is gone by now: answer first, tidy the host after.
+        self._result.set_result(result)
+        try:
+            for stage in self._used:
+                self._stages.release(stage)
+            if workspace is not None:
+                await asyncio.get_running_loop().run_in_executor(None, workspace.remove)
+        finally:
+            self._on_end()
 
     async def _stages_in(self, workspace: Workspace) -> RunResult:
         spec, tc = self._spec, self._toolchain
@@ -178,10 +193,10 @@ class BubblewrapRun(SandboxRun):
             on_output=on_output,
         )
         self._current = stage
+        self._used.append(stage)
         try:
             if self._cancelled:
                 stage.kill("cancel")
             return await stage.run()
         finally:
             self._current = None
-            self._stages.release(stage)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -12,8 +11,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from codeexec.adapters.local_sandbox import boxio
 from codeexec.adapters.local_sandbox import rlimits as rl
 from codeexec.adapters.local_sandbox.boxcommand import BoxFiles
+from codeexec.adapters.local_sandbox.boxprocess import BoxProcess, spawn
 from codeexec.adapters.local_sandbox.cgroups import RunCgroup
 from codeexec.domain.model import Limits, Stream
 
@@ -52,46 +53,8 @@ class StagePlan:
     data: Mapping[str, bytes]
     """Contents bubblewrap reads from pipes: "passwd", "group", optional "seccomp"."""
     rlimits: Sequence[rl.RLimit]
-    cgroup: RunCgroup | None
-
-
-class _Pipes(asyncio.SubprocessProtocol):
-    def __init__(self, stage: Stage) -> None:
-        self.stage = stage
-        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        self.stage._received("stdout" if fd == 1 else "stderr", data)
-
-    def process_exited(self) -> None:
-        self.stage._exited()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.finished.done():
-            self.finished.set_result(None)
-
-
-def _pipe_with(content: bytes) -> int:
-    """A pipe already holding `content` (small, fits the pipe buffer); returns the read end."""
-    r, w = os.pipe2(os.O_CLOEXEC)
-    try:
-        view = memoryview(content)
-        while view:
-            view = view[os.write(w, view) :]
-    finally:
-        os.close(w)
-    return r
-
-
-def _stdin_file(content: bytes) -> int:
-    # A sealed-off memory file rather than a pipe: no writer task, the code reads at its
-    # own pace, and it can even seek.
-    fd = os.memfd_create("stdin", os.MFD_CLOEXEC)
-    view = memoryview(content)
-    while view:
-        view = view[os.write(fd, view) :]
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
+    make_cgroup: Callable[[], RunCgroup] | None
+    """Makes the stage's cgroup; called while bubblewrap starts, which it does not need."""
 
 
 class Stage:
@@ -101,7 +64,8 @@ class Stage:
         self.plan = plan
         self.on_output = on_output
         self.outcome = StageOutcome()
-        self._transport: asyncio.SubprocessTransport | None = None
+        self._box: BoxProcess | None = None
+        self.cgroup: RunCgroup | None = None
         self._pidfd: int | None = None
         self._started_at: float | None = None
         self._ended_at: float | None = None
@@ -121,11 +85,10 @@ class Stage:
         if self._pidfd is not None:
             with contextlib.suppress(ProcessLookupError, OSError):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-        elif self._handshake_over and self._transport is not None:
-            with contextlib.suppress(ProcessLookupError):
-                self._transport.kill()
-        if self.plan.cgroup is not None:
-            self.plan.cgroup.kill_all()
+        elif self._handshake_over and self._box is not None:
+            self._box.kill()
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
 
     def _received(self, stream: Stream, data: bytes) -> None:
         out = self.outcome
@@ -148,8 +111,6 @@ class Stage:
         self._kill_tree()
 
     async def run(self) -> StageOutcome:
-        loop = asyncio.get_running_loop()
-        protocol = _Pipes(self)
         child_side: list[int] = []
         info_r = -1
         block_w = -1
@@ -163,11 +124,11 @@ class Stage:
             # stays blocked, and no code ever runs without its limits.
             hold = os.dup(block_w)
             child_side.append(hold)
-            data = {name: _pipe_with(content) for name, content in self.plan.data.items()}
+            data = {name: boxio.pipe_with(content) for name, content in self.plan.data.items()}
             child_side += data.values()
             stdin: int = subprocess.DEVNULL
             if self.plan.stdin:
-                stdin = _stdin_file(self.plan.stdin)
+                stdin = boxio.stdin_file(self.plan.stdin)
                 child_side.append(stdin)
             fds = BoxFiles(
                 info=info_w,
@@ -177,18 +138,15 @@ class Stage:
                 group=data["group"],
                 seccomp=data.get("seccomp"),
             )
-            transport, _ = await loop.subprocess_exec(
-                lambda: protocol,
-                *self.plan.argv_for(fds),
+            box = spawn(
+                self.plan.argv_for(fds),
                 stdin=stdin,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
                 pass_fds=fds.all(),
-                env=dict(self.plan.env),
-                cwd="/",
-                start_new_session=True,
+                env=self.plan.env,
+                on_output=self._received,
+                on_exit=self._exited,
             )
-            self._transport = transport
+            self._box = box
         except BaseException:
             for fd in (info_r, block_w):
                 if fd >= 0:
@@ -198,17 +156,23 @@ class Stage:
             for fd in child_side:
                 os.close(fd)
         try:
-            await self._supervise(info_r, block_w, protocol)
+            await self._supervise(info_r, block_w, box)
         finally:
             self._kill_tree()
-            transport.close()
+            box.close()
             if self._pidfd is not None:
                 os.close(self._pidfd)
         return self.outcome
 
-    async def _supervise(self, info_r: int, block_w: int, protocol: _Pipes) -> None:
+    async def _supervise(self, info_r: int, block_w: int, box: BoxProcess) -> None:
+        failure: OSError | None = None
+        if self.plan.make_cgroup is not None:
+            try:  # while bubblewrap starts; a failure must still end in killing the box
+                self.cgroup = self.plan.make_cgroup()
+            except OSError as exc:
+                failure = exc
         try:
-            child_pid = await asyncio.wait_for(_read_child_pid(info_r), _HANDSHAKE_TIMEOUT_S)
+            child_pid = await asyncio.wait_for(boxio.read_child_pid(info_r), _HANDSHAKE_TIMEOUT_S)
         except (TimeoutError, ValueError):
             child_pid = None  # bubblewrap failed before making the box; stderr says why
         finally:
@@ -218,20 +182,22 @@ class Stage:
                 with contextlib.suppress(ProcessLookupError):
                     self._pidfd = os.pidfd_open(child_pid)
             self._handshake_over = True
-            if self._pidfd is None or self.outcome.killed_for is not None:
+            if self._pidfd is None or self.outcome.killed_for is not None or failure:
                 self._kill_tree()
             else:
                 assert child_pid is not None
-                if self.plan.cgroup is not None:
-                    self.plan.cgroup.join(child_pid)
+                if self.cgroup is not None:
+                    self.cgroup.join(child_pid)
                 rl.apply(child_pid, self.plan.rlimits)
                 self._started_at = time.monotonic()
                 os.write(block_w, b"go")  # the box execs the code only now, limits in place
         finally:
             os.close(block_w)
+        if failure is not None:
+            raise failure
         watchers = self._start_watchers() if self._started_at is not None else []
         try:
-            await protocol.finished
+            await box.finished
         finally:
             for watcher in watchers:
                 watcher.cancel()
@@ -242,7 +208,7 @@ class Stage:
         watchers: list[asyncio.TimerHandle | asyncio.Task[None]] = [
             loop.call_later(self.plan.limits.wall_time_s, self.kill, "wall")
         ]
-        cgroup = self.plan.cgroup
+        cgroup = self.cgroup
         if cgroup is not None and cgroup.cpu_time_s() is not None:
             watchers.append(asyncio.ensure_future(self._watch_cpu(cgroup)))
         return watchers
@@ -260,8 +226,8 @@ class Stage:
 
     async def _collect(self) -> None:
         out = self.outcome
-        assert self._transport is not None
-        returncode = self._transport.get_returncode()
+        assert self._box is not None
+        returncode = self._box.returncode
         if self._started_at is None:
             if out.killed_for is None:
                 out.error = (
@@ -279,41 +245,20 @@ class Stage:
         if self._started_at is not None:
             end = self._ended_at or time.monotonic()
             out.wall_time_s = round(end - self._started_at, 6)
-        cgroup = self.plan.cgroup
+        cgroup = self.cgroup
         if cgroup is not None:
             out.cpu_time_s = cgroup.cpu_time_s()
             out.memory_bytes = cgroup.peak_memory_bytes()
             out.oom_kills = cgroup.oom_kills()
-            await _until_empty(cgroup)
+            await self._until_empty(cgroup)
 
-
-async def _read_child_pid(fd: int) -> int:
-    """bubblewrap's --info-fd report: the host pid of the box's pid 1."""
-    loop = asyncio.get_running_loop()
-    chunks: list[bytes] = []
-    done: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        chunk = os.read(fd, 4096)
-        chunks.append(chunk)
-        if not chunk and not done.done():
-            done.set_result(None)
-
-    os.set_blocking(fd, False)
-    loop.add_reader(fd, readable)
-    try:
-        await done
-    finally:
-        loop.remove_reader(fd)
-    report = json.loads(b"".join(chunks) or b"{}")
-    pid = report.get("child-pid")
-    if not isinstance(pid, int):
-        raise ValueError("bubblewrap did not report its child")
-    return pid
-
-
-async def _until_empty(cgroup: RunCgroup) -> None:
-    deadline = time.monotonic() + _DRAIN_TIMEOUT_S
-    while cgroup.pids() and time.monotonic() < deadline:
-        cgroup.kill_all()
-        await asyncio.sleep(0.005)
+    async def _until_empty(self, cgroup: RunCgroup) -> None:
+        # The box's pid 1 exits only after the kernel has killed and reaped every other
+        # process of its pid namespace: its pidfd turning readable means the tree is gone.
+        if self._pidfd is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(boxio.until_readable(self._pidfd), _DRAIN_TIMEOUT_S)
+        deadline = time.monotonic() + _DRAIN_TIMEOUT_S
+        while cgroup.pids() and time.monotonic() < deadline:
+            cgroup.kill_all()
+            await asyncio.sleep(0.005)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import itertools
 import os
 import shutil
 import signal
 import stat
 
-from codeexec.adapters.local_sandbox import boxetc
+from codeexec.adapters.local_sandbox import boxfs
 from codeexec.domain.model import SourceFile
 from codeexec.ports.sandbox import SandboxError
 
@@ -18,16 +19,11 @@ _MS_NOSUID, _MS_NODEV = 0x2, 0x4
 _MNT_DETACH, _UMOUNT_NOFOLLOW = 0x2, 0x8
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_instances = itertools.count()
 
 
-def _mount_tmpfs(target: str, size_bytes: int, uid: int) -> None:
-    options = f"size={size_bytes},nr_inodes=16384,mode=0711,uid={uid},gid={uid}"
-    if (
-        _libc.mount(
-            b"codeexec-box", os.fsencode(target), b"tmpfs", _MS_NOSUID | _MS_NODEV, options.encode()
-        )
-        != 0
-    ):
+def _mount_tmpfs(target: str, options: str, flags: int = _MS_NOSUID | _MS_NODEV) -> None:
+    if _libc.mount(b"codeexec-box", os.fsencode(target), b"tmpfs", flags, options.encode()):
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), target)
 
@@ -48,7 +44,10 @@ class WorkRoot:
         self.size_bytes = size_bytes
         self._can_mount: bool | None = None if mount else False
         self._prepared = False
+        self._tag = next(_instances)
         self._etc: str | None = None
+        self._dev: str | None = None
+        self._dev_known = False
 
     @property
     def size_enforced(self) -> bool | None:
@@ -88,7 +87,7 @@ class WorkRoot:
             probe = os.path.join(self.path, f"{os.getpid()}.probe")
             os.makedirs(probe, 0o700, exist_ok=True)
             try:
-                _mount_tmpfs(probe, 4096, os.geteuid())
+                _mount_tmpfs(probe, "size=4096")
                 _unmount(probe)
                 self._can_mount = True
             except OSError:
@@ -98,16 +97,38 @@ class WorkRoot:
         return self._can_mount
 
     def etc(self) -> str:
-        """The box's /etc for this process (built on first use)."""
+        """The boxes' /etc (built on first use)."""
         if self._etc is None:
             self._prepare()
-            self._etc = boxetc.build(os.path.join(self.path, f"{os.getpid()}.etc"))
+            self._etc = boxfs.build_etc(os.path.join(self.path, f"{os.getpid()}.etc{self._tag}"))
         return self._etc
+
+    def dev(self) -> str | None:
+        """The boxes' /dev, or None where we may not mount (bubblewrap then makes one)."""
+        if not self._dev_known:
+            self._dev_known = True
+            if self.probe_mount():
+                path = os.path.join(self.path, f"{os.getpid()}.dev{self._tag}")
+                os.mkdir(path, 0o755)
+                try:
+                    _mount_tmpfs(path, "size=65536,nr_inodes=64,mode=0755", _MS_NOSUID)
+                    self._dev = boxfs.build_dev(path)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        _unmount(path)
+                    os.rmdir(path)
+        return self._dev
 
     def close(self) -> None:
         if self._etc is not None:
             shutil.rmtree(self._etc, ignore_errors=True)
             self._etc = None
+        if self._dev is not None:
+            with contextlib.suppress(OSError):
+                _unmount(self._dev)
+            shutil.rmtree(self._dev, ignore_errors=True)
+            self._dev = None
+        self._dev_known = False
 
     def create(self, name: str, uid: int) -> Workspace:
         self._prepare()
@@ -115,7 +136,9 @@ class WorkRoot:
         os.mkdir(path, 0o700)
         if self._can_mount is not False:
             try:
-                _mount_tmpfs(path, self.size_bytes, uid)
+                _mount_tmpfs(
+                    path, f"size={self.size_bytes},nr_inodes=16384,mode=0711,uid={uid},gid={uid}"
+                )
                 self._can_mount = True
             except OSError as exc:
                 if exc.errno not in (errno.EPERM, errno.EACCES) or self._can_mount:
