@@ -110,7 +110,7 @@ async def retry_dead_letter(letter_id: UUID, admin: Admin, runtime: Runtime) -> 
     "/dead-letters/{letter_id}/discard",
     response_model=DeadLetterOut,
     summary="Discard an open dead letter (never retried again), with an optional reason",
-    responses=TRANSITION_PROBLEMS,
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
 )
 async def discard_dead_letter(
     letter_id: UUID,
