@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -120,6 +121,17 @@ async def test_compiler_output_streams_live_as_the_compile_stage(
         ),
         ("c", "#include <stdlib.h>\nint main(void) { abort(); }", SandboxStatus.SIGNALED, None, 6),
         ("bash", "exit 0", SandboxStatus.SUCCEEDED, 0, None),
+        pytest.param(
+            "python",
+            "raise SystemExit(139)",
+            SandboxStatus.RUNTIME_ERROR,
+            139,
+            None,
+            marks=pytest.mark.skipif(
+                tuple(map(int, os.uname().release.split(".")[:2])) < (6, 15),
+                reason="exact wait status of a non-child needs PIDFD_INFO_EXIT (Linux 6.15)",
+            ),
+        ),
     ],
 )
 async def test_endings_are_told_apart(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
+import struct
 
 
 def pipe_with(content: bytes) -> int:
@@ -69,3 +71,32 @@ async def until_readable(fd: int) -> None:
         await ready
     finally:
         loop.remove_reader(fd)
+
+
+# ioctl(PIDFD_GET_INFO) with the first published struct pidfd_info (64 bytes), Linux 6.15+
+# for PIDFD_INFO_EXIT: the wait status of a process we held a pidfd to, even one reaped by
+# someone else (the box's pid 1 reaps the code, and bubblewrap reports signals as 128 + n).
+_PIDFD_GET_INFO = (3 << 30) | (64 << 16) | (0xFF << 8) | 11
+_PIDFD_INFO_EXIT = 1 << 3
+_PIDFD_INFO = struct.Struct("=QQ11IiI")
+
+
+def child_of(pid: int) -> int | None:
+    """The first child of `pid`, if it has one yet."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            children = f.read().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+def wait_status(pidfd: int) -> int | None:
+    """The raw wait status of the exited process behind `pidfd`, if the kernel keeps it."""
+    buf = bytearray(_PIDFD_INFO.pack(_PIDFD_INFO_EXIT, 0, *([0] * 11), 0, 0))
+    try:
+        fcntl.ioctl(pidfd, _PIDFD_GET_INFO, buf)
+    except OSError:
+        return None
+    fields = _PIDFD_INFO.unpack(bytes(buf))
+    return fields[-2] if fields[0] & _PIDFD_INFO_EXIT else None

@@ -17,7 +17,8 @@ from codeexec.adapters.local_sandbox.boxcommand import (
     environment,
     identity_files,
 )
-from codeexec.adapters.local_sandbox.cgroups import CgroupTree, RunCgroup, find_cgroups
+from codeexec.adapters.local_sandbox.cgroup_discovery import find_cgroups
+from codeexec.adapters.local_sandbox.cgroups import CgroupTree, RunCgroup
 from codeexec.adapters.local_sandbox.languages import choose, detect_toolchains
 from codeexec.adapters.local_sandbox.recipes import Toolchain
 from codeexec.adapters.local_sandbox.run import BubblewrapRun

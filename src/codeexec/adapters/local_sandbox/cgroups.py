@@ -18,12 +18,12 @@ _WARM_FOR_S = 2.0
 _WARM_EVERY_S = 0.01
 
 
-def _read(path: str) -> str:
+def read(path: str) -> str:
     with open(path, encoding="ascii") as f:
         return f.read()
 
 
-def _write(path: str, value: str) -> None:
+def write(path: str, value: str) -> None:
     with open(path, "w", encoding="ascii") as f:
         f.write(value)
 
@@ -47,12 +47,12 @@ class RunCgroup(ABC):
 
     def join(self, pid: int) -> None:
         for d in self.dirs.values():
-            _write(os.path.join(d, "cgroup.procs"), str(pid))
+            write(os.path.join(d, "cgroup.procs"), str(pid))
 
     def pids(self) -> list[int]:
         d = next(iter(self.dirs.values()))
         try:
-            return [int(p) for p in _read(os.path.join(d, "cgroup.procs")).split()]
+            return [int(p) for p in read(os.path.join(d, "cgroup.procs")).split()]
         except FileNotFoundError:
             return []
 
@@ -80,13 +80,13 @@ class _V1Run(RunCgroup):
     def cpu_time_s(self) -> float | None:
         if "cpuacct" not in self.dirs:
             return None
-        return int(_read(os.path.join(self.dirs["cpuacct"], "cpuacct.usage"))) / 1e9
+        return int(read(os.path.join(self.dirs["cpuacct"], "cpuacct.usage"))) / 1e9
 
     def peak_memory_bytes(self) -> int | None:
-        return int(_read(os.path.join(self.dirs["memory"], "memory.max_usage_in_bytes")))
+        return int(read(os.path.join(self.dirs["memory"], "memory.max_usage_in_bytes")))
 
     def oom_kills(self) -> int:
-        text = _read(os.path.join(self.dirs["memory"], "memory.oom_control"))
+        text = read(os.path.join(self.dirs["memory"], "memory.oom_control"))
         match = re.search(r"^oom_kill (\d+)", text, re.MULTILINE)
         return int(match.group(1)) if match else 0
 
@@ -94,13 +94,13 @@ class _V1Run(RunCgroup):
 class _V2Run(RunCgroup):
     def kill_all(self) -> None:
         try:
-            _write(os.path.join(self.dirs["unified"], "cgroup.kill"), "1")
+            write(os.path.join(self.dirs["unified"], "cgroup.kill"), "1")
         except OSError:  # before Linux 5.14
             super().kill_all()
 
     def _keyed(self, name: str, key: str) -> int | None:
         try:
-            text = _read(os.path.join(self.dirs["unified"], name))
+            text = read(os.path.join(self.dirs["unified"], name))
         except OSError:
             return None
         match = re.search(rf"^{key} (\d+)", text, re.MULTILINE)
@@ -112,7 +112,7 @@ class _V2Run(RunCgroup):
 
     def peak_memory_bytes(self) -> int | None:
         try:
-            return int(_read(os.path.join(self.dirs["unified"], "memory.peak")))
+            return int(read(os.path.join(self.dirs["unified"], "memory.peak")))
         except OSError:  # before Linux 5.19
             return None
 
@@ -160,7 +160,7 @@ class CgroupTree(ABC):
                     self._warmer = None
                     return
             with contextlib.suppress(OSError):
-                _write(self.own, str(os.getpid()))
+                write(self.own, str(os.getpid()))
             time.sleep(_WARM_EVERY_S)
 
     @property
@@ -209,12 +209,12 @@ class CgroupV1Tree(CgroupTree):
 
     def _limit(self, dirs: Mapping[str, str], limits: Limits) -> RunCgroup:
         # One more process than asked for: bubblewrap's init (pid 1 of the box) is in the group.
-        _write(os.path.join(dirs["pids"], "pids.max"), str(limits.processes + 1))
+        write(os.path.join(dirs["pids"], "pids.max"), str(limits.processes + 1))
         memory = dirs["memory"]
-        _write(os.path.join(memory, "memory.limit_in_bytes"), str(limits.memory_bytes))
+        write(os.path.join(memory, "memory.limit_in_bytes"), str(limits.memory_bytes))
         # With swap accounting, memory+swap gets the same cap so nothing spills into swap.
         with contextlib.suppress(OSError):
-            _write(os.path.join(memory, "memory.memsw.limit_in_bytes"), str(limits.memory_bytes))
+            write(os.path.join(memory, "memory.memsw.limit_in_bytes"), str(limits.memory_bytes))
         return _V1Run(dirs)
 
 
@@ -228,14 +228,14 @@ class CgroupV2Tree(CgroupTree):
         fresh = not self._made
         super()._prepare()
         if fresh:
-            _write(os.path.join(self.parents["unified"], "cgroup.subtree_control"), "+memory +pids")
+            write(os.path.join(self.parents["unified"], "cgroup.subtree_control"), "+memory +pids")
 
     def _limit(self, dirs: Mapping[str, str], limits: Limits) -> RunCgroup:
         d = dirs["unified"]
-        _write(os.path.join(d, "pids.max"), str(limits.processes + 1))
-        _write(os.path.join(d, "memory.max"), str(limits.memory_bytes))
+        write(os.path.join(d, "pids.max"), str(limits.processes + 1))
+        write(os.path.join(d, "memory.max"), str(limits.memory_bytes))
         with contextlib.suppress(OSError):
-            _write(os.path.join(d, "memory.swap.max"), "0")
+            write(os.path.join(d, "memory.swap.max"), "0")
         return _V2Run(dirs)
 
 
@@ -269,70 +269,3 @@ def _remove_killing(path: str) -> None:
             return
         except OSError:
             time.sleep(0.01)
-
-
-def _mounts() -> list[tuple[str, str, set[str]]]:
-    """(fstype, mount point, super options) of every cgroup mount."""
-    found = []
-    for line in _read("/proc/self/mountinfo").splitlines():
-        left, _, right = line.partition(" - ")
-        fstype, _source, options = [*right.split(), "", "", ""][:3]
-        if fstype in ("cgroup", "cgroup2"):
-            found.append((fstype, left.split()[4], set(options.split(","))))
-    return found
-
-
-def _own_paths() -> dict[str, str]:
-    """controller -> this process's cgroup path ("unified" for the v2 hierarchy)."""
-    paths = {}
-    for line in _read("/proc/self/cgroup").splitlines():
-        _id, controllers, path = line.split(":", 2)
-        for c in controllers.split(",") if controllers else ["unified"]:
-            paths[c] = path
-    return paths
-
-
-def _writable_dir(path: str) -> bool:
-    return os.path.isdir(path) and os.access(path, os.W_OK)
-
-
-def find_cgroups(parent: str | None = None) -> CgroupTree | None:
-    """The cgroup tree runs go into: v2 if its memory and pids controllers can be delegated
-    to us, else v1, else None (limits then fall back to rlimits). Run cgroups are nested
-    under this process's own cgroup (or `parent`, a path from the hierarchy root) so the
-    host's limits on this process still apply to them."""
-    owner = f"codeexec.{os.getpid()}"
-    try:
-        mounts, own = _mounts(), _own_paths()
-    except OSError:
-        return None
-    for fstype, point, _ in mounts:
-        if fstype != "cgroup2":
-            continue
-        base = point + (parent or own.get("unified", "/")).rstrip("/")
-        try:
-            controllers = set(_read(os.path.join(base, "cgroup.controllers")).split())
-            if {"memory", "pids"} <= controllers and _writable_dir(base):
-                enabled = set(_read(os.path.join(base, "cgroup.subtree_control")).split())
-                if not {"memory", "pids"} <= enabled:
-                    _write(os.path.join(base, "cgroup.subtree_control"), "+memory +pids")
-                own_dir = point + own.get("unified", "/").rstrip("/")
-                return CgroupV2Tree(
-                    {"unified": os.path.join(base, owner)},
-                    os.path.join(own_dir, "cgroup.procs"),
-                )
-        except OSError:
-            continue
-    parents: dict[str, str] = {}
-    own_procs = None
-    for fstype, point, options in mounts:
-        for controller in ("memory", "pids", "cpuacct"):
-            if fstype == "cgroup" and controller in options and controller not in parents:
-                base = point + (parent or own.get(controller, "/")).rstrip("/")
-                if _writable_dir(base):
-                    parents[controller] = os.path.join(base, owner)
-                    own_dir = point + own.get(controller, "/").rstrip("/")
-                    own_procs = os.path.join(own_dir, "cgroup.procs")
-    if {"memory", "pids"} <= parents.keys():
-        return CgroupV1Tree(parents, own_procs)
-    return None

@@ -20,6 +20,7 @@ from codeexec.domain.model import Limits, Stream
 
 _HANDSHAKE_TIMEOUT_S = 10.0
 _DRAIN_TIMEOUT_S = 5.0
+_FIND_MAIN_TRIES = 250
 
 OnOutput = Callable[[Stream, bytes], None]
 
@@ -70,6 +71,8 @@ class Stage:
         self._started_at: float | None = None
         self._ended_at: float | None = None
         self._handshake_over = False
+        self._main_pidfd: int | None = None
+        self._closed = False
 
     def kill(self, reason: str) -> None:
         """Kill the whole tree now; the first reason given is the one reported."""
@@ -160,8 +163,10 @@ class Stage:
         finally:
             self._kill_tree()
             box.close()
-            if self._pidfd is not None:
-                os.close(self._pidfd)
+            self._closed = True
+            for pidfd in (self._pidfd, self._main_pidfd):
+                if pidfd is not None:
+                    os.close(pidfd)
         return self.outcome
 
     async def _supervise(self, info_r: int, block_w: int, box: BoxProcess) -> None:
@@ -191,6 +196,7 @@ class Stage:
                 rl.apply(child_pid, self.plan.rlimits)
                 self._started_at = time.monotonic()
                 os.write(block_w, b"go")  # the box execs the code only now, limits in place
+                self._find_main(child_pid, _FIND_MAIN_TRIES)
         finally:
             os.close(block_w)
         if failure is not None:
@@ -202,6 +208,18 @@ class Stage:
             for watcher in watchers:
                 watcher.cancel()
         await self._collect()
+
+    def _find_main(self, init_pid: int, tries: int) -> None:
+        # The code's process is pid 1's only child, forked right after the go. Holding a
+        # pidfd to it lets the kernel tell us its exact wait status at the end.
+        if self._closed:
+            return
+        pid = boxio.child_of(init_pid)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._main_pidfd = os.pidfd_open(pid)
+        elif tries > 0 and self._ended_at is None:
+            asyncio.get_running_loop().call_later(0.0002, self._find_main, init_pid, tries - 1)
 
     def _start_watchers(self) -> list[asyncio.TimerHandle | asyncio.Task[None]]:
         loop = asyncio.get_running_loop()
@@ -234,11 +252,17 @@ class Stage:
                     "the box could not be set up: "
                     + bytes(out.stderr).decode("utf-8", "replace").strip()
                 )
+        elif (status := self._main_status()) is not None:
+            if os.WIFSIGNALED(status):
+                out.signal = os.WTERMSIG(status)
+            else:
+                out.exit_code = os.WEXITSTATUS(status)
         elif returncode is not None:
             if returncode < 0:
                 out.signal = -returncode
             elif 128 < returncode <= 128 + 64:
-                # bubblewrap reports a signal death the shell way, as 128 + the signal.
+                # Without the exact status (older kernels), read bubblewrap's report the
+                # shell way: 128 + n is death by signal n.
                 out.signal = returncode - 128
             else:
                 out.exit_code = returncode
@@ -251,6 +275,15 @@ class Stage:
             out.memory_bytes = cgroup.peak_memory_bytes()
             out.oom_kills = cgroup.oom_kills()
             await self._until_empty(cgroup)
+
+    def _main_status(self) -> int | None:
+        if self._main_pidfd is None:
+            return None
+        try:
+            return boxio.wait_status(self._main_pidfd)
+        finally:
+            os.close(self._main_pidfd)
+            self._main_pidfd = None
 
     async def _until_empty(self, cgroup: RunCgroup) -> None:
         # The box's pid 1 exits only after the kernel has killed and reaped every other
