@@ -115,7 +115,9 @@ class BubblewrapSandbox(Sandbox):
         tree = self._cgroup_tree()
         if tree is not None:
             tree.keep_warm()  # as early as possible: the first move after a quiet spell is slow
-        uid = self._uids.acquire()
+        # As root each run gets a uid of its own; otherwise the code runs as our uid, mapped
+        # through a user namespace (weaker: per-uid limits then count our processes too).
+        uid = self._uids.acquire() if self._as_root else os.geteuid()
         self._started.add(sandbox_id)
         name = f"{os.getpid()}.{next(self._names)}"
 
@@ -130,7 +132,8 @@ class BubblewrapSandbox(Sandbox):
 
         def on_end() -> None:
             self._active.pop(sandbox_id, None)
-            self._uids.release(uid)
+            if self._as_root:
+                self._uids.release(uid)
 
         stages = _Stages(self, uid, name)
         run = BubblewrapRun(sandbox_id, spec, toolchain, open_workspace, stages, on_end)
@@ -167,6 +170,7 @@ class BubblewrapSandbox(Sandbox):
             else "RLIMIT_CPU per process (no cgroup: a tree of processes is not summed)"
         )
         mounted = self._work.probe_mount()
+        own_uid = self._as_root
         limits = {
             "wall_time_s": "supervisor deadline; SIGKILL to the box's pid 1 ends its pid namespace",
             "cpu_time_s": cpu,
@@ -175,11 +179,10 @@ class BubblewrapSandbox(Sandbox):
                 if cg
                 else "RLIMIT_AS per process (virtual memory)"
             ),
-            "processes": (
-                f"{cg} pids.max and RLIMIT_NPROC for the run's own uid"
-                if cg
-                else "RLIMIT_NPROC for the run's own uid"
-            ),
+            "processes": " and ".join(
+                [f"{cg} pids.max"] * bool(cg) + ["RLIMIT_NPROC for the run's own uid"] * own_uid
+            )
+            or "not enforced: needs root (a uid per run) or a writable pids cgroup",
             "output_bytes": "counted per stream by the supervisor; truncated, then the box killed",
             "file_size_bytes": "RLIMIT_FSIZE",
             "open_files": "RLIMIT_NOFILE",
@@ -255,7 +258,7 @@ class _Stages:
             limits=limits,
             stdin=stdin,
             data=data,
-            rlimits=rl.rlimits_for(limits, memory_in_cgroup=tree is not None),
+            rlimits=rl.rlimits_for(limits, memory_in_cgroup=tree is not None, own_uid=sb._as_root),
             make_cgroup=make_cgroup if tree is not None else None,
         )
         return Stage(plan, on_output)

@@ -12,22 +12,24 @@ RLimit = tuple[int, int, int]
 """(resource, soft, hard)."""
 
 
-def rlimits_for(limits: Limits, *, memory_in_cgroup: bool) -> list[RLimit]:
+def rlimits_for(limits: Limits, *, memory_in_cgroup: bool, own_uid: bool = True) -> list[RLimit]:
     """The rlimits for one stage. Every process of the box inherits them from its init.
 
     RLIMIT_CPU is per process: the soft limit sends SIGXCPU, the hard one a second later
     SIGKILL. Address-space limits break runtimes that reserve large virtual ranges (the JVM,
-    Go, V8), so RLIMIT_AS is only the fallback when no memory cgroup is available."""
+    Go, V8), so RLIMIT_AS is only the fallback when no memory cgroup is available.
+    RLIMIT_NPROC counts every process of a user id, so it is set only when the run has
+    a uid of its own."""
     cpu = max(1, math.ceil(limits.cpu_time_s))
     chosen = [
         (resource.RLIMIT_CPU, cpu, cpu + 1),
         (resource.RLIMIT_FSIZE, limits.file_size_bytes, limits.file_size_bytes),
         (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
-        # Counted per user id: each run has a uid of its own, so this is the run's count.
-        (resource.RLIMIT_NPROC, limits.processes, limits.processes),
         (resource.RLIMIT_CORE, 0, 0),
         (resource.RLIMIT_MEMLOCK, 0, 0),
     ]
+    if own_uid:  # counted per user id: only meaningful when the run has a uid of its own
+        chosen.append((resource.RLIMIT_NPROC, limits.processes, limits.processes))
     if not memory_in_cgroup:
         chosen.append((resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes))
     return chosen

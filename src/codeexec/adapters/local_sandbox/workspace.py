@@ -145,7 +145,7 @@ class WorkRoot:
                     os.rmdir(path)
                     raise
                 self._can_mount = False
-        if not self._can_mount:
+        if not self._can_mount and uid != os.geteuid():
             os.chown(path, uid, uid)
         # Traversable by root inside the box, which holds no DAC capability when bubblewrap
         # enters the directory; not listable by anyone but the run's user.
@@ -214,7 +214,8 @@ class Workspace:
             for d in dirs:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(d, 0o755, dir_fd=parent)
-                    os.chown(d, self.uid, self.uid, dir_fd=parent, follow_symlinks=False)
+                    if self.uid != os.geteuid():
+                        os.chown(d, self.uid, self.uid, dir_fd=parent, follow_symlinks=False)
                 child = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
                 os.close(parent)
                 parent = child
@@ -225,7 +226,8 @@ class Workspace:
                 view = memoryview(source.content)
                 while view:
                     view = view[os.write(fd, view) :]
-                os.fchown(fd, self.uid, self.uid)
+                if self.uid != os.geteuid():
+                    os.fchown(fd, self.uid, self.uid)
             finally:
                 os.close(fd)
         finally:
