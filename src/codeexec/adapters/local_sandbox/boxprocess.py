@@ -32,6 +32,7 @@ class BoxProcess:
         self._on_exit = on_exit
         self._loop = asyncio.get_running_loop()
         self.finished: asyncio.Future[None] = self._loop.create_future()
+        self.abandoned = False
         self._pidfd = os.pidfd_open(proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
         self._streams: dict[int, Stream] = {
@@ -52,6 +53,12 @@ class BoxProcess:
         if self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, OSError):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+
+    def abandon(self) -> None:
+        """Stop waiting for the end (something of the box would not die)."""
+        if not self.finished.done():
+            self.abandoned = True
+            self.finished.set_result(None)
 
     def _readable(self, fd: int) -> None:
         try:

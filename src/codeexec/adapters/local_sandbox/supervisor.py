@@ -73,6 +73,7 @@ class Stage:
         self._handshake_over = False
         self._main_pidfd: int | None = None
         self._closed = False
+        self._give_up: asyncio.TimerHandle | None = None
 
     def kill(self, reason: str) -> None:
         """Kill the whole tree now; the first reason given is the one reported."""
@@ -90,8 +91,15 @@ class Stage:
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
         elif self._handshake_over and self._box is not None:
             self._box.kill()
+        else:
+            return
         if self.cgroup is not None:
             self.cgroup.kill_all()
+        if self._give_up is None and self._box is not None:
+            # SIGKILL cannot be ignored, but a process stuck in the kernel (uninterruptible
+            # sleep) can hold a pipe open: the result must not wait for it forever.
+            loop = asyncio.get_running_loop()
+            self._give_up = loop.call_later(_DRAIN_TIMEOUT_S, self._box.abandon)
 
     def _received(self, stream: Stream, data: bytes) -> None:
         out = self.outcome
@@ -164,6 +172,8 @@ class Stage:
             self._kill_tree()
             box.close()
             self._closed = True
+            if self._give_up is not None:
+                self._give_up.cancel()
             for pidfd in (self._pidfd, self._main_pidfd):
                 if pidfd is not None:
                     os.close(pidfd)
@@ -246,7 +256,11 @@ class Stage:
         out = self.outcome
         assert self._box is not None
         returncode = self._box.returncode
-        if self._started_at is None:
+        if self._box.abandoned:
+            out.error = (
+                f"processes of the box were still alive {_DRAIN_TIMEOUT_S:g} s after SIGKILL"
+            )
+        elif self._started_at is None:
             if out.killed_for is None:
                 out.error = (
                     "the box could not be set up: "
@@ -274,7 +288,7 @@ class Stage:
             out.cpu_time_s = cgroup.cpu_time_s()
             out.memory_bytes = cgroup.peak_memory_bytes()
             out.oom_kills = cgroup.oom_kills()
-            await self._until_empty(cgroup)
+        await self._until_empty(cgroup)
 
     def _main_status(self) -> int | None:
         if self._main_pidfd is None:
@@ -285,13 +299,13 @@ class Stage:
             os.close(self._main_pidfd)
             self._main_pidfd = None
 
-    async def _until_empty(self, cgroup: RunCgroup) -> None:
+    async def _until_empty(self, cgroup: RunCgroup | None) -> None:
         # The box's pid 1 exits only after the kernel has killed and reaped every other
         # process of its pid namespace: its pidfd turning readable means the tree is gone.
         if self._pidfd is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(boxio.until_readable(self._pidfd), _DRAIN_TIMEOUT_S)
         deadline = time.monotonic() + _DRAIN_TIMEOUT_S
-        while cgroup.pids() and time.monotonic() < deadline:
+        while cgroup is not None and cgroup.pids() and time.monotonic() < deadline:
             cgroup.kill_all()
             await asyncio.sleep(0.005)
