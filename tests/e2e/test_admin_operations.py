@@ -159,6 +159,7 @@ def test_unknown_ids_answer_404_even_when_they_name_other_aggregates(ops: Server
     ("body", "field"),
     [
         ({"target_topic": "nowhere"}, "target_topic"),
+        ({"target_topic": "dead_letters"}, "target_topic"),
         (
             {"filters": {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}},
             "filters.until",

@@ -9,12 +9,18 @@ from fastapi import APIRouter, Query, Response
 
 from codeexec.domain.aggregate import IllegalTransition
 from codeexec.domain.replay import ReplaySession
+from codeexec.domain.routing import DEAD_LETTERS
 from codeexec.runtime import Codeexec
 from codeexec.service.replays import InvalidReplay
 from codeexec_server.auth import Admin
 from codeexec_server.problems import ApiProblem, as_problems, field_error, problem_responses
 from codeexec_server.routes_executions import Runtime
-from codeexec_server.schemas_operations import REPLAYS, ReplayIn, ReplayOut, ReplayStateName
+from codeexec_server.schemas_operations import (
+    REPLAYS,
+    ReplayIn,
+    ReplayOut,
+    ReplayStateName,
+)
 
 router = APIRouter(prefix="/api/v1/admin", tags=["replays"])
 
@@ -42,6 +48,9 @@ def _session(runtime: Codeexec, session_id: UUID) -> ReplaySession:
 async def create_replay(
     body: ReplayIn, admin: Admin, runtime: Runtime, response: Response
 ) -> ReplayOut:
+    if body.target_topic == DEAD_LETTERS:
+        # The DLQ manager would take replayed events for parked messages and retry them.
+        raise field_error("target_topic", "the dead-letter topic only takes parked messages")
     end = runtime.store.max_position() if runtime.store is not None else 0
     if body.filters.until_position is not None and body.filters.until_position > end:
         raise field_error("filters.until_position", f"beyond the end of the store ({end})")

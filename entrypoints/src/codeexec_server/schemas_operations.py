@@ -20,11 +20,13 @@ from pydantic import (
 from codeexec.domain.dead_letter import DeadLetter
 from codeexec.domain.operations_events import ReplayFilter
 from codeexec.domain.replay import ReplaySession, ReplayState
+from codeexec.domain.routing import DEAD_LETTERS as DEAD_LETTER_TOPIC
 from codeexec.domain.routing import REPLAY_SCRATCH, ROUTES, TOPICS
 from codeexec_server.schemas import Encoding, encode_output
 
 EVENT_TYPES: list[JsonValue] = [name for name in sorted(ROUTES)]
-TOPIC_NAMES: list[JsonValue] = [name for name in sorted(TOPICS)]
+REPLAY_TOPICS: list[JsonValue] = [name for name in sorted(TOPICS) if name != DEAD_LETTER_TOPIC]
+"""Any declared topic but the DLQ's: it only takes parked messages (with their dl-* headers)."""
 ReplayStateName = Literal["running", "paused", "completed", "cancelled"]
 DeadLetterStateName = Literal[
     "parked", "retrying", "exhausted", "resolved", "discarded", "archived"
@@ -96,8 +98,8 @@ class ReplayIn(BaseModel):
     filters: ReplayFilterIn = Field(default_factory=ReplayFilterIn)
     target_topic: str = Field(
         default=REPLAY_SCRATCH,
-        description="a declared topic",
-        json_schema_extra={"enum": TOPIC_NAMES},
+        description="a declared topic, except the dead-letter topic",
+        json_schema_extra={"enum": REPLAY_TOPICS},
     )
     batch_size: int = Field(default=500, ge=1, le=10_000)
     rate_per_s: float | None = Field(
