@@ -35,6 +35,7 @@ from codeexec.ports.sandbox import (
 
 INSTALL_HINT = "install it with `apt-get install bubblewrap` (Debian/Ubuntu package `bubblewrap`)"
 _CLOSE_TIMEOUT_S = 10.0
+_run_names = itertools.count()  # unique work dir names across every sandbox of this process
 
 
 class BubblewrapSandbox(Sandbox):
@@ -77,7 +78,6 @@ class BubblewrapSandbox(Sandbox):
         self._search_path = search_path
         self._started: set[str] = set()
         self._active: dict[str, BubblewrapRun] = {}
-        self._names = itertools.count()
 
     def _available(self) -> bool:
         return bool(self._bwrap) and os.access(self._bwrap or "", os.X_OK)
@@ -102,7 +102,12 @@ class BubblewrapSandbox(Sandbox):
 
     async def languages(self) -> Sequence[Language]:
         self._require()
-        return [tc.language for tc in await detect_toolchains(self._search_path)]
+        found = [tc.language for tc in await detect_toolchains(self._search_path)]
+        # Called at start-up: build the boxes' shared /etc and /dev now, not in a first run.
+        self._work.etc()
+        self._work.dev()
+        self._cgroup_tree()
+        return found
 
     async def start(self, sandbox_id: str, spec: RunSpec) -> SandboxRun:
         self._require()
@@ -119,7 +124,7 @@ class BubblewrapSandbox(Sandbox):
         # through a user namespace (weaker: per-uid limits then count our processes too).
         uid = self._uids.acquire() if self._as_root else os.geteuid()
         self._started.add(sandbox_id)
-        name = f"{os.getpid()}.{next(self._names)}"
+        name = f"{os.getpid()}.{next(_run_names)}"
 
         async def open_workspace() -> Workspace:
             workspace = self._work.create(name, uid)
@@ -164,9 +169,10 @@ class BubblewrapSandbox(Sandbox):
             return {}
         tree = self._cgroup_tree()
         cg = f"cgroup {tree.version}" if tree else None
+        tree_cpu = tree is not None and (tree.version == "v2" or "cpuacct" in tree.controllers)
         cpu = (
             f"{cg} CPU accounting for the whole tree, polled; plus RLIMIT_CPU per process"
-            if (tree and "cpuacct" in tree.controllers) or (tree and tree.version == "v2")
+            if tree_cpu
             else "RLIMIT_CPU per process (no cgroup: a tree of processes is not summed)"
         )
         mounted = self._work.probe_mount()

@@ -194,6 +194,7 @@ class CgroupTree(ABC):
     def _limit(self, dirs: Mapping[str, str], limits: Limits) -> RunCgroup: ...
 
     def close(self) -> None:
+        self._made = False
         with self._warm_lock:
             self._warm_until = 0.0
         for d in self.parents.values():
