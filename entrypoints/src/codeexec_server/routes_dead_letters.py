@@ -19,10 +19,12 @@ from codeexec_server.schemas_operations import (
     DeadLetterStateFilter,
     DeadLetterSummary,
     DiscardIn,
+    links_to,
 )
 
 router = APIRouter(prefix="/api/v1/admin", tags=["dead letters"])
 TRANSITION_PROBLEMS = problem_responses(401, 403, 404, 409, 422)
+ACTIONS = ("retry_dead_letter", "discard_dead_letter", "archive_dead_letter")
 
 
 def _letter(runtime: Codeexec, letter_id: UUID) -> DeadLetter:
@@ -52,7 +54,10 @@ def _wanted(
     "/dead-letters",
     response_model=DeadLetterPage,
     summary="Dead letters, newest first",
-    responses=problem_responses(401, 403, 422),
+    responses={
+        200: links_to("letter_id", "/items/0/id", "get_dead_letter", *ACTIONS),
+        **problem_responses(401, 403, 422),
+    },
 )
 async def list_dead_letters(
     admin: Admin,
@@ -84,7 +89,11 @@ async def list_dead_letters(
     "/dead-letters/{letter_id}",
     response_model=DeadLetterOut,
     summary="One dead letter in full: payload, headers, errors, retries, next due time",
-    responses=problem_responses(401, 403, 404, 422),
+    operation_id="get_dead_letter",
+    responses={
+        200: links_to("letter_id", "/id", *ACTIONS),
+        **problem_responses(401, 403, 404, 422),
+    },
 )
 async def get_dead_letter(letter_id: UUID, admin: Admin, runtime: Runtime) -> DeadLetterOut:
     return DeadLetterOut.of(_letter(runtime, letter_id))
@@ -92,6 +101,7 @@ async def get_dead_letter(letter_id: UUID, admin: Admin, runtime: Runtime) -> De
 
 @router.post(
     "/dead-letters/{letter_id}/retry",
+    operation_id="retry_dead_letter",
     status_code=202,
     response_model=DeadLetterOut,
     summary="Retry now: republish to the original topic, for the group that failed on it",
@@ -108,6 +118,7 @@ async def retry_dead_letter(letter_id: UUID, admin: Admin, runtime: Runtime) -> 
 
 @router.post(
     "/dead-letters/{letter_id}/discard",
+    operation_id="discard_dead_letter",
     response_model=DeadLetterOut,
     summary="Discard an open dead letter (never retried again), with an optional reason",
     responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
@@ -127,6 +138,7 @@ async def discard_dead_letter(
 
 @router.post(
     "/dead-letters/{letter_id}/archive",
+    operation_id="archive_dead_letter",
     response_model=DeadLetterOut,
     summary="Archive an open dead letter (kept for the record, never retried)",
     responses=TRANSITION_PROBLEMS,

@@ -20,9 +20,11 @@ from codeexec_server.schemas_operations import (
     ReplayIn,
     ReplayOut,
     ReplayStateName,
+    links_to,
 )
 
 router = APIRouter(prefix="/api/v1/admin", tags=["replays"])
+CHANGES = ("pause_replay", "resume_replay", "cancel_replay")
 
 
 def _session(runtime: Codeexec, session_id: UUID) -> ReplaySession:
@@ -43,7 +45,10 @@ def _session(runtime: Codeexec, session_id: UUID) -> ReplaySession:
     description="Replayed messages carry a `replay-session` header, so no consumer takes "
     "them as new work. The selection ends at `filters.until_position` (default: the end "
     "of the store now), so a session is finite and the same after a restart.",
-    responses=problem_responses(400, 401, 403, 413, 422),
+    responses={
+        201: links_to("session_id", "/id", "get_replay", *CHANGES),
+        **problem_responses(400, 401, 403, 413, 422),
+    },
 )
 async def create_replay(
     body: ReplayIn, admin: Admin, runtime: Runtime, response: Response
@@ -95,7 +100,11 @@ async def list_replays(
     "/replays/{session_id}",
     response_model=ReplayOut,
     summary="One replay session: state and progress",
-    responses=problem_responses(401, 403, 404, 422),
+    operation_id="get_replay",
+    responses={
+        200: links_to("session_id", "/id", *CHANGES),
+        **problem_responses(401, 403, 404, 422),
+    },
 )
 async def get_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> ReplayOut:
     return ReplayOut.of(_session(runtime, session_id))
@@ -114,6 +123,7 @@ TRANSITION_PROBLEMS = problem_responses(401, 403, 404, 409, 422)
 @router.post(
     "/replays/{session_id}/pause",
     response_model=ReplayOut,
+    operation_id="pause_replay",
     summary="Pause a running session (after the batch in flight)",
     responses=TRANSITION_PROBLEMS,
 )
@@ -124,6 +134,7 @@ async def pause_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> Repl
 @router.post(
     "/replays/{session_id}/resume",
     response_model=ReplayOut,
+    operation_id="resume_replay",
     summary="Resume a paused session where it stopped",
     responses=TRANSITION_PROBLEMS,
 )
@@ -134,6 +145,7 @@ async def resume_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> Rep
 @router.post(
     "/replays/{session_id}/cancel",
     response_model=ReplayOut,
+    operation_id="cancel_replay",
     summary="Cancel a running or paused session (events already sent stay sent)",
     responses=TRANSITION_PROBLEMS,
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -285,3 +285,13 @@ class DeadLetterPage(BaseModel):
 class DiscardIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     reason: str = Field(default="", max_length=2000)
+
+
+def links_to(parameter: str, pointer: str, *operation_ids: str) -> dict[str, Any]:
+    """An OpenAPI response's `links`: these operations take `parameter` from the body."""
+    return {
+        "links": {
+            op: {"operationId": op, "parameters": {parameter: f"$response.body#{pointer}"}}
+            for op in operation_ids
+        }
+    }
