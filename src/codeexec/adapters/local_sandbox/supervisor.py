@@ -117,7 +117,8 @@ class Stage:
             self.on_output(stream, data)
 
     def _exited(self) -> None:
-        self._ended_at = time.monotonic()
+        if self._ended_at is None:
+            self._ended_at = time.monotonic()
         # The main process is gone: nothing it left behind may outlive it.
         self._kill_tree()
 
@@ -174,6 +175,8 @@ class Stage:
             self._closed = True
             if self._give_up is not None:
                 self._give_up.cancel()
+            if self._main_pidfd is not None:
+                asyncio.get_running_loop().remove_reader(self._main_pidfd)
             for pidfd in (self._pidfd, self._main_pidfd):
                 if pidfd is not None:
                     os.close(pidfd)
@@ -228,8 +231,16 @@ class Stage:
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 self._main_pidfd = os.pidfd_open(pid)
+                # Its exit ends the stage: no need to wait for pid 1 and bubblewrap to notice.
+                asyncio.get_running_loop().add_reader(self._main_pidfd, self._main_exited)
         elif tries > 0 and self._ended_at is None:
             asyncio.get_running_loop().call_later(0.0002, self._find_main, init_pid, tries - 1)
+
+    def _main_exited(self) -> None:
+        if self._main_pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self._main_pidfd)
+        if self._ended_at is None:
+            self._exited()
 
     def _start_watchers(self) -> list[asyncio.TimerHandle | asyncio.Task[None]]:
         loop = asyncio.get_running_loop()
@@ -293,6 +304,7 @@ class Stage:
     def _main_status(self) -> int | None:
         if self._main_pidfd is None:
             return None
+        asyncio.get_running_loop().remove_reader(self._main_pidfd)
         try:
             return boxio.wait_status(self._main_pidfd)
         finally:
