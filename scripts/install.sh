@@ -10,7 +10,8 @@ as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=(bubblewrap python3-venv)
 if (( want_tests )); then
-  apt_packages+=(chromium)
+  # Chromium for the browser test; Ruby, PHP and Go so every detectable language is tested.
+  apt_packages+=(chromium ruby php-cli golang-go)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -143,3 +143,26 @@ def test_events_are_strict_about_unknown_fields_types_and_versions() -> None:
 def test_bytes_travel_as_base64_on_the_wire() -> None:
     doc = to_document(sample("ExecutionOutput", data=b"\xff\xfe"))
     assert doc["data"] == base64.b64encode(b"\xff\xfe").decode()
+
+
+@pytest.mark.parametrize("name", ["..", "../etc/passwd", "a/../b", "./x", "/abs", "a//b", ""])
+def test_file_names_cannot_leave_the_work_dir(name: str) -> None:
+    from pydantic import ValidationError
+
+    from codeexec.domain.model import SourceFile
+
+    with pytest.raises(ValidationError):
+        SourceFile(name=name, content=b"")
+
+
+def test_file_names_must_be_unique_within_a_run() -> None:
+    from pydantic import ValidationError
+
+    from codeexec.domain.model import RunSpec, SourceFile
+
+    with pytest.raises(ValidationError, match="unique"):
+        RunSpec(
+            language="c",
+            files=[SourceFile(name="a.c", content=b""), SourceFile(name="a.c", content=b"")],
+        )
+    assert RunSpec(language="c", files=[SourceFile(name="src/.hidden.c", content=b"")])

@@ -6,7 +6,15 @@ import base64
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    field_validator,
+    model_validator,
+)
 
 
 def _bytes_from_wire(value: object) -> bytes:
@@ -64,8 +72,17 @@ DEFAULT_COMPILE_LIMITS = Limits(
 
 
 class SourceFile(Value):
+    """A file of a submission; `name` is a relative path that stays inside the work dir."""
+
     name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
     content: Bytes
+
+    @field_validator("name")
+    @classmethod
+    def _stays_inside(cls, name: str) -> str:
+        if any(part in (".", "..") for part in name.split("/")):
+            raise ValueError("a file name must not contain '.' or '..' path segments")
+        return name
 
 
 class RunSpec(Value):
@@ -78,6 +95,13 @@ class RunSpec(Value):
     args: tuple[str, ...] = ()
     limits: Limits = Limits()
     compile_limits: Limits = DEFAULT_COMPILE_LIMITS
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> RunSpec:
+        names = [f.name for f in self.files]
+        if len(set(names)) != len(names):
+            raise ValueError("files: each file name must be unique")
+        return self
 
 
 class RunResult(Value):
