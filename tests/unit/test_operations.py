@@ -17,6 +17,7 @@ from codeexec.domain.events import ExecutionCompleted, from_json
 from codeexec.domain.operations_events import ReplayFilter
 from codeexec.domain.replay import ReplayState
 from codeexec.domain.routing import EXECUTION_EVENTS, EXECUTION_TASKS, REPLAY_SCRATCH, TOPICS
+from codeexec.ports.bus import Message
 from codeexec.runtime import Codeexec, Settings
 from codeexec.service.replays import InvalidReplay
 from codeexec.service.unit_of_work import UnitOfWork
@@ -238,3 +239,30 @@ async def test_every_operations_event_type_is_emitted() -> None:
         emitted = {e.type_name for _, e in cx.store.read_all()}
         assert emitted >= OPERATIONS_EVENT_TYPES
         assert isinstance(ExecutionCompleted, type)
+
+
+async def test_operator_tools_refuse_what_would_break_them() -> None:
+    async with Codeexec(settings(), sandbox=FakeSandbox()) as cx:
+        ids = await submit_and_finish(cx, 1)
+        with pytest.raises(InvalidReplay, match="target_topic"):
+            cx.replays.create("root", ReplayFilter(), "dead_letters")
+        with pytest.raises(InvalidReplay, match="until_position"):
+            cx.replays.create("root", ReplayFilter(until_position=10**6), REPLAY_SCRATCH)
+        with pytest.raises(LookupError):
+            cx.replays.get(ids[0])  # an execution's id is no replay session
+        with pytest.raises(LookupError):
+            cx.dead_letters.get(ids[0])
+        # A stray message on the DLQ topic (nobody parked it) is ignored, not fatal.
+        await cx.bus.publish([Message("dead_letters", "k", b"{}", {})])
+        await eventually(lambda: cx.bus.backlog("dead-letter-manager") == 0)  # type: ignore[attr-defined]
+        assert cx.healthy and cx.dead_letters.letters() == []
+
+
+async def test_a_slowly_paced_replay_does_not_hold_up_another() -> None:
+    async with Codeexec(settings(), sandbox=FakeSandbox()) as cx:
+        await submit_and_finish(cx, 3)
+        slow = cx.replays.create("root", ReplayFilter(), REPLAY_SCRATCH, batch_size=1, rate_per_s=1)
+        fast = cx.replays.create("root", ReplayFilter(), REPLAY_SCRATCH)
+        await eventually(lambda: cx.replays.get(fast.id).finished, timeout=3)
+        assert not cx.replays.get(slow.id).finished
+        assert cx.replays.get(fast.id).created_at is not None

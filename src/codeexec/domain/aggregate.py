@@ -36,6 +36,9 @@ A = TypeVar("A", bound="Aggregate")
 class Aggregate:
     """Holds state folded from its events; commands append pending events via `_trigger`."""
 
+    created_by: tuple[type[DomainEvent], ...] = ()
+    """The event types that can start this aggregate's sequence (its identity check)."""
+
     def __init__(self, id: UUID, execution_id: UUID, user_id: str) -> None:
         self.id = id
         self.version = 0
@@ -76,6 +79,8 @@ def project(cls: type[A], aggregate: A | None, events: Iterable[Any]) -> A | Non
     """Fold events onto an aggregate (a projector function for eventsourcing's Repository)."""
     for event in events:
         if aggregate is None:
+            if cls.created_by and not isinstance(event, cls.created_by):
+                return None  # the id belongs to another kind of aggregate
             aggregate = cls(event.aggregate_id, event.execution_id, event.user_id)
         aggregate._mutate(event)
     return aggregate

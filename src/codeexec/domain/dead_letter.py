@@ -67,6 +67,8 @@ OPEN_STATES = frozenset(
 
 
 class DeadLetter(Aggregate):
+    created_by = (DeadLetterParked,)
+
     def __init__(self, id: UUID, execution_id: UUID, user_id: str) -> None:
         super().__init__(id, execution_id, user_id)
         self.state = DeadLetterState.PARKED

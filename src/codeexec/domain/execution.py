@@ -68,6 +68,8 @@ def sandbox_id_for(execution_id: UUID) -> str:
 class Execution(Aggregate):
     """Illegal transitions raise IllegalTransition; exactly one terminal outcome is possible."""
 
+    created_by = (ExecutionRequested,)
+
     def __init__(self, id: UUID, execution_id: UUID, user_id: str) -> None:
         super().__init__(id, execution_id, user_id)
         self.state = State.REQUESTED

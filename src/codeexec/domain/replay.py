@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -44,6 +45,8 @@ class ReplaySession(Aggregate):
     """Progress is recorded per batch, so a restarted runner resumes after the last batch
     it recorded; events of that batch were published before the record."""
 
+    created_by = (ReplayRequested,)
+
     def __init__(self, id: UUID, execution_id: UUID, user_id: str) -> None:
         super().__init__(id, execution_id, user_id)
         self.state = ReplayState.RUNNING
@@ -55,6 +58,8 @@ class ReplaySession(Aggregate):
         self.position = 0
         self.sent = self.skipped = self.failed = 0
         self.matched = 0
+        self.created_at: datetime | None = None
+        self.updated_at: datetime | None = None
 
     @classmethod
     def create(
@@ -119,7 +124,9 @@ class ReplaySession(Aggregate):
         self._trigger(ReplayCancelled, cause, by=by)
 
     def apply(self, event: DomainEvent) -> None:
+        self.updated_at = event.time
         if isinstance(event, ReplayRequested):
+            self.created_at = event.time
             self.filters, self.target_topic = event.filters, event.target_topic
             self.batch_size, self.rate_per_s = event.batch_size, event.rate_per_s
             self.dry_run = event.dry_run

@@ -35,6 +35,8 @@ class ExecutionSaga(Aggregate):
     on any terminal outcome release the slot (compensation) and complete. Every field is
     plain data folded from its events, so a restarted orchestrator resumes exactly here."""
 
+    created_by = (SagaStarted,)
+
     def __init__(self, id: UUID, execution_id: UUID, user_id: str) -> None:
         super().__init__(id, execution_id, user_id)
         self.sandbox_id = ""

@@ -8,6 +8,7 @@ import logging
 import random
 from contextlib import suppress
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from codeexec.domain.aggregate import Cause
@@ -33,6 +34,8 @@ from codeexec.service.store import ExecutionStore
 from codeexec.service.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+BacklogLevel = Literal["ok", "warning", "critical"]
 
 NIL = UUID(int=0)
 _META = ("dl-group", "dl-topic", "dl-partition", "dl-offset", "dl-error", "dl-attempts")
@@ -94,19 +97,27 @@ class DeadLetterManager:
     # -- the DLQ topic ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        sub = await self.bus.subscribe(self.group, (DEAD_LETTERS,))
-        try:
-            await self._republish_in_flight()
-            while not self._stopping.is_set():
-                batch = await sub.poll(100, timeout=0.2)
-                for message in batch:
-                    self.receive(message)
-                if batch:
-                    last = batch[-1]
-                    await sub.commit({TopicPartition(last.topic, last.partition): last.offset + 1})
-                await self.retry_due()
-        finally:
-            await sub.close()
+        await self._republish_in_flight()
+        while not self._stopping.is_set():
+            sub = await self.bus.subscribe(self.group, (DEAD_LETTERS,))
+            try:
+                while not self._stopping.is_set():
+                    batch = await sub.poll(100, timeout=0.2)
+                    for message in batch:
+                        self.receive(message)
+                    if batch:
+                        last = batch[-1]
+                        tp = TopicPartition(last.topic, last.partition)
+                        await sub.commit({tp: last.offset + 1})
+                    await self.retry_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Leave without committing: the parked messages come back after a pause.
+                log.exception("dead-letter manager failed; rejoining")
+                await asyncio.sleep(0.5)
+            finally:
+                await sub.close()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -114,7 +125,10 @@ class DeadLetterManager:
     def receive(self, message: Message) -> None:
         """Record a parked message: a new dead letter, or a retry of one that failed again."""
         headers = message.headers
-        group, topic = headers.get("dl-group", "?"), headers.get("dl-topic", "?")
+        if "dl-group" not in headers or "dl-topic" not in headers:
+            log.warning("ignoring a message on the DLQ topic that no consumer parked")
+            return
+        group, topic = headers["dl-group"], headers["dl-topic"]
         uow = UnitOfWork(self.store, self.clock.now())
         if H_DEAD_LETTER in headers:
             letter_id = UUID(headers[H_DEAD_LETTER])
@@ -174,7 +188,11 @@ class DeadLetterManager:
             and letter.due_at <= now
         ]
         for letter in due:
-            await self.retry(letter.id, by="auto")
+            try:
+                await self.retry(letter.id, by="auto")
+            except Exception:
+                # One letter that cannot be sent (its topic is gone...) must not stop the rest.
+                log.exception("automatic retry of dead letter %s failed", letter.id)
         return len(due)
 
     async def retry(self, letter_id: UUID, by: str) -> DeadLetter:
@@ -238,7 +256,7 @@ class DeadLetterManager:
         uow.commit()
         return letter
 
-    def backlog(self) -> tuple[int, str]:
+    def backlog(self) -> tuple[int, BacklogLevel]:
         """Open dead letters and the level they reach: ok, warning or critical."""
         count = sum(1 for letter in self.letters() if letter.is_open)
         if count >= self.config.critical_backlog:

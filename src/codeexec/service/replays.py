@@ -10,13 +10,17 @@ from uuid import UUID
 from codeexec.domain.aggregate import Cause
 from codeexec.domain.operations_events import ReplayFilter, ReplayRequested
 from codeexec.domain.replay import ReplaySession, matches
-from codeexec.domain.routing import TOPICS
+from codeexec.domain.routing import DEAD_LETTERS, TOPICS
 from codeexec.ports.bus import H_POSITION, H_REPLAY, H_TYPE, EventBus, Message
 from codeexec.ports.clock import Clock
 from codeexec.service.store import ExecutionStore
 from codeexec.service.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+
+REPLAY_TARGETS = frozenset(TOPICS) - {DEAD_LETTERS}
+"""Replays never go to the DLQ topic: they are not failures and would be parked."""
 
 
 class InvalidReplay(ValueError):
@@ -34,6 +38,7 @@ class ReplayService:
     def __init__(self, store: ExecutionStore, bus: EventBus, clock: Clock) -> None:
         self.store, self.bus, self.clock = store, bus, clock
         self.ids: list[UUID] = []
+        self._due: dict[UUID, float] = {}  # session -> loop time of its next batch (pacing)
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self.published = 0
@@ -52,10 +57,16 @@ class ReplayService:
         rate_per_s: float | None = None,
         dry_run: bool = False,
     ) -> ReplaySession:
-        if target_topic not in TOPICS:
-            raise InvalidReplay("target_topic", f"unknown topic {target_topic!r}")
+        if target_topic not in REPLAY_TARGETS:
+            allowed = ", ".join(sorted(REPLAY_TARGETS))
+            raise InvalidReplay("target_topic", f"must be one of {allowed}, not {target_topic!r}")
         if filters.since and filters.until and filters.since >= filters.until:
             raise InvalidReplay("filters.until", "must be after filters.since")
+        end = self.store.max_position()
+        if filters.until_position > end:
+            raise InvalidReplay(
+                "filters.until_position", f"the store ends at position {end}, not after"
+            )
         if not filters.until_position:
             filters = filters.model_copy(update={"until_position": self.store.max_position()})
         session_id = uuid.uuid4()
@@ -107,20 +118,27 @@ class ReplayService:
         return self._change(session_id, "cancel", by)
 
     async def run(self) -> None:
+        """Sessions take turns a batch at a time; a paced session waits for its next due
+        time without holding up the others."""
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             self._wakeup.clear()
             worked = False
             for session_id in list(self.ids):
                 if self._stopping.is_set():
                     break
+                if self._due.get(session_id, 0.0) > loop.time():
+                    continue
                 try:
                     worked = await self.step(session_id) or worked
                 except Exception:
                     log.exception("replay %s failed a batch; will retry", session_id)
-                    await asyncio.sleep(0.5)
+                    self._due[session_id] = loop.time() + 0.5
             if not worked:
+                upcoming = [t for t in self._due.values() if t > loop.time()]
+                idle = min([0.5, *(t - loop.time() for t in upcoming)])
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), 0.5)
+                    await asyncio.wait_for(self._wakeup.wait(), max(idle, 0.001))
                 except TimeoutError:
                     pass
 
@@ -172,7 +190,5 @@ class ReplayService:
         uow.commit()
         self.published += sent
         if current.rate_per_s and sent:
-            pause = sent / current.rate_per_s - (asyncio.get_running_loop().time() - started)
-            if pause > 0:
-                await asyncio.sleep(pause)
+            self._due[session_id] = started + sent / current.rate_per_s
         return True

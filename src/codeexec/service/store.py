@@ -86,12 +86,14 @@ class ExecutionStore(Application[UUID]):
         cached = self._cache.get(aggregate_id)
         if cached is not None:
             self._cache.move_to_end(aggregate_id)
-            return cast(A, cached)
+            return cached if isinstance(cached, cls) else None
         try:
             aggregate = self.repository.get(
                 aggregate_id, projector_func=partial(project, cls), deepcopy_from_cache=False
             )
         except AggregateNotFoundError:
+            return None
+        if aggregate is None:
             return None
         self._remember(aggregate)
         return cast(A, aggregate)
