@@ -81,7 +81,7 @@ class Consumer:
         *,
         max_attempts: int = 3,
         retry_backoff_s: float = 0.01,
-        batch_size: int = 500,
+        batch_size: int = 200,
         dead_letters: DeadLetterSink | None = None,
     ) -> None:
         self.bus, self.store, self.process, self.clock = bus, store, process, clock
@@ -129,6 +129,8 @@ class Consumer:
             messages = list(run)
             await self._consume_partition(tp, messages)
             offsets[tp] = messages[-1].offset + 1
+            # Handling is synchronous; between partitions, let requests and other roles in.
+            await asyncio.sleep(0)
         await sub.commit(offsets)
 
     async def _consume_partition(self, tp: TopicPartition, messages: Sequence[Message]) -> None:
