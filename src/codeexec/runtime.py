@@ -151,6 +151,8 @@ class Codeexec:
             self.replays.fold(event)
         self.relay = Relay(store, self.bus)
         store.listeners.append(self._on_record)
+        if "relay" in settings.roles:
+            store.record_listeners.append(self.relay.offer)
         processes: list[Process] = [self.coordinator, self.saga, self.worker, self.projection]
         roles = settings.roles | {p.group for p in self.extra_processes}
         processes += self.extra_processes
@@ -216,7 +218,6 @@ class Codeexec:
             log.critical("role %s crashed", task.get_name(), exc_info=task.exception())
 
     def _on_record(self, events: Sequence[DomainEvent]) -> None:
-        self.relay.wake()
         for event in events:
             self.feed.notify(event.execution_id)
 
@@ -371,8 +372,11 @@ class Codeexec:
             signal = self.feed.watch(execution_id)
             try:
                 view = self.read_model.get(execution_id)
-                if view is None:
-                    view = self._catch_up(execution_id)
+                if view is None or not view.terminal:
+                    # The store knows before the projection does: catch up from it.
+                    execution = self._store().load(Execution, execution_id)
+                    if view is None or (execution is not None and execution.is_terminal):
+                        view = self._catch_up(execution_id)
                 if view.terminal:
                     return view
                 remaining = None if deadline is None else deadline - loop.time()

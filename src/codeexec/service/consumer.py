@@ -81,7 +81,7 @@ class Consumer:
         *,
         max_attempts: int = 3,
         retry_backoff_s: float = 0.01,
-        batch_size: int = 200,
+        batch_size: int = 500,
         dead_letters: DeadLetterSink | None = None,
     ) -> None:
         self.bus, self.store, self.process, self.clock = bus, store, process, clock

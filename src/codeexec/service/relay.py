@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from typing import cast
 
-from eventsourcing.persistence import RecordConflictError, Tracking
+from eventsourcing.persistence import RecordConflictError, StoredEvent, Tracking
 
 from codeexec.domain.events import DomainEvent, to_json
 from codeexec.domain.routing import topics_for
@@ -17,6 +18,7 @@ from codeexec.service.store import TOPIC_PREFIX, ExecutionStore
 log = logging.getLogger(__name__)
 
 RELAY = "relay"
+TRACK_EVERY = 1000
 
 
 _MARK = b'"execution_id":"'
@@ -47,6 +49,9 @@ class Relay:
         self.batch_size = batch_size
         self.idle_poll_s = idle_poll_s
         self.position = 0
+        self._tracked_at = 0
+        # Events this process just recorded, so publishing them needs no read of the store.
+        self._recent: deque[tuple[int, StoredEvent]] = deque(maxlen=10_000)
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self.published = 0
@@ -62,6 +67,27 @@ class Relay:
 
     def wake(self) -> None:
         self._wakeup.set()
+
+    def offer(self, positions: list[int], stored: list[StoredEvent]) -> None:
+        """A write of this process: remember it and publish soon."""
+        self._recent.extend(zip(positions, stored, strict=True))
+        self._wakeup.set()
+
+    def _next_batch(self) -> list[tuple[int, StoredEvent]]:
+        """The next events in position order: from what this process recorded when they
+        follow on without a gap, else (other writers, restarts) from the store."""
+        recent = self._recent
+        while recent and recent[0][0] <= self.position:
+            recent.popleft()
+        if recent and recent[0][0] == self.position + 1:
+            batch: list[tuple[int, StoredEvent]] = []
+            expected = self.position + 1
+            while recent and recent[0][0] == expected and len(batch) < self.batch_size:
+                batch.append(recent.popleft())
+                expected += 1
+            return batch
+        notes = self.store.process_recorder.select_notifications(self.position + 1, self.batch_size)
+        return [(note.id, note) for note in notes]
 
     def stop(self) -> None:
         self._stopping.set()
@@ -80,35 +106,43 @@ class Relay:
                 await asyncio.sleep(0.5)
                 continue
             if not sent:
+                # Positions are recorded when idle (or every TRACK_EVERY events): after a
+                # crash a few events are published again, which consumers ignore.
+                self._track_positions()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), self.idle_poll_s)
                 except TimeoutError:
                     pass
 
     async def publish_once(self) -> int:
-        notes = self.store.process_recorder.select_notifications(self.position + 1, self.batch_size)
+        notes = self._next_batch()
         if not notes:
-            self._record_settled()
             return 0
         messages: list[Message] = []
-        for note in notes:
+        for position, note in notes:
             type_name = note.topic.removeprefix(TOPIC_PREFIX)
             value = note.state
             if self.store.mapper.compressor or self.store.mapper.cipher:
                 event = cast(DomainEvent, self.store.mapper.to_domain_event(note))
                 value = to_json(event)
             key = execution_id_of(value)
-            headers = {H_TYPE: type_name, H_POSITION: str(note.id)}
+            headers = {H_TYPE: type_name, H_POSITION: str(position)}
             messages.extend(
                 Message(topic=t, key=key, value=value, headers=headers)
                 for t in topics_for(type_name)
             )
         await self.bus.publish(messages)
-        self.position = notes[-1].id
-        self._track(RELAY, self.position)
-        self._record_settled()
+        self.position = notes[-1][0]
         self.published += len(notes)
+        if self.position - self._tracked_at >= TRACK_EVERY:
+            self._track_positions()
         return len(notes)
+
+    def _track_positions(self) -> None:
+        if self.position > self._tracked_at:
+            self._track(RELAY, self.position)
+            self._tracked_at = self.position
+        self._record_settled()
 
     def _record_settled(self) -> None:
         settled = getattr(self.bus, "settled_position", None)

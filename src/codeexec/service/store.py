@@ -67,6 +67,8 @@ class ExecutionStore(Application[UUID]):
         self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
         self._cache_size = cache_size
         self.listeners: list[Callable[[Sequence[DomainEvent]], None]] = []
+        # Called with the positions and stored forms of each write (the relay's fast path).
+        self.record_listeners: list[Callable[[list[int], list[StoredEvent]], None]] = []
 
     def construct_mapper(self) -> Mapper[UUID]:
         return ContractMapper(
@@ -119,12 +121,14 @@ class ExecutionStore(Application[UUID]):
         if not stored and tracking is not None:
             self.process_recorder.insert_tracking(tracking)
             return []
-        ids = self.process_recorder.insert_events(stored, tracking=tracking)
+        ids = list(self.process_recorder.insert_events(stored, tracking=tracking) or [])
         for aggregate in aggregates:
             self._remember(aggregate)
+        for record_listener in self.record_listeners:
+            record_listener(ids, stored)
         for listener in self.listeners:
             listener(events)
-        return list(ids or [])
+        return ids
 
     def events_of(self, aggregate_id: UUID, after_version: int = 0) -> list[DomainEvent]:
         stored = self.recorder.select_events(aggregate_id, gt=after_version or None)
