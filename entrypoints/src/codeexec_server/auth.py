@@ -33,11 +33,11 @@ def _resolve(request: Request, key: str | None) -> Principal:
     raise ApiProblem(401, "an API key is required", headers={"WWW-Authenticate": "Bearer"})
 
 
-def current_principal(request: Request, credentials: Credentials) -> Principal:
+async def current_principal(request: Request, credentials: Credentials) -> Principal:
     return _resolve(request, credentials.credentials if credentials else None)
 
 
-def stream_principal(
+async def stream_principal(
     request: Request,
     credentials: Credentials,
     access_token: Annotated[
@@ -47,7 +47,7 @@ def stream_principal(
     return _resolve(request, credentials.credentials if credentials else access_token)
 
 
-def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if not principal.is_admin:
         raise ApiProblem(403, "this needs an admin key")
     return principal

@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/v1", tags=["executions"])
 BASE = "/api/v1/executions"
 
 
-def runtime_of(request: Request) -> Codeexec:
+async def runtime_of(request: Request) -> Codeexec:
     runtime: Codeexec = request.app.state.runtime
     return runtime
 

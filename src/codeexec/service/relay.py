@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
+from contextlib import suppress
 from typing import cast
 
 from eventsourcing.persistence import RecordConflictError, StoredEvent, Tracking
@@ -19,6 +21,7 @@ log = logging.getLogger(__name__)
 
 RELAY = "relay"
 TRACK_EVERY = 1000
+TRACK_INTERVAL_S = 0.2
 
 
 _MARK = b'"execution_id":"'
@@ -50,6 +53,7 @@ class Relay:
         self.idle_poll_s = idle_poll_s
         self.position = 0
         self._tracked_at = 0
+        self._tracked_time = 0.0
         # Events this process just recorded, so publishing them needs no read of the store.
         self._recent: deque[tuple[int, StoredEvent]] = deque(maxlen=10_000)
         self._wakeup = asyncio.Event()
@@ -92,6 +96,9 @@ class Relay:
     def stop(self) -> None:
         self._stopping.set()
         self._wakeup.set()
+        self._tracked_time = 0.0
+        with suppress(Exception):
+            self._track_positions()  # a clean stop leaves nothing to republish
 
     async def run(self) -> None:
         self.position = self.start_position()
@@ -135,10 +142,15 @@ class Relay:
         self.position = notes[-1][0]
         self.published += len(notes)
         if self.position - self._tracked_at >= TRACK_EVERY:
+            self._tracked_time = 0.0
             self._track_positions()
         return len(notes)
 
     def _track_positions(self) -> None:
+        now = time.monotonic()
+        if now - self._tracked_time < TRACK_INTERVAL_S:
+            return
+        self._tracked_time = now
         if self.position > self._tracked_at:
             self._track(RELAY, self.position)
             self._tracked_at = self.position
