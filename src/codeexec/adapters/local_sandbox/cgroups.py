@@ -28,7 +28,8 @@ def write(path: str, value: str) -> None:
         f.write(value)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process exists (owned by anyone); used to sweep what dead owners left."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -248,7 +249,7 @@ def _sweep_stale(base: str) -> None:
         return
     for entry in entries:
         match = _OWNER.match(entry)
-        if not match or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+        if not match or int(match.group(1)) == os.getpid() or process_alive(int(match.group(1))):
             continue
         owner = os.path.join(base, entry)
         for child in os.listdir(owner):

@@ -12,6 +12,7 @@ import signal
 import stat
 
 from codeexec.adapters.local_sandbox import boxfs
+from codeexec.adapters.local_sandbox.cgroups import process_alive
 from codeexec.domain.model import SourceFile
 from codeexec.ports.sandbox import SandboxError
 
@@ -71,7 +72,7 @@ class WorkRoot:
         stale = []
         for entry in os.listdir(self.path):
             owner, _, _ = entry.partition(".")
-            if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+            if owner.isdigit() and int(owner) != os.getpid() and not process_alive(int(owner)):
                 stale.append(os.path.join(self.path, entry))
         if stale:
             _kill_boxes_using(stale)
@@ -177,16 +178,6 @@ def _kill_boxes_using(paths: list[str]) -> None:
         if any(n in cmdline for n in needles):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry), signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Workspace:
