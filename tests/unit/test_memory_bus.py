@@ -82,3 +82,26 @@ async def test_poll_wakes_on_publish() -> None:
     await asyncio.sleep(0)
     await b.publish([msg("a", 1)])
     assert len(await asyncio.wait_for(waiter, 1)) == 1
+
+
+async def test_a_topic_nobody_consumes_keeps_messages_only_for_its_retention() -> None:
+    import asyncio
+
+    b = InMemoryEventBus()
+    await b.declare([TopicSpec("scratch", 1, retention_ms=50)])
+    await b.publish([Message("scratch", "k", b"old")])
+    await asyncio.sleep(0.08)
+    await b.publish([Message("scratch", "k", b"new")])
+    reader = await b.subscribe("late", ["scratch"])
+    assert [m.value for m in await reader.poll(10, 0)] == [b"new"]
+
+
+async def test_replayed_messages_never_hold_back_the_settled_position() -> None:
+    from codeexec.ports.bus import H_REPLAY
+
+    b = await bus()
+    await b.declare([TopicSpec("scratch", 1, 1000)])
+    await b.publish([Message("scratch", "a", b"x", {H_POSITION: "1", H_REPLAY: "s"})])
+    assert b.settled_position() is None
+    await b.publish([msg("a", 7)])
+    assert b.settled_position() == 7  # relayed, and nobody consumed it yet

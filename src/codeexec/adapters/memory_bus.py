@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from codeexec.domain.routing import TopicSpec
-from codeexec.ports.bus import EventBus, Message, Subscription, TopicPartition, UnknownTopic
+from codeexec.ports.bus import (
+    H_REPLAY,
+    EventBus,
+    Message,
+    Subscription,
+    TopicPartition,
+    UnknownTopic,
+)
+
+MAX_UNCONSUMED = 100_000
+
+
+def _first_relayed(part: _Partition, index: int) -> int | None:
+    for message in itertools.islice(part.messages, index, None):
+        if H_REPLAY not in message.headers and message.position is not None:
+            return message.position
+    return None
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -21,6 +39,11 @@ def partition_for(key: str, partitions: int) -> int:
 class _Partition:
     base: int = 0  # offset of messages[0]; older ones were trimmed once every group had them
     messages: list[Message] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # when each message was published
+
+    def drop_head(self, count: int) -> None:
+        del self.messages[:count], self.times[:count]
+        self.base += count
 
     @property
     def end(self) -> int:
@@ -41,10 +64,13 @@ class InMemoryEventBus(EventBus):
         self._topics: dict[str, list[_Partition]] = {}
         self._groups: dict[str, _Group] = {}
         self._ids = itertools.count()
+        self._retention_s: dict[str, float] = {}
+        self._relayed: set[str] = set()  # topics the relay publishes to
 
     async def declare(self, topics: Sequence[TopicSpec]) -> None:
         for spec in topics:
             self._topics.setdefault(spec.name, [_Partition() for _ in range(spec.partitions)])
+            self._retention_s[spec.name] = spec.retention_ms / 1000
 
     def partitions(self, topic: str) -> int:
         return len(self._partitions(topic))
@@ -56,6 +82,7 @@ class InMemoryEventBus(EventBus):
             raise UnknownTopic(f"topic {topic!r} is not declared") from None
 
     async def publish(self, messages: Sequence[Message]) -> None:
+        now = time.monotonic()
         touched: set[str] = set()
         for message in messages:
             parts = self._partitions(message.topic)
@@ -68,7 +95,12 @@ class InMemoryEventBus(EventBus):
             part.messages.append(
                 Message(message.topic, message.key, message.value, message.headers, index, part.end)
             )
+            part.times.append(now)
             touched.add(message.topic)
+            if H_REPLAY not in message.headers and message.position is not None:
+                self._relayed.add(message.topic)
+        for topic in touched - self._consumed_topics():
+            self._expire(topic, now)
         for group in self._groups.values():
             if group.topics & touched:
                 for member in group.members:
@@ -133,8 +165,20 @@ class InMemoryEventBus(EventBus):
             )
             part = self._topics[tp.topic][tp.partition]
             if floor - part.base > 1024:
-                del part.messages[: floor - part.base]
-                part.base = floor
+                part.drop_head(floor - part.base)
+
+    def _consumed_topics(self) -> set[str]:
+        return {topic for group in self._groups.values() for topic in group.topics}
+
+    def _expire(self, topic: str, now: float) -> None:
+        """A topic nobody consumes (a replay's scratch target) keeps messages for its
+        retention, and at most MAX_UNCONSUMED per partition, so memory stays bounded."""
+        cutoff = now - self._retention_s.get(topic, float("inf"))
+        for part in self._topics[topic]:
+            expired = bisect.bisect_left(part.times, cutoff)
+            excess = len(part.messages) - MAX_UNCONSUMED
+            if max(expired, excess) > 0:
+                part.drop_head(max(expired, excess))
 
     def redeliver(self, group: str, *, forget_commits: bool = False) -> None:
         """Simulate a consumer crash: uncommitted messages (or, having lost its commits,
@@ -146,25 +190,22 @@ class InMemoryEventBus(EventBus):
 
     def settled_position(self) -> int | None:
         """The lowest store position some group has not committed yet (None: all settled).
-        A relay on this non-durable bus restarts from here after a crash."""
+        A relay on this non-durable bus restarts from here after a crash. Only what the
+        relay published counts (replays carry old positions but are not its to resend)."""
         lowest: int | None = None
-        consumed = {topic for group in self._groups.values() for topic in group.topics}
-        for topic, parts in self._topics.items():
-            if topic in consumed:
-                continue
-            # Nobody consumed this topic yet (its consumer may start later): unsettled.
-            for part in parts:
-                positions = [m.position for m in part.messages if m.position is not None]
-                if positions and (lowest is None or positions[0] < lowest):
-                    lowest = positions[0]
-        for group in self._groups.values():
-            for topic in group.topics:
-                for index, part in enumerate(self._topics[topic]):
-                    offset = group.committed.get(TopicPartition(topic, index), 0)
-                    if offset < part.end:
-                        pos = part.messages[max(offset - part.base, 0)].position
-                        if pos is not None and (lowest is None or pos < lowest):
-                            lowest = pos
+        consumed = self._consumed_topics()
+        for topic in self._relayed:
+            for index, part in enumerate(self._topics[topic]):
+                offsets = [
+                    g.committed.get(TopicPartition(topic, index), 0)
+                    for g in self._groups.values()
+                    if topic in g.topics
+                ]
+                # A topic nobody consumes yet (its consumer may start later) is unsettled.
+                start = min(offsets) if topic in consumed else part.base
+                pos = _first_relayed(part, max(start - part.base, 0))
+                if pos is not None and (lowest is None or pos < lowest):
+                    lowest = pos
         return lowest
 
     def backlog(self, group: str) -> int:
