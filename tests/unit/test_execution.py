@@ -129,3 +129,23 @@ def test_saga_times_out_releases_once_and_never_acts_after_completion() -> None:
     assert saga.compensate(cause(), "ExecutionTimedOut") is False
     types = [e.type_name for e in saga.collect_events()]
     assert types == ["SagaStarted", "SandboxStopRequested", "SlotReleased", "SagaCompleted"]
+
+
+def test_one_write_records_events_of_several_aggregates_in_the_order_they_happened() -> None:
+    from codeexec.service.store import ExecutionStore
+    from codeexec.service.unit_of_work import UnitOfWork
+
+    store = ExecutionStore()
+    first, second = requested(), requested()
+    for execution in (first, second):
+        execution.queue(cause(), 1)
+        store.record(execution.collect_events(), [execution])
+    uow = UnitOfWork(store, NOW)
+    b = uow.get(Execution, second.id)  # touched first...
+    a = uow.get(Execution, first.id)
+    assert a is not None and b is not None
+    a.cancel(cause())  # ...but changed second
+    b.schedule(cause())
+    assert [e.type_name for e in uow.commit()] == ["ExecutionCancelled", "ExecutionScheduled"]
+    stored = [e.type_name for _, e in store.read(5, 10)]
+    assert stored == ["ExecutionCancelled", "ExecutionScheduled"]

@@ -172,7 +172,19 @@ class EmbeddedSystem(RuleBasedStateMachine):
                     continue
                 for earlier in group[:i]:
                     left = min(scheduled_at.get(earlier, 1 << 60), ended_at[earlier])
-                    assert left < scheduled_at[later], "FIFO within a priority violated"
+                    assert left < scheduled_at[later], self._history(earlier, later)
+
+
+    def _history(self, *execution_ids: UUID) -> str:
+        """The events of the executions a failed check is about, for the report."""
+        assert self.cx.store is not None
+        names = {eid: f"#{n}" for n, eid in enumerate(execution_ids)}
+        lines = [
+            f"{position} {names[e.execution_id]} {e.type_name}"
+            for position, e in self.cx.store.read_all()
+            if e.execution_id in names
+        ]
+        return "FIFO within a priority violated:\n" + "\n".join(lines)
 
 
 TestEmbeddedSystem = EmbeddedSystem.TestCase

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -29,6 +30,8 @@ class Cause:
         return cls(time, event.correlation_id, event.event_id)
 
 
+_TRIGGERED = itertools.count()
+
 E = TypeVar("E", bound=DomainEvent)
 A = TypeVar("A", bound="Aggregate")
 
@@ -44,7 +47,7 @@ class Aggregate:
         self.version = 0
         self.execution_id = execution_id
         self.user_id = user_id
-        self._pending: list[DomainEvent] = []
+        self._pending: list[tuple[int, DomainEvent]] = []
 
     def apply(self, event: DomainEvent) -> None:
         raise NotImplementedError
@@ -63,7 +66,7 @@ class Aggregate:
             **fields,
         )
         self._mutate(event)
-        self._pending.append(event)
+        self._pending.append((next(_TRIGGERED), event))
         return event
 
     def _mutate(self, event: DomainEvent) -> None:
@@ -71,6 +74,11 @@ class Aggregate:
         self.version = event.aggregate_version
 
     def collect_events(self) -> Sequence[DomainEvent]:
+        return [event for _, event in self.collect_pending()]
+
+    def collect_pending(self) -> list[tuple[int, DomainEvent]]:
+        """New events with the order in which they happened across all aggregates, so one
+        write that changes several aggregates records them in causal order."""
         events, self._pending = self._pending, []
         return events
 

@@ -47,7 +47,8 @@ class UnitOfWork:
         self._after.append(action)
 
     def commit(self, tracking: Tracking | None = None) -> list[DomainEvent]:
-        events = [e for a in self._touched.values() for e in a.collect_events()]
+        pending = sorted(p for a in self._touched.values() for p in a.collect_pending())
+        events = [event for _, event in pending]
         try:
             if events or tracking is not None:
                 self.store.record(events, list(self._touched.values()), tracking)
