@@ -189,7 +189,7 @@ class EmbeddedSystem(RuleBasedStateMachine):
 
 TestEmbeddedSystem = EmbeddedSystem.TestCase
 TestEmbeddedSystem.settings = settings(
-    max_examples=30,
+    max_examples=50,
     stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
