@@ -174,7 +174,6 @@ class EmbeddedSystem(RuleBasedStateMachine):
                     left = min(scheduled_at.get(earlier, 1 << 60), ended_at[earlier])
                     assert left < scheduled_at[later], self._history(earlier, later)
 
-
     def _history(self, *execution_ids: UUID) -> str:
         """The events of the executions a failed check is about, for the report."""
         assert self.cx.store is not None
