@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from uuid import UUID
 
 from codeexec.adapters.memory_bus import InMemoryEventBus
@@ -47,6 +49,10 @@ ALL_ROLES = frozenset(
 )
 
 
+class DataDirInUse(RuntimeError):
+    """Another embedded runtime already runs on this data dir."""
+
+
 class NotFound(LookupError):
     """No such execution, or it belongs to another user (indistinguishable on purpose)."""
 
@@ -77,6 +83,25 @@ class Settings:
             "SQLITE_LOCK_TIMEOUT": "10",
             "SQLITE_SYNCHRONOUS": self.sqlite_synchronous,
         }
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """One embedded runtime per data dir (its roles assume they are alone): take the
+    dir's lock, held until the returned file is closed. Raises DataDirInUse."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "runtime.lock", "a+")  # noqa: SIM115 (held until stop)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise DataDirInUse(f"{data_dir} is in use by {owner}; stop it or choose another") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def default_sandbox() -> Sandbox:
@@ -121,10 +146,22 @@ class Codeexec:
         self.extra_processes = list(processes)
         self.started = False
         self._replay_task: asyncio.Task[None] | None = None
+        self._lock: IO[str] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._lock_data_dir()
+        try:
+            await self._start_roles()
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _unlock(self) -> None:
+        self._unlock()
+
+    async def _start_roles(self) -> None:
         settings = self.settings
         store = self.store = ExecutionStore(settings.store_env(), cache_size=100_000)
         await self.bus.declare(list(TOPICS.values()))
@@ -185,6 +222,10 @@ class Codeexec:
             self.coordinator.decide_undecided(uow)
             uow.commit()
         self.started = True
+
+    def _lock_data_dir(self) -> None:
+        if self.settings.data_dir is not None:
+            self._lock = lock_data_dir(self.settings.data_dir)
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -248,6 +289,9 @@ class Codeexec:
         await self.sandbox.close()
         if self.store is not None:
             self.store.close()
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     async def __aenter__(self) -> Codeexec:
         await self.start()

@@ -145,3 +145,9 @@ def test_serve_refuses_anonymous_access_on_a_public_host(tmp_path: Path) -> None
     )
     assert done.returncode == 2
     assert b"loopback" in done.stderr
+
+
+def test_serve_refuses_a_data_dir_another_server_uses(fake_server: Server) -> None:
+    done = codeexec("serve", "--port", "1", "--data-dir", str(fake_server.data_dir))
+    assert done.returncode == 73
+    assert b"is in use by pid" in done.stderr

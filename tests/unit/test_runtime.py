@@ -243,3 +243,14 @@ async def test_health_reports_every_role_running_until_stopped() -> None:
     assert cx.healthy and {"relay", "coordinator", "worker", "saga"} <= set(cx.health())
     await cx.stop()
     assert not cx.healthy
+
+
+async def test_a_second_runtime_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    from codeexec.runtime import DataDirInUse
+
+    async with runtime(data_dir=tmp_path):
+        second = runtime(data_dir=tmp_path)
+        with pytest.raises(DataDirInUse, match="in use by pid"):
+            await second.start()
+    async with runtime(data_dir=tmp_path) as again:  # released by the first one's stop
+        assert again.healthy

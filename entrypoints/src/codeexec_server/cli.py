@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from codeexec.runtime import DataDirInUse, lock_data_dir
 from codeexec_server import cli_dlq, cli_replay
 from codeexec_server.cli_client import ApiClient, ServerError
 from codeexec_server.cli_run import (
@@ -86,11 +87,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_DATA_DIR_IN_USE = 73  # EX_CANTCREAT
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from codeexec_server.app import create_app
 
+    try:  # fail fast with a clear message rather than a startup traceback
+        lock_data_dir(args.data_dir).close()
+    except DataDirInUse as error:
+        print(f"codeexec: {error}", file=sys.stderr)
+        return EXIT_DATA_DIR_IN_USE
     settings = ServerSettings(
         data_dir=args.data_dir,
         sandbox=args.sandbox,
