@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from codeexec.domain.routing import TopicSpec
 
@@ -30,7 +31,7 @@ class Message:
     partition: int = -1
     offset: int = -1
 
-    @property
+    @cached_property
     def position(self) -> int | None:
         raw = self.headers.get(H_POSITION)
         return int(raw) if raw is not None else None

@@ -135,14 +135,16 @@ class Consumer:
 
     async def _consume_partition(self, tp: TopicPartition, messages: Sequence[Message]) -> None:
         fresh: list[Message] = []
+        watermark = self._watermark(tp)
         for message in messages:
-            if H_REPLAY in message.headers:
+            headers = message.headers
+            if H_REPLAY in headers:
                 continue  # a replay is never new work
-            if H_DEAD_LETTER in message.headers:
+            if H_DEAD_LETTER in headers:
                 await self._retried(message)
                 continue
             position = message.position
-            if position is not None and position > self._watermark(tp):
+            if position is not None and position > watermark:
                 fresh.append(message)
         if not fresh:
             return
@@ -150,7 +152,7 @@ class Consumer:
         assert last is not None
         wanted = [m for m in fresh if self.process.interested(m.headers.get(H_TYPE, ""))]
         uow = UnitOfWork(self.store, self.clock.now())
-        track = bool(wanted) or last - self._watermark(tp) >= TRACKING_STRIDE
+        track = bool(wanted) or last - watermark >= TRACKING_STRIDE
         try:
             for message in wanted:
                 uow.position = message.position
