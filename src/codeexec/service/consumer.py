@@ -39,7 +39,9 @@ not re-read a long stretch of events that needed nothing."""
 
 class Process(Protocol):
     """A role's decision logic. `handle` is synchronous and deterministic: it reads and
-    changes aggregates through the unit of work, which commits with the tracking record."""
+    changes aggregates through the unit of work, which commits with the tracking record.
+    A process may set `tracks = False` when it writes nothing and rebuilds from the store
+    on start (an in-memory projection): recording its position would only cost writes."""
 
     group: str
     topics: tuple[str, ...]
@@ -90,6 +92,7 @@ class Consumer:
         self.batch_size = batch_size
         self.dead_letters = dead_letters
         self._watermarks: dict[TopicPartition, int] = {}
+        self._tracks: bool = getattr(process, "tracks", True)
         self._stopping = asyncio.Event()
         self.processed = 0
 
@@ -152,7 +155,7 @@ class Consumer:
         assert last is not None
         wanted = [m for m in fresh if self.process.interested(m.headers.get(H_TYPE, ""))]
         uow = UnitOfWork(self.store, self.clock.now())
-        track = bool(wanted) or last - watermark >= TRACKING_STRIDE
+        track = self._tracks and (bool(wanted) or last - watermark >= TRACKING_STRIDE)
         try:
             for message in wanted:
                 uow.position = message.position
@@ -169,7 +172,7 @@ class Consumer:
             await self._skip_to(tp, last)
             return
         self.processed += len(wanted)
-        if track:
+        if track or not self._tracks:
             self._watermarks[tp] = last
 
     async def _skip_to(self, tp: TopicPartition, position: int) -> None:

@@ -38,6 +38,7 @@ class ExecutionFeed:
 class ProjectionProcess:
     group = "projections"
     topics: tuple[str, ...] = (EXECUTION_EVENTS,)
+    tracks = False  # in memory, rebuilt from the store on every start
 
     def __init__(self, read_model: ExecutionReadModel, feed: ExecutionFeed) -> None:
         self.read_model, self.feed = read_model, feed
