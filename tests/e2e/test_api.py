@@ -152,6 +152,21 @@ def test_listing_pages_with_next_cursor_newest_first(server: Server) -> None:
     assert only_fake["items"] == []
 
 
+def test_admins_list_any_users_executions_and_users_cannot(server: Server) -> None:
+    user = f"listed-{uuid.uuid4().hex[:8]}"
+    key = server.new_user_key(user)
+    created = submit(server, key, server.programs.hello)["id"]
+    with server.client(server.admin_key) as admin:
+        theirs = admin.get("/api/v1/executions", params={"user": user}).json()["items"]
+        everyone = admin.get("/api/v1/executions", params={"user": "*", "limit": 100}).json()
+    assert [item["id"] for item in theirs] == [created]
+    assert created in {item["id"] for item in everyone["items"]}
+    with server.client(server.bob_key) as bob:
+        refused = bob.get("/api/v1/executions", params={"user": user})
+    assert refused.status_code == 403
+    assert refused.headers["content-type"].startswith("application/problem+json")
+
+
 def test_another_users_execution_answers_404(server: Server) -> None:
     created = submit(server, server.alice_key, server.programs.hello)
     execution_id = created["id"]

@@ -99,8 +99,8 @@ async def submit(
 @router.get(
     "/executions",
     response_model=ExecutionPage,
-    summary="List your executions, newest first",
-    responses=problem_responses(401, 422),
+    summary="List your executions, newest first (admins: anyone's, with `user`)",
+    responses=problem_responses(401, 403, 422),
 )
 async def list_executions(
     principal: CurrentUser,
@@ -111,10 +111,23 @@ async def list_executions(
     language: Annotated[str | None, Query(max_length=64)] = None,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    user: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="admins only: list this user's executions, or `*` for everyone's",
+        ),
+    ] = None,
 ) -> ExecutionPage:
+    owner: str | None = principal.user_id
+    if user is not None:
+        if not principal.is_admin:
+            raise ApiProblem(403, "only admins may list other users' executions")
+        owner = None if user == "*" else user
     page = runtime.list(
         ExecutionQuery(
-            user_id=principal.user_id,
+            user_id=owner,
             statuses=frozenset(status or ()),
             language=language,
             cursor=int(cursor) if cursor else None,
