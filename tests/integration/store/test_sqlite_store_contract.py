@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,13 @@ class TestApplicationRecorderContract(ApplicationRecorderTestCase[SQLiteApplicat
     def setUp(self) -> None:
         self.directory = tempfile.mkdtemp()
         self.factory = InfrastructureFactory.construct(environment(self.directory, "full"))
+        self.threads_before = set(threading.enumerate())
 
     def tearDown(self) -> None:
+        # The concurrency contract tells its reader threads to stop but does not wait for
+        # them; closing connections under a reader mid-query crashes sqlite3.
+        for thread in set(threading.enumerate()) - self.threads_before:
+            thread.join(timeout=10)
         self.factory.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
