@@ -330,7 +330,7 @@ class Codeexec:
             execution_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user_id}\0{idempotency_key}")
             existing = store.load(Execution, execution_id)
             if existing is not None:
-                return self._view_of(existing)
+                return self._catch_up(existing.id)
         else:
             execution_id = uuid.uuid4()
         cause = Cause(self.clock.now(), correlation_id or execution_id, None)
@@ -339,16 +339,7 @@ class Codeexec:
         positions = store.record(events, [execution])
         for event, position in zip(events, positions, strict=True):
             self.read_model.apply(event, position)
-        return self._view_of(execution)
-
-    def _view_of(self, execution: Execution) -> ExecutionView:
-        view = self.read_model.get(execution.id)
-        if view is None:
-            for event in self._store().events_of(execution.id):
-                self.read_model.apply(event)
-            view = self.read_model.get(execution.id)
-        assert view is not None
-        return view
+        return self._catch_up(execution.id)
 
     def get(self, execution_id: UUID, user_id: str | None = None) -> ExecutionView:
         """The execution's view; NotFound if missing or owned by another user."""

@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent
+from codeexec.domain.execution import state_after, status_of
 from codeexec.domain.operations_events import ReplayProgressed
 from codeexec.runtime import Codeexec
 
@@ -130,9 +131,12 @@ class Metrics:
             if isinstance(event, ReplayProgressed):
                 self.replayed.inc(event.sent)
             elif isinstance(event, TERMINAL_EVENT_TYPES):
-                view = runtime.read_model.get(event.execution_id)
-                status = view.status if view is not None and view.terminal else event.type_name
+                # Recorded just now: the read model may not have applied it yet.
+                state = state_after(event)
+                assert state is not None
+                status = status_of(state, getattr(event, "result", None))
                 self.finished.labels(status).inc()
+                view = runtime.read_model.get(event.execution_id)
                 if view is not None:
                     seconds = (event.time - view.created_at).total_seconds()
                     self.execution_latency.labels(status).observe(max(seconds, 0.0))

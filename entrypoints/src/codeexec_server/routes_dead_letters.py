@@ -7,7 +7,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Query
 
-from codeexec.domain.aggregate import IllegalTransition
 from codeexec.domain.dead_letter import DeadLetter
 from codeexec.runtime import Codeexec
 from codeexec_server.auth import Admin
@@ -28,12 +27,9 @@ ACTIONS = ("retry_dead_letter", "discard_dead_letter", "archive_dead_letter")
 
 
 def _letter(runtime: Codeexec, letter_id: UUID) -> DeadLetter:
-    # Only ids of dead letters: loading another aggregate's id as one would not fold.
-    if letter_id not in runtime.dead_letters.ids:
-        raise ApiProblem(404, f"no dead letter {letter_id}")
     try:
         return runtime.dead_letters.get(letter_id)
-    except (LookupError, IllegalTransition):
+    except LookupError:  # also for another kind of aggregate's id
         raise ApiProblem(404, f"no dead letter {letter_id}") from None
 
 

@@ -7,7 +7,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
-from codeexec.domain.aggregate import IllegalTransition
 from codeexec.domain.replay import ReplaySession
 from codeexec.domain.routing import DEAD_LETTERS
 from codeexec.runtime import Codeexec
@@ -28,12 +27,9 @@ CHANGES = ("pause_replay", "resume_replay", "cancel_replay")
 
 
 def _session(runtime: Codeexec, session_id: UUID) -> ReplaySession:
-    # Only ids of sessions: loading another aggregate's id as a session would not fold.
-    if session_id not in runtime.replays.ids:
-        raise ApiProblem(404, f"no replay session {session_id}")
     try:
         return runtime.replays.get(session_id)
-    except (LookupError, IllegalTransition):
+    except LookupError:  # also for another kind of aggregate's id
         raise ApiProblem(404, f"no replay session {session_id}") from None
 
 

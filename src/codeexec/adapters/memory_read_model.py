@@ -20,29 +20,9 @@ from codeexec.domain.events import (
     ExecutionStarted,
     ExecutionTimedOut,
 )
-from codeexec.domain.model import RunResult, SandboxStatus
+from codeexec.domain.execution import state_after, status_of
+from codeexec.domain.model import RunResult
 from codeexec.ports.read_model import ExecutionQuery, ExecutionReadModel, ExecutionView, Page
-
-_STATE_OF: dict[type[DomainEvent], str] = {
-    ExecutionQueued: "queued",
-    ExecutionRejected: "rejected",
-    ExecutionScheduled: "scheduled",
-    ExecutionStarted: "running",
-    ExecutionCompleted: "completed",
-    ExecutionFailed: "failed",
-    ExecutionTimedOut: "timed_out",
-    ExecutionCancelled: "cancelled",
-}
-
-
-def status_of(state: str, result: RunResult | None) -> str:
-    if state == "completed" and result is not None:
-        return result.status.value
-    return {
-        "failed": SandboxStatus.INTERNAL_ERROR.value,
-        "timed_out": SandboxStatus.TIME_LIMIT_EXCEEDED.value,
-        "cancelled": SandboxStatus.CANCELLED.value,
-    }.get(state, state)
 
 
 class InMemoryExecutionReadModel(ExecutionReadModel):
@@ -81,7 +61,8 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
         view.version_seen = event.aggregate_version
         view.updated_at = event.time
         view.events += 1
-        new_state = _STATE_OF.get(type(event))
+        after = state_after(event)
+        new_state = after.value if after is not None else None
         if isinstance(event, ExecutionQueued):
             view.queued_at = event.time
         elif isinstance(event, ExecutionScheduled):
@@ -104,12 +85,9 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
             view.state = new_state
             if view.terminal:
                 view.finished_at = event.time
-        result = getattr(event, "result", None)
-        view.status = (
-            status_of(view.state, result if isinstance(result, RunResult) else None)
-            if new_state is not None
-            else view.status
-        )
+        if after is not None:
+            result = getattr(event, "result", None)
+            view.status = status_of(after, result if isinstance(result, RunResult) else None)
         return view
 
     def _next_seq(self) -> int:

@@ -60,6 +60,24 @@ _NEXT: dict[type[DomainEvent], tuple[frozenset[State], State | None]] = {
 }
 
 
+def state_after(event: DomainEvent) -> State | None:
+    """The state an execution event leads to (None: the state does not change)."""
+    entry = _NEXT.get(type(event))
+    return entry[1] if entry is not None else None
+
+
+def status_of(state: State, result: RunResult | None) -> str:
+    """What users see: the lifecycle state in flight, then the sandbox's terminal status,
+    or the status a platform-made ending stands for."""
+    if state is State.COMPLETED and result is not None:
+        return result.status.value
+    return {
+        State.FAILED: SandboxStatus.INTERNAL_ERROR.value,
+        State.TIMED_OUT: SandboxStatus.TIME_LIMIT_EXCEEDED.value,
+        State.CANCELLED: SandboxStatus.CANCELLED.value,
+    }.get(state, state.value)
+
+
 def sandbox_id_for(execution_id: UUID) -> str:
     """Deterministic, so starting the same execution twice is detectable by the sandbox."""
     return f"cx-{execution_id.hex}"

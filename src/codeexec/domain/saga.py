@@ -14,7 +14,7 @@ from codeexec.domain.events import (
     SandboxStopRequested,
     SlotReleased,
 )
-from codeexec.domain.execution import Execution
+from codeexec.domain.execution import Execution, sandbox_id_for
 from codeexec.domain.model import RunSpec
 
 SAGA_NAMESPACE = UUID("6f1c7c53-3c55-4d8e-9a51-7d1c0f1e2a10")
@@ -52,7 +52,7 @@ class ExecutionSaga(Aggregate):
         saga._trigger(
             SagaStarted,
             cause,
-            sandbox_id=f"cx-{execution.id.hex}",
+            sandbox_id=sandbox_id_for(execution.id),
             deadline=deadline_for(execution.spec, cause.time, grace),
         )
         return saga

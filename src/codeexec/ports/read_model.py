@@ -10,6 +10,7 @@ from datetime import datetime
 from uuid import UUID
 
 from codeexec.domain.events import DomainEvent
+from codeexec.domain.execution import TERMINAL_STATES
 
 
 @dataclass
@@ -52,7 +53,7 @@ class ExecutionView:
         return self.state in TERMINAL_STATE_NAMES
 
 
-TERMINAL_STATE_NAMES = frozenset({"completed", "failed", "timed_out", "cancelled", "rejected"})
+TERMINAL_STATE_NAMES = frozenset(state.value for state in TERMINAL_STATES)
 
 
 @dataclass(frozen=True)

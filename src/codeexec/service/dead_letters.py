@@ -87,12 +87,16 @@ class DeadLetterManager:
         self.rng = rng or random.Random()
         self.ids: list[UUID] = []  # every dead letter, oldest first
         self._known: set[UUID] = set()
+        # Letters not yet seen closed. Closing is final, so the retry loop, health and
+        # metrics look only at these instead of loading every letter ever parked.
+        self._maybe_open: dict[UUID, None] = {}
         self._stopping = asyncio.Event()
 
     def fold(self, event: object) -> None:
         if isinstance(event, DeadLetterParked) and event.aggregate_id not in self._known:
             self._known.add(event.aggregate_id)
             self.ids.append(event.aggregate_id)
+            self._maybe_open[event.aggregate_id] = None
 
     # -- the DLQ topic ------------------------------------------------------------------------
 
@@ -182,7 +186,7 @@ class DeadLetterManager:
         now = self.clock.now()
         due = [
             letter
-            for letter in self.letters()
+            for letter in self.open_letters()
             if letter.state is DeadLetterState.PARKED
             and letter.due_at is not None
             and letter.due_at <= now
@@ -222,7 +226,7 @@ class DeadLetterManager:
     async def _republish_in_flight(self) -> None:
         """A retry recorded but maybe never published (a crash between the two): send it
         again; the consumer handles each attempt at most once."""
-        for letter in self.letters():
+        for letter in self.open_letters():
             if letter.state is DeadLetterState.RETRYING:
                 with suppress(Exception):
                     await self._publish(letter)
@@ -242,6 +246,13 @@ class DeadLetterManager:
         found = (self.store.load(DeadLetter, i) for i in self.ids)
         return [letter for letter in found if letter is not None]
 
+    def open_letters(self) -> list[DeadLetter]:
+        found = [self.store.load(DeadLetter, i) for i in list(self._maybe_open)]
+        for letter in found:
+            if letter is not None and not letter.is_open:
+                del self._maybe_open[letter.id]
+        return [letter for letter in found if letter is not None and letter.is_open]
+
     def discard(self, letter_id: UUID, by: str, reason: str = "") -> DeadLetter:
         uow = UnitOfWork(self.store, self.clock.now())
         letter = self._get(uow, letter_id)
@@ -258,7 +269,7 @@ class DeadLetterManager:
 
     def backlog(self) -> tuple[int, BacklogLevel]:
         """Open dead letters and the level they reach: ok, warning or critical."""
-        count = sum(1 for letter in self.letters() if letter.is_open)
+        count = len(self.open_letters())
         if count >= self.config.critical_backlog:
             return count, "critical"
         if count >= self.config.warning_backlog:
@@ -266,9 +277,5 @@ class DeadLetterManager:
         return count, "ok"
 
     def oldest_open(self) -> datetime | None:
-        opened = [
-            letter.parked.time
-            for letter in self.letters()
-            if letter.is_open and letter.parked is not None
-        ]
+        opened = [letter.parked.time for letter in self.open_letters() if letter.parked is not None]
         return min(opened, default=None)

@@ -136,8 +136,7 @@ class ExecutionStore(Application[UUID]):
 
     def read(self, start: int = 1, limit: int = 1000) -> list[tuple[int, DomainEvent]]:
         """Events by position in the application sequence, from `start` inclusive."""
-        notes = self.process_recorder.select_notifications(start, limit)
-        return [(n.id, cast(DomainEvent, self.mapper.to_domain_event(n))) for n in notes]
+        return [(position, event) for position, event, _ in self.read_documents(start, limit)]
 
     def read_documents(self, start: int, limit: int) -> list[tuple[int, DomainEvent, bytes]]:
         """Like `read`, with each event's JSON document (the stored bytes when stored plain)."""
