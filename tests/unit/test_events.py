@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from codeexec.domain.events import (
     EVENT_TYPES,
     ExecutionRequested,
+    ExecutionScheduled,
     current_version,
     derive_event_id,
     from_document,
@@ -30,7 +31,7 @@ SAMPLE_PAYLOADS: dict[str, dict[str, object]] = {
     "ExecutionRequested": {"spec": script("out hi"), "priority": 3, "idempotency_key": "k"},
     "ExecutionQueued": {"priority": 0, "queue_depth": 4},
     "ExecutionRejected": {"reason": "rate_limited", "message": "rate limit of 1 per 60s"},
-    "ExecutionScheduled": {"sandbox_id": "cx-1", "spec": script("out hi")},
+    "ExecutionScheduled": {"sandbox_id": "cx-1"},
     "ExecutionStarted": {"sandbox_id": "cx-1", "worker_id": "w"},
     "ExecutionOutput": {"stream": "stdout", "data": "héllo\x00\xff".encode("latin-1")},
     "ExecutionCancelRequested": {"requested_by": "alice"},
@@ -126,6 +127,16 @@ def test_a_stored_v1_request_loads_as_the_current_version() -> None:
     assert loaded.spec.language == "python"
     assert loaded.spec.files[0].content == "print('é')".encode()
     assert loaded.spec.files[0].name == "main.py"
+
+
+def test_a_stored_v1_task_drops_its_copy_of_the_spec() -> None:
+    # Before v2 every scheduled task stored the request's payload a second time.
+    current = sample("ExecutionScheduled")
+    doc = to_document(current)
+    doc.update(schema_version=1, spec=to_document(sample("ExecutionRequested"))["spec"])
+    loaded = from_json(json.dumps(doc))
+    assert isinstance(loaded, ExecutionScheduled)
+    assert loaded == current and "spec" not in to_document(loaded)
 
 
 def test_events_are_strict_about_unknown_fields_types_and_versions() -> None:

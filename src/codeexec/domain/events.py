@@ -65,11 +65,12 @@ class ExecutionRejected(DomainEvent):
 
 
 class ExecutionScheduled(DomainEvent):
-    """Scheduled work: carries the whole run so the worker needs nothing else."""
+    """Scheduled work: the task names the execution; the worker loads its spec from the
+    store, so the payload is stored once (v1 carried a copy of the spec, dropped on load)."""
 
+    schema_version: int = 2
     type: Literal["ExecutionScheduled"] = "ExecutionScheduled"
     sandbox_id: str
-    spec: RunSpec
 
 
 class ExecutionStarted(DomainEvent):
@@ -253,4 +254,11 @@ def _requested_v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
     name = str(doc.pop("filename", "main"))
     content = base64.b64encode(source.encode("utf-8")).decode("ascii")
     doc["spec"] = {"language": language, "files": [{"name": name, "content": content}]}
+    return doc
+
+
+@upcaster("ExecutionScheduled", 1)
+def _scheduled_v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    # v1 copied the request's spec into the task; the request holds it already.
+    doc.pop("spec", None)
     return doc

@@ -131,8 +131,7 @@ class Execution(Aggregate):
         self._trigger(ExecutionRejected, cause, reason=reason, message=message)
 
     def schedule(self, cause: Cause) -> None:
-        assert self.spec is not None
-        self._trigger(ExecutionScheduled, cause, sandbox_id=sandbox_id_for(self.id), spec=self.spec)
+        self._trigger(ExecutionScheduled, cause, sandbox_id=sandbox_id_for(self.id))
 
     def start(self, cause: Cause, worker_id: str) -> None:
         self._trigger(

@@ -66,7 +66,10 @@ class WorkerProcess:
                 execution.cancel(cause)
                 return
             execution.start(cause, self.worker_id)
-            uow.later(lambda: self._launch(event.execution_id, event.sandbox_id, event.spec))
+            # The task names the execution; its spec is stored once, with the request.
+            spec = execution.spec
+            assert spec is not None
+            uow.later(lambda: self._launch(event.execution_id, event.sandbox_id, spec))
         elif isinstance(event, SandboxStopRequested):
             uow.later(lambda: self._stop(event.sandbox_id))
 
