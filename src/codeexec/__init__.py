@@ -3,13 +3,14 @@
 from codeexec.domain.coordinator import CoordinatorConfig, UserLimits
 from codeexec.domain.model import Limits, RunResult, RunSpec, SandboxStatus, SourceFile
 from codeexec.ports.read_model import ExecutionQuery, ExecutionView, Page
-from codeexec.runtime import Codeexec, NotFound, Settings
+from codeexec.runtime import Codeexec, IdempotencyKeyReused, NotFound, Settings
 
 __all__ = [
     "Codeexec",
     "CoordinatorConfig",
     "ExecutionQuery",
     "ExecutionView",
+    "IdempotencyKeyReused",
     "Limits",
     "NotFound",
     "Page",

@@ -22,7 +22,7 @@ from codeexec.domain.coordinator import CoordinatorConfig, QueueStatus
 from codeexec.domain.dead_letter import DeadLetterConfig
 from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent
 from codeexec.domain.execution import Execution
-from codeexec.domain.model import RunSpec
+from codeexec.domain.model import RunSpec, request_digest
 from codeexec.domain.routing import TOPICS
 from codeexec.ports.bus import EventBus, Message
 from codeexec.ports.clock import Clock, SystemClock
@@ -55,6 +55,17 @@ class DataDirInUse(RuntimeError):
 
 class NotFound(LookupError):
     """No such execution, or it belongs to another user (indistinguishable on purpose)."""
+
+
+class IdempotencyKeyReused(Exception):
+    """The idempotency key was used before for a different request (spec or priority)."""
+
+    def __init__(self, key: str, execution_id: UUID) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was used for a different request "
+            f"(execution {execution_id}); use a new key for a new request"
+        )
+        self.key, self.execution_id = key, execution_id
 
 
 @dataclass
@@ -320,21 +331,27 @@ class Codeexec:
         correlation_id: UUID | None = None,
     ) -> ExecutionView:
         """Record the request (durably, before returning) and return its view. With an
-        idempotency key, a repeat returns the original execution."""
+        idempotency key, a repeat returns the original execution; the key reused for a
+        different request raises IdempotencyKeyReused."""
         store = self._store()
         if not user_id:
             raise ValueError("user_id must not be empty")
         if spec.language not in self._languages:
             raise UnknownLanguage(f"language {spec.language!r} is not available")
+        digest = request_digest(spec, priority)
         if idempotency_key is not None:
             execution_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user_id}\0{idempotency_key}")
             existing = store.load(Execution, execution_id)
             if existing is not None:
+                if existing.request_digest != digest:
+                    raise IdempotencyKeyReused(idempotency_key, existing.id)
                 return self._catch_up(existing.id)
         else:
             execution_id = uuid.uuid4()
         cause = Cause(self.clock.now(), correlation_id or execution_id, None)
-        execution = Execution.request(execution_id, user_id, spec, cause, priority, idempotency_key)
+        execution = Execution.request(
+            execution_id, user_id, spec, cause, priority, idempotency_key, digest
+        )
         events = execution.collect_events()
         positions = store.record(events, [execution])
         for event, position in zip(events, positions, strict=True):

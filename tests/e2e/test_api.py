@@ -128,7 +128,7 @@ def test_cancel_stops_a_running_program(server: Server) -> None:
 def test_idempotency_key_returns_the_original_execution(server: Server) -> None:
     key = {"Idempotency-Key": f"retry-{uuid.uuid4()}"}
     first = submit(server, server.alice_key, server.programs.hello, headers=key)
-    again = submit(server, server.alice_key, server.programs.exit3, headers=key)
+    again = submit(server, server.alice_key, server.programs.hello, headers=key)
     other_user = submit(server, server.bob_key, server.programs.hello, headers=key)
     assert again["id"] == first["id"]
     assert other_user["id"] != first["id"]

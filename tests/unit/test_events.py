@@ -22,13 +22,18 @@ from codeexec.domain.events import (
     to_document,
     to_json,
 )
-from codeexec.domain.model import RunResult, SandboxStatus
+from codeexec.domain.model import RunResult, SandboxStatus, request_digest
 from codeexec.domain.operations_events import ReplayFilter
 from codeexec.domain.routing import EXECUTION_EVENTS, ROUTES, TOPICS, topics_for
 from tests.unit.factories import script
 
 SAMPLE_PAYLOADS: dict[str, dict[str, object]] = {
-    "ExecutionRequested": {"spec": script("out hi"), "priority": 3, "idempotency_key": "k"},
+    "ExecutionRequested": {
+        "spec": script("out hi"),
+        "priority": 3,
+        "idempotency_key": "k",
+        "request_digest": request_digest(script("out hi"), 3),
+    },
     "ExecutionQueued": {"priority": 0, "queue_depth": 4},
     "ExecutionRejected": {"reason": "rate_limited", "message": "rate limit of 1 per 60s"},
     "ExecutionScheduled": {"sandbox_id": "cx-1"},
@@ -129,6 +134,17 @@ def test_a_stored_v1_request_loads_as_the_current_version() -> None:
     assert loaded.spec.files[0].name == "main.py"
 
 
+def test_a_stored_v2_request_gets_the_digest_a_repeat_of_it_computes_today() -> None:
+    current = sample("ExecutionRequested")
+    doc = to_document(current)
+    digest = doc.pop("request_digest")
+    doc["schema_version"] = 2
+    loaded = from_json(json.dumps(doc))
+    assert isinstance(loaded, ExecutionRequested)
+    assert loaded.request_digest == digest == request_digest(loaded.spec, loaded.priority)
+    assert loaded == current
+
+
 def test_a_stored_v1_task_drops_its_copy_of_the_spec() -> None:
     # Before v2 every scheduled task stored the request's payload a second time.
     current = sample("ExecutionScheduled")
@@ -137,6 +153,14 @@ def test_a_stored_v1_task_drops_its_copy_of_the_spec() -> None:
     loaded = from_json(json.dumps(doc))
     assert isinstance(loaded, ExecutionScheduled)
     assert loaded == current and "spec" not in to_document(loaded)
+
+
+def test_the_request_digest_tells_specs_and_priorities_apart() -> None:
+    spec = script("out hi")
+    assert request_digest(spec, 0) == request_digest(script("out hi"), 0)
+    assert request_digest(spec, 0) != request_digest(spec, 1)
+    assert request_digest(spec, 0) != request_digest(script("out ho"), 0)
+    assert request_digest(spec, 0).startswith("sha256:")
 
 
 def test_events_are_strict_about_unknown_fields_types_and_versions() -> None:

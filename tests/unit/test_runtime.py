@@ -82,7 +82,7 @@ async def test_paging_walks_every_execution_newest_first() -> None:
 async def test_idempotency_key_returns_the_original_execution() -> None:
     async with runtime() as cx:
         first = await cx.submit("alice", script("out 1"), idempotency_key="k1")
-        again = await cx.submit("alice", script("out 2"), idempotency_key="k1")
+        again = await cx.submit("alice", script("out 1"), idempotency_key="k1")
         other = await cx.submit("bob", script("out 1"), idempotency_key="k1")
         assert first.id == again.id != other.id
 

@@ -15,6 +15,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from codeexec.domain.aggregate import IllegalTransition
+from codeexec.runtime import IdempotencyKeyReused
 from codeexec_server.schemas import FieldError, Problem
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,11 @@ def as_problems(what: str) -> Iterator[None]:
         raise ApiProblem(404, f"no {what}") from None
     except IllegalTransition as error:
         raise ApiProblem(409, str(error)) from None
+
+
+def reused_key_problem(error: IdempotencyKeyReused) -> ApiProblem:
+    """422, as the IETF idempotency-key draft asks for a key reused with another payload."""
+    return ApiProblem(422, str(error), [FieldError(field="Idempotency-Key", message=str(error))])
 
 
 def problem_response(

@@ -10,11 +10,16 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from codeexec.ports.read_model import ExecutionQuery, ExecutionView
 from codeexec.ports.sandbox import UnknownLanguage
-from codeexec.runtime import Codeexec, NotFound
+from codeexec.runtime import Codeexec, IdempotencyKeyReused, NotFound
 from codeexec_server.auth import CurrentUser
 from codeexec_server.keystore import Principal
 from codeexec_server.limits import LimitsPolicy
-from codeexec_server.problems import ApiProblem, field_error, problem_responses
+from codeexec_server.problems import (
+    ApiProblem,
+    field_error,
+    problem_responses,
+    reused_key_problem,
+)
 from codeexec_server.schemas import (
     ExecutionOut,
     ExecutionPage,
@@ -88,6 +93,8 @@ async def submit(
         )
     except UnknownLanguage as error:
         raise field_error("language", str(error)) from None
+    except IdempotencyKeyReused as error:
+        raise reused_key_problem(error) from None
     if wait and not view.terminal:
         view = await runtime.wait(view.id, min(timeout, request.app.state.settings.max_wait_s))
     if view.terminal and wait:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import Field, TypeAdapter, ValidationError
 
 from codeexec.domain.envelope import DomainEvent, current_version, derive_event_id
-from codeexec.domain.model import Bytes, RunResult, RunSpec, Stream
+from codeexec.domain.model import Bytes, RunResult, RunSpec, Stream, request_digest
 from codeexec.domain.operations_events import (
     DeadLetterArchived,
     DeadLetterDiscarded,
@@ -41,13 +41,16 @@ class RejectionReason(StrEnum):
 
 
 class ExecutionRequested(DomainEvent):
-    """v2 carries a full RunSpec; v1 (single `source` text and `language`) is upcast."""
+    """The one stored copy of a submission's payload. v3 adds the request's digest (so a
+    reused idempotency key is told apart from a repeat); v2 carries a full RunSpec; v1
+    (single `source` text and `language`) and v2 are upcast."""
 
-    schema_version: int = 2
+    schema_version: int = 3
     type: Literal["ExecutionRequested"] = "ExecutionRequested"
     spec: RunSpec
     priority: int = Field(default=0, ge=0, le=9)
     idempotency_key: str | None = None
+    request_digest: str
 
 
 class ExecutionQueued(DomainEvent):
@@ -254,6 +257,15 @@ def _requested_v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
     name = str(doc.pop("filename", "main"))
     content = base64.b64encode(source.encode("utf-8")).decode("ascii")
     doc["spec"] = {"language": language, "files": [{"name": name, "content": content}]}
+    return doc
+
+
+@upcaster("ExecutionRequested", 2)
+def _requested_v2_to_v3(doc: dict[str, Any]) -> dict[str, Any]:
+    # The digest is a function of what v2 stored, so old requests get the very digest a
+    # repeat of them computes today.
+    spec = RunSpec.model_validate(doc["spec"])
+    doc["request_digest"] = request_digest(spec, int(doc.get("priority", 0)))
     return doc
 
 

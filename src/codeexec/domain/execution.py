@@ -21,7 +21,7 @@ from codeexec.domain.events import (
     ExecutionTimedOut,
     RejectionReason,
 )
-from codeexec.domain.model import RunResult, RunSpec, SandboxStatus, Stream
+from codeexec.domain.model import RunResult, RunSpec, SandboxStatus, Stream, request_digest
 
 
 class State(StrEnum):
@@ -94,6 +94,7 @@ class Execution(Aggregate):
         self.spec: RunSpec | None = None
         self.priority = 0
         self.idempotency_key: str | None = None
+        self.request_digest = ""
         self.cancel_requested = False
         self.result: RunResult | None = None
         self.output_seq = 0
@@ -109,7 +110,9 @@ class Execution(Aggregate):
         cause: Cause,
         priority: int = 0,
         idempotency_key: str | None = None,
+        digest: str | None = None,
     ) -> Execution:
+        """`digest` is `request_digest(spec, priority)`, passed when the caller computed it."""
         execution = cls(execution_id, execution_id, user_id)
         execution._trigger(
             ExecutionRequested,
@@ -117,6 +120,7 @@ class Execution(Aggregate):
             spec=spec,
             priority=priority,
             idempotency_key=idempotency_key,
+            request_digest=digest or request_digest(spec, priority),
         )
         return execution
 
@@ -175,6 +179,7 @@ class Execution(Aggregate):
                 raise IllegalTransition("execution already requested")
             self.spec, self.priority = event.spec, event.priority
             self.idempotency_key = event.idempotency_key
+            self.request_digest = event.request_digest
             self.correlation_id = event.correlation_id
             return
         allowed, target = _NEXT[type(event)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -102,6 +103,16 @@ class RunSpec(Value):
         if len(set(names)) != len(names):
             raise ValueError("files: each file name must be unique")
         return self
+
+
+def request_digest(spec: RunSpec, priority: int) -> str:
+    """The request's fingerprint: sha256 of the canonical spec and the priority. Fields left
+    at their defaults are omitted, so a field added later (with a default) keeps old
+    fingerprints valid; the same request always gives the same digest."""
+    canonical = spec.model_dump_json(exclude_defaults=True).encode("utf-8")
+    digest = hashlib.sha256(canonical)
+    digest.update(b"\0priority=%d" % priority)
+    return "sha256:" + digest.hexdigest()
 
 
 class RunResult(Value):
