@@ -4,8 +4,10 @@ from codeexec.domain.coordinator import CoordinatorConfig, UserLimits
 from codeexec.domain.model import Limits, RunResult, RunSpec, SandboxStatus, SourceFile
 from codeexec.ports.read_model import ExecutionQuery, ExecutionView, Page
 from codeexec.runtime import Codeexec, IdempotencyKeyReused, NotFound, Settings
+from codeexec.service.admission import AdmissionRefused
 
 __all__ = [
+    "AdmissionRefused",
     "Codeexec",
     "CoordinatorConfig",
     "ExecutionQuery",

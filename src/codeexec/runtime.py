@@ -17,6 +17,7 @@ from uuid import UUID
 
 from codeexec.adapters.memory_bus import InMemoryEventBus
 from codeexec.adapters.memory_read_model import InMemoryExecutionReadModel
+from codeexec.adapters.sqlite_store import database_bytes
 from codeexec.domain.aggregate import Cause
 from codeexec.domain.coordinator import CoordinatorConfig, QueueStatus
 from codeexec.domain.dead_letter import DeadLetterConfig
@@ -28,6 +29,7 @@ from codeexec.ports.bus import EventBus, Message
 from codeexec.ports.clock import Clock, SystemClock
 from codeexec.ports.read_model import ExecutionQuery, ExecutionReadModel, ExecutionView, Page
 from codeexec.ports.sandbox import Language, Sandbox, UnknownLanguage
+from codeexec.service.admission import Admission
 from codeexec.service.consumer import Consumer, Process
 from codeexec.service.coordinator_process import CoordinatorProcess
 from codeexec.service.dead_letters import DeadLetterManager, park
@@ -191,6 +193,9 @@ class Codeexec:
         self.projection = ProjectionProcess(self.read_model, self.feed)
         self.dead_letters = DeadLetterManager(store, self.bus, self.clock, settings.dead_letters)
         self.replays = ReplayService(store, self.bus, self.clock)
+        self.admission = Admission(
+            store, self.read_model, lambda user: self.coordinator.policy.config.limits_for(user)
+        )
         for position, event in store.read_all():
             self.coordinator.fold(event)
             self.saga.fold(event)
@@ -332,7 +337,8 @@ class Codeexec:
     ) -> ExecutionView:
         """Record the request (durably, before returning) and return its view. With an
         idempotency key, a repeat returns the original execution; the key reused for a
-        different request raises IdempotencyKeyReused."""
+        different request raises IdempotencyKeyReused. Over the user's rate limit or
+        storage quota it raises AdmissionRefused, keeping only the request's digest."""
         store = self._store()
         if not user_id:
             raise ValueError("user_id must not be empty")
@@ -348,6 +354,7 @@ class Codeexec:
                 return self._catch_up(existing.id)
         else:
             execution_id = uuid.uuid4()
+        self.admission.check(user_id, spec, priority, digest, self.clock.now())
         cause = Cause(self.clock.now(), correlation_id or execution_id, None)
         execution = Execution.request(
             execution_id, user_id, spec, cause, priority, idempotency_key, digest
@@ -448,6 +455,14 @@ class Codeexec:
         if view is None:
             raise NotFound(f"execution {execution_id} not found")
         return view
+
+    def store_bytes(self) -> int:
+        """What the event store occupies: its SQLite files (with -wal and -shm), or in
+        memory the bytes of the events this process recorded (all there is)."""
+        store = self._store()
+        if self.settings.data_dir is None:
+            return store.recorded_bytes
+        return database_bytes(self.settings.store_env()["SQLITE_DBNAME"])
 
     def queue_status(self) -> QueueStatus:
         return self.coordinator.policy.status()

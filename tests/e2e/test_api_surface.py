@@ -103,7 +103,7 @@ def test_admin_routes_are_admin_only_and_limits_apply(fake_server: Server) -> No
             admin.put("/api/v1/admin/limits", json=limits)
 
 
-def test_a_user_over_their_rate_limit_gets_rejected_executions(fake_server: Server) -> None:
+def test_a_user_over_their_rate_limit_is_refused_at_once(fake_server: Server) -> None:
     user = "limited"
     key = fake_server.new_user_key(user)
     with fake_server.client(fake_server.admin_key) as admin:
@@ -122,12 +122,14 @@ def test_a_user_over_their_rate_limit_gets_rejected_executions(fake_server: Serv
                         "/api/v1/executions",
                         params={"wait": "true"},
                         json={"language": "fake", "source": "out x"},
-                    ).json()
+                    )
                     for _ in range(2)
                 ]
         finally:
             admin.put("/api/v1/admin/limits", json=limits)
-    assert [r["status"] for r in results] == ["succeeded", "rejected"]
+    assert [r.status_code for r in results] == [200, 429]
+    assert results[0].json()["status"] == "succeeded"
+    assert results[1].json()["limit"] == "rate_limit"
 
 
 def test_health_and_metrics(fake_server: Server) -> None:

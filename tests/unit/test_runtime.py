@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import pytest
 
-from codeexec import ExecutionQuery, NotFound
+from codeexec import AdmissionRefused, ExecutionQuery, NotFound
 from codeexec.adapters.fake_sandbox import FakeSandbox
 from codeexec.domain.aggregate import Cause
 from codeexec.domain.events import EVENT_TYPES
@@ -94,10 +94,17 @@ async def test_unknown_language_is_refused_before_anything_is_recorded() -> None
         assert cx.store is not None and cx.store.max_position() == 0
 
 
-async def test_rate_limit_rejects_with_a_reason() -> None:
+async def test_the_coordinator_rejects_over_the_rate_limit_what_admission_let_through() -> None:
+    # Two API processes admitted at once what together exceeds the limit: the coordinator,
+    # the authority on what runs, rejects one with a reason.
     async with runtime(config=roomy(rate_limit=2)) as cx:
-        views = [await cx.submit("alice", script("out x")) for _ in range(3)]
-        done = [await cx.wait(view.id, timeout=5) for view in views]
+        assert cx.store is not None
+        views = [await cx.submit("alice", script("out x")) for _ in range(2)]
+        late = Execution.request(
+            uuid4(), "alice", script("out x"), Cause(cx.clock.now(), uuid4(), None)
+        )
+        cx.store.record(late.collect_events(), [late])
+        done = [await cx.wait(i, timeout=5) for i in (*(v.id for v in views), late.id)]
         # Requests are keyed by execution, so which one loses depends on partition order.
         assert sorted(d.status for d in done) == ["rejected", "succeeded", "succeeded"]
         assert any("rate limit of 2 per 60s" in d.message for d in done)
@@ -172,7 +179,14 @@ async def test_every_event_type_is_emitted_by_some_path() -> None:
         await eventually(lambda: state(cx, queued.id) == "queued")
         await cx.cancel(queued.id, "a")
         await cx.wait(queued.id, timeout=5)
-        limited = await cx.submit("a", script("out x"))
+        with pytest.raises(AdmissionRefused):  # SubmissionRefused: over the rate limit
+            await cx.submit("a", script("out x"))
+        # What another API process admitted meanwhile, the coordinator rejects (backstop).
+        limited = Execution.request(
+            uuid4(), "a", script("out x"), Cause(clock.now(), uuid4(), None)
+        )
+        cx.store.record(limited.collect_events(), [limited])
+        await eventually(lambda: cx.read_model.get(limited.id) is not None)
         await cx.wait(limited.id, timeout=5)
         clock.advance(3600)
         await cx.wait(stuck.id, timeout=5)

@@ -17,6 +17,7 @@ from codeexec.runtime import DataDirInUse, lock_data_dir
 from codeexec_server import cli_dlq, cli_replay
 from codeexec_server.cli_client import ApiClient, ServerError
 from codeexec_server.cli_run import (
+    EXIT_CODES,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     Display,
@@ -52,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run a file with live output; exits with its exit code",
         epilog="exit codes: the program's own; 128+N killed by signal N; 124 time limit; "
         "125 memory limit; 126 output limit; 127 compilation error; 130 cancelled; "
-        "75 rejected (rate limit or full queue); 70 internal error; 69 server unreachable; "
-        "2 usage error",
+        "75 rejected (rate limit, storage quota or full queue); 70 internal error; "
+        "69 server unreachable; 2 usage error",
     )
     run.add_argument("file", type=Path)
     run.add_argument("--language")
@@ -192,9 +193,16 @@ async def _run_async(args: argparse.Namespace, source: bytes, stdin: bytes) -> i
     display = Display()
     result: dict[str, Any]
     if args.server:
-        result = await run_remote(
-            args.file, source, args.language, stdin, args.server, args.key, display
-        )
+        try:
+            result = await run_remote(
+                args.file, source, args.language, stdin, args.server, args.key, display
+            )
+        except ServerError as error:
+            if error.status != 429:
+                raise
+            # Refused on admission (rate limit, storage quota): what `rejected` exits with.
+            print(f"codeexec: rejected: {error}", file=sys.stderr)
+            return EXIT_CODES["rejected"]
     else:
         result = await run_embedded(args.file, source, args.language, stdin, args.sandbox, display)
     display.final(result)

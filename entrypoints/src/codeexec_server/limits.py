@@ -28,6 +28,13 @@ class UserLimitsModel(BaseModel):
     rate_window_s: float = Field(default=60.0, gt=0)
     max_running: int = Field(default=4, ge=0)
     max_queued: int = Field(default=100, ge=0)
+    storage_quota_bytes: int = Field(
+        default=2**30,
+        ge=0,
+        description="bytes of source, stdin and output the user's submissions of the last "
+        "storage window may keep in the store",
+    )
+    storage_window_s: float = Field(default=86_400.0, gt=0)
 
 
 class LimitsDocument(BaseModel):

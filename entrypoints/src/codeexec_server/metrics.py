@@ -13,7 +13,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent
+from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent, SubmissionRefused
 from codeexec.domain.execution import state_after, status_of
 from codeexec.domain.operations_events import ReplayProgressed
 from codeexec.runtime import Codeexec
@@ -52,6 +52,13 @@ class RuntimeCollector(Collector):
         for group, n in runtime.backlog().items():
             lag.add_metric([group], n)
         yield lag
+        size = GaugeMetricFamily(
+            "codeexec_store_bytes",
+            "event store size: its SQLite files (with -wal and -shm), or in memory the "
+            "stored events' bytes",
+        )
+        size.add_metric([], runtime.store_bytes())
+        yield size
         yield from self._operations(runtime)
 
     def _operations(self, runtime: Codeexec) -> Iterator[GaugeMetricFamily]:
@@ -108,7 +115,12 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
-
+        self.refused = Counter(
+            "codeexec_submissions_refused",
+            "submissions refused on admission, by the limit that refused them",
+            ["limit"],
+            registry=self.registry,
+        )
         self.replayed = Counter(
             "codeexec_events_replayed",
             "events published by replay sessions (dry runs send none)",
@@ -130,6 +142,8 @@ class Metrics:
         for event in events:
             if isinstance(event, ReplayProgressed):
                 self.replayed.inc(event.sent)
+            elif isinstance(event, SubmissionRefused):
+                self.refused.labels(event.limit).inc()
             elif isinstance(event, TERMINAL_EVENT_TYPES):
                 # Recorded just now: the read model may not have applied it yet.
                 state = state_after(event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from codeexec.domain.aggregate import IllegalTransition
 from codeexec.runtime import IdempotencyKeyReused
+from codeexec.service.admission import AdmissionRefused
 from codeexec_server.schemas import FieldError, Problem
 
 log = logging.getLogger(__name__)
@@ -43,9 +45,11 @@ class ApiProblem(Exception):
         detail: str = "",
         errors: Sequence[FieldError] = (),
         headers: dict[str, str] | None = None,
+        limit: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.status, self.detail, self.errors, self.headers = status, detail, errors, headers
+        self.limit = limit
 
 
 def field_error(field: str, message: str) -> ApiProblem:
@@ -63,6 +67,18 @@ def as_problems(what: str) -> Iterator[None]:
         raise ApiProblem(409, str(error)) from None
 
 
+def refused_problem(error: AdmissionRefused) -> ApiProblem:
+    """413 for a submission the quota can never hold, else 429 with Retry-After when waiting
+    makes room; the problem names the limit."""
+    refusal = error.refusal
+    if refusal.too_large:
+        return ApiProblem(413, refusal.message, limit=refusal.limit)
+    headers = None
+    if refusal.retry_after_s is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(refusal.retry_after_s)))}
+    return ApiProblem(429, refusal.message, headers=headers, limit=refusal.limit)
+
+
 def reused_key_problem(error: IdempotencyKeyReused) -> ApiProblem:
     """422, as the IETF idempotency-key draft asks for a key reused with another payload."""
     return ApiProblem(422, str(error), [FieldError(field="Idempotency-Key", message=str(error))])
@@ -73,6 +89,7 @@ def problem_response(
     detail: str = "",
     errors: Sequence[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    limit: str | None = None,
 ) -> JSONResponse:
     body = Problem(
         type=f"https://codeexec.dev/problems/{status}",
@@ -80,6 +97,7 @@ def problem_response(
         status=status,
         detail=detail,
         errors=list(errors) if errors else None,
+        limit=limit,
     )
     return JSONResponse(
         body.model_dump(exclude_none=True), status, headers=headers, media_type=PROBLEM_JSON
@@ -96,7 +114,7 @@ def _field_name(loc: Sequence[Any]) -> str:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
-        return problem_response(exc.status, exc.detail, exc.errors, exc.headers)
+        return problem_response(exc.status, exc.detail, exc.errors, exc.headers, exc.limit)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

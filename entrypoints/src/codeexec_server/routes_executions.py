@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from codeexec.ports.read_model import ExecutionQuery, ExecutionView
 from codeexec.ports.sandbox import UnknownLanguage
 from codeexec.runtime import Codeexec, IdempotencyKeyReused, NotFound
+from codeexec.service.admission import AdmissionRefused
 from codeexec_server.auth import CurrentUser
 from codeexec_server.keystore import Principal
 from codeexec_server.limits import LimitsPolicy
@@ -18,6 +19,7 @@ from codeexec_server.problems import (
     ApiProblem,
     field_error,
     problem_responses,
+    refused_problem,
     reused_key_problem,
 )
 from codeexec_server.schemas import (
@@ -69,7 +71,7 @@ def owned(runtime: Codeexec, execution_id: UUID, principal: Principal) -> Execut
     responses={
         200: {"model": ExecutionOut, "description": "Finished (with `wait=true`)"},
         202: {"description": "Accepted; follow `links.events` or poll `links.self`"},
-        **problem_responses(400, 401, 403, 413, 422, 503),
+        **problem_responses(400, 401, 403, 413, 422, 429, 503),
     },
 )
 async def submit(
@@ -93,6 +95,8 @@ async def submit(
         )
     except UnknownLanguage as error:
         raise field_error("language", str(error)) from None
+    except AdmissionRefused as error:
+        raise refused_problem(error) from None
     except IdempotencyKeyReused as error:
         raise reused_key_problem(error) from None
     if wait and not view.terminal:

@@ -245,3 +245,7 @@ class Problem(BaseModel):
     status: int
     detail: str = ""
     errors: list[FieldError] | None = None
+    limit: str | None = Field(
+        default=None,
+        description="the limit that refused the request, as named in the limits document",
+    )

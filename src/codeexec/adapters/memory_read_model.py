@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from uuid import UUID
 
+from codeexec.domain.admission import RecentSubmission
 from codeexec.domain.events import (
     DomainEvent,
     ExecutionCancelled,
     ExecutionCancelRequested,
     ExecutionCompleted,
     ExecutionFailed,
+    ExecutionOutput,
     ExecutionQueued,
     ExecutionRejected,
     ExecutionRequested,
@@ -51,6 +54,7 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
                 updated_at=event.time,
                 seq=position if position is not None else self._next_seq(),
                 idempotency_key=event.idempotency_key,
+                payload_bytes=event.spec.payload_bytes,
             )
             self._views[view.id] = view
             self._insert(self._by_user.setdefault(view.user_id, []), view)
@@ -73,6 +77,8 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
             view.cancel_requested = True
         elif isinstance(event, ExecutionRejected):
             view.message = event.message
+        elif isinstance(event, ExecutionOutput):
+            view.output_bytes += len(event.data)
         if isinstance(event, ExecutionCompleted | ExecutionFailed | ExecutionCancelled):
             self._set_result(view, event.result)
             if isinstance(event, ExecutionFailed):
@@ -104,6 +110,9 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
     def _set_result(view: ExecutionView, result: RunResult | None) -> None:
         if result is None:
             return
+        # The result repeats the streamed output (cut at the same limits): count it once.
+        kept = len(result.stdout) + len(result.stderr) + len(result.compile_output or b"")
+        view.output_bytes = max(view.output_bytes, kept)
         view.exit_code, view.signal = result.exit_code, result.signal
         view.stdout, view.stderr = result.stdout, result.stderr
         view.stdout_truncated, view.stderr_truncated = (
@@ -158,6 +167,19 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
         if query.created_after is not None and view.created_at <= query.created_after:
             return False
         return not (query.created_before is not None and view.created_at >= query.created_before)
+
+    def recent_submissions(self, user_id: str, since: datetime) -> Sequence[RecentSubmission]:
+        # A user's ids are in store order, which is submission order: walk back from the
+        # newest and stop at the window's start instead of scanning the whole history.
+        found: list[RecentSubmission] = []
+        for execution_id in reversed(self._by_user.get(user_id, ())):
+            view = self._views[execution_id]
+            if view.created_at <= since:
+                break
+            found.append(
+                RecentSubmission(view.created_at, view.stored_bytes, view.state != "rejected")
+            )
+        return found[::-1]
 
     def counts(self) -> Mapping[str, int]:
         return {state: n for state, n in self._counts.items() if n > 0}

@@ -7,6 +7,7 @@ commit to disk."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from eventsourcing import sqlite as es_sqlite  # a module: one factory class found here
@@ -42,3 +43,14 @@ class Factory(es_sqlite.SQLiteFactory):
             lock_timeout=old.lock_timeout,
         )
         old.close()
+
+
+def database_bytes(db_name: str) -> int:
+    """What the database occupies on disk: its file, write-ahead log and shared memory."""
+    total = 0
+    for path in (db_name, db_name + "-wal", db_name + "-shm"):
+        try:
+            total += os.stat(path).st_size
+        except FileNotFoundError:
+            pass
+    return total

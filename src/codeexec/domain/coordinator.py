@@ -26,12 +26,18 @@ class UserLimits:
     rate_window_s: float = 60.0
     max_running: int = 4
     max_queued: int = 100
+    # Bytes of source, stdin and output the user's submissions of the last storage window
+    # may keep in the store (checked on admission, see codeexec.domain.admission).
+    storage_quota_bytes: int = 2**30
+    storage_window_s: float = 86_400.0
 
     def __post_init__(self) -> None:
-        if min(self.rate_limit, self.max_running, self.max_queued) < 0:
+        if min(self.rate_limit, self.max_running, self.max_queued, self.storage_quota_bytes) < 0:
             raise ValueError(f"user limits must not be negative: {self}")
         if not self.rate_window_s > 0:
             raise ValueError(f"rate window must be positive, got {self.rate_window_s}")
+        if not self.storage_window_s > 0:
+            raise ValueError(f"storage window must be positive, got {self.storage_window_s}")
 
 
 @dataclass(frozen=True)

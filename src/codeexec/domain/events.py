@@ -35,6 +35,7 @@ class RejectionReason(StrEnum):
     RATE_LIMITED = "rate_limited"
     QUEUE_FULL = "queue_full"
     INVALID = "invalid"
+    STORAGE_QUOTA = "storage_quota"
 
 
 # --- Execution aggregate ---------------------------------------------------------------
@@ -51,6 +52,21 @@ class ExecutionRequested(DomainEvent):
     priority: int = Field(default=0, ge=0, le=9)
     idempotency_key: str | None = None
     request_digest: str
+
+
+class SubmissionRefused(DomainEvent):
+    """Admission refused a submission before anything else was recorded (rate limit or
+    storage quota): an audit record of its digest and size, never its payload. It starts
+    no execution; its ids are the refused submission's own."""
+
+    type: Literal["SubmissionRefused"] = "SubmissionRefused"
+    reason: RejectionReason
+    limit: str
+    message: str
+    request_digest: str
+    payload_bytes: int = Field(ge=0)
+    language: str
+    priority: int
 
 
 class ExecutionQueued(DomainEvent):
@@ -152,6 +168,7 @@ class SagaCompleted(DomainEvent):
 
 AnyEvent: TypeAlias = Annotated[
     ExecutionRequested
+    | SubmissionRefused
     | ExecutionQueued
     | ExecutionRejected
     | ExecutionScheduled

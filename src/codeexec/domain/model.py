@@ -104,6 +104,11 @@ class RunSpec(Value):
             raise ValueError("files: each file name must be unique")
         return self
 
+    @property
+    def payload_bytes(self) -> int:
+        """What the submission asks the store to keep: its files' and stdin's bytes."""
+        return sum(len(f.content) for f in self.files) + len(self.stdin)
+
 
 def request_digest(spec: RunSpec, priority: int) -> str:
     """The request's fingerprint: sha256 of the canonical spec and the priority. Fields left

@@ -37,6 +37,7 @@ _TASK = (EXECUTION_EVENTS, EXECUTION_TASKS)
 
 ROUTES: dict[str, tuple[str, ...]] = {
     "ExecutionRequested": _AUDIT,
+    "SubmissionRefused": _AUDIT,
     "ExecutionQueued": _AUDIT,
     "ExecutionRejected": _AUDIT,
     "ExecutionScheduled": _TASK,

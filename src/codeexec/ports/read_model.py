@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from codeexec.domain.admission import RecentSubmission
 from codeexec.domain.events import DomainEvent
 from codeexec.domain.execution import TERMINAL_STATES
 
@@ -47,10 +48,17 @@ class ExecutionView:
     cancel_requested: bool = False
     version_seen: int = 0
     events: int = 0
+    payload_bytes: int = 0  # source files and stdin
+    output_bytes: int = 0  # stdout, stderr and compile output, counted once
 
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATE_NAMES
+
+    @property
+    def stored_bytes(self) -> int:
+        """What this execution counts against its user's storage quota."""
+        return self.payload_bytes + self.output_bytes
 
 
 TERMINAL_STATE_NAMES = frozenset(state.value for state in TERMINAL_STATES)
@@ -102,3 +110,18 @@ class ExecutionReadModel(ABC):
     @abstractmethod
     def counts(self) -> Mapping[str, int]:
         """Executions per state."""
+
+    def recent_submissions(self, user_id: str, since: datetime) -> Sequence[RecentSubmission]:
+        """The user's executions created after `since`, oldest first (for admission)."""
+        found: builtins.list[RecentSubmission] = []
+        cursor: int | None = None
+        while True:
+            query = ExecutionQuery(user_id=user_id, created_after=since, cursor=cursor, limit=1000)
+            page = self.list(query)
+            found.extend(
+                RecentSubmission(v.created_at, v.stored_bytes, v.state != "rejected")
+                for v in page.items
+            )
+            if page.next_cursor is None:
+                return sorted(found, key=lambda r: r.created_at)
+            cursor = page.next_cursor

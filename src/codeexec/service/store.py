@@ -69,6 +69,7 @@ class ExecutionStore(Application[UUID]):
         self.listeners: list[Callable[[Sequence[DomainEvent]], None]] = []
         # Called with the positions and stored forms of each write (the relay's fast path).
         self.record_listeners: list[Callable[[list[int], list[StoredEvent]], None]] = []
+        self.recorded_bytes = 0  # stored events' bytes written by this process
 
     def construct_mapper(self) -> Mapper[UUID]:
         return ContractMapper(
@@ -122,6 +123,7 @@ class ExecutionStore(Application[UUID]):
             self.process_recorder.insert_tracking(tracking)
             return []
         ids = list(self.process_recorder.insert_events(stored, tracking=tracking) or [])
+        self.recorded_bytes += sum(len(s.state) for s in stored)
         for aggregate in aggregates:
             self._remember(aggregate)
         for record_listener in self.record_listeners:

@@ -1,0 +1,56 @@
+"""Admission control for `Codeexec.submit`: refuses what the user's rate limit or storage
+quota forbids before the request is recorded, keeping only an audit record of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from uuid import UUID, uuid4
+
+from codeexec.domain.admission import Refusal, RefusedSubmission, admit, lookback_s
+from codeexec.domain.aggregate import Cause
+from codeexec.domain.coordinator import UserLimits
+from codeexec.domain.model import RunSpec
+from codeexec.ports.read_model import ExecutionReadModel
+from codeexec.service.store import ExecutionStore
+
+
+class AdmissionRefused(Exception):
+    """The submission was refused (rate limit or storage quota); nothing of its payload was
+    stored. `refusal.limit` names the limit, `refusal.retry_after_s` says when to retry
+    (None: not by waiting), `refusal.too_large` that it can never fit the quota."""
+
+    def __init__(self, refusal: Refusal, submission_id: UUID) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+        self.submission_id = submission_id
+
+
+class Admission:
+    """Counts from the read model (kept wherever the API runs), not from the coordinator's
+    memory, so the check works the same when the roles run in other processes."""
+
+    def __init__(
+        self,
+        store: ExecutionStore,
+        read_model: ExecutionReadModel,
+        limits_for: Callable[[str], UserLimits],
+    ) -> None:
+        self._store, self._read_model, self._limits_for = store, read_model, limits_for
+
+    def check(self, user_id: str, spec: RunSpec, priority: int, digest: str, now: datetime) -> None:
+        """Return to admit; else record the refusal (digest and size only) and raise
+        AdmissionRefused."""
+        limits = self._limits_for(user_id)
+        since = now - timedelta(seconds=lookback_s(limits))
+        recent = self._read_model.recent_submissions(user_id, since)
+        refusal = admit(limits, recent, spec.payload_bytes, now)
+        if refusal is None:
+            return
+        submission_id = uuid4()
+        cause = Cause(now, submission_id, None)
+        refused = RefusedSubmission.record(
+            submission_id, user_id, spec, priority, digest, refusal, cause
+        )
+        self._store.record(refused.collect_events())
+        raise AdmissionRefused(refusal, submission_id)
