@@ -60,6 +60,11 @@ def tests(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks; each figure is printed as `bench: NAME VALUE UNIT`."""
     session.run(PY, "bench/core_bench.py")
-    for script in ("bench/sandbox_bench.py", "bench/http_bench.py", "bench/replay_bench.py"):
+    for script in (
+        "bench/sandbox_bench.py",
+        "bench/http_bench.py",
+        "bench/replay_bench.py",
+        "bench/storage_bench.py",
+    ):
         if Path(script).exists():
             session.run(PY, script)
