@@ -17,6 +17,7 @@ from codeexec.domain.admission import RecentSubmission, admit
 from codeexec.domain.events import RejectionReason, SubmissionRefused
 from codeexec.domain.model import request_digest
 from codeexec.ports.clock import ManualClock
+from codeexec.ports.read_model import ExecutionReadModel
 from codeexec.runtime import Codeexec
 from tests.unit.factories import runtime, script
 
@@ -163,6 +164,20 @@ async def test_the_storage_quota_counts_source_stdin_and_output_in_a_rolling_win
         assert (await cx.wait((await cx.submit("alice", padded(600))).id, timeout=5)).terminal
         refusals = [e for _, e in cx.store.read_all() if isinstance(e, SubmissionRefused)]  # type: ignore[union-attr]
         assert [r.reason for r in refusals] == [RejectionReason.STORAGE_QUOTA] * 2
+
+
+async def test_the_ports_paging_default_counts_what_the_memory_model_counts() -> None:
+    # Read models without their own query (an adapter's first version) fall back to paging.
+    clock = ManualClock()
+    async with runtime(config=limited(rate_limit=2, rate_window_s=60), clock=clock) as cx:
+        for text in ("out 1", "out 22", "out 333"):
+            await cx.wait((await cx.submit("alice", script(text))).id, timeout=5)
+            clock.advance(40)
+        await cx.submit("bob", script("out 4"))
+        since = clock.now() - timedelta(seconds=100)
+        default = ExecutionReadModel.recent_submissions(cx.read_model, "alice", since)
+        assert default == cx.read_model.recent_submissions("alice", since)
+        assert [r.stored_bytes for r in default] == [6 + 3, 7 + 4]
 
 
 async def test_admission_counts_survive_a_restart(tmp_path: Path) -> None:
