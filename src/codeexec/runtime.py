@@ -28,7 +28,7 @@ from codeexec.domain.routing import TOPICS
 from codeexec.ports.bus import EventBus, Message
 from codeexec.ports.clock import Clock, SystemClock
 from codeexec.ports.read_model import ExecutionQuery, ExecutionReadModel, ExecutionView, Page
-from codeexec.ports.sandbox import Language, Sandbox, UnknownLanguage
+from codeexec.ports.sandbox import Language, Sandbox, UnknownLanguage, UnknownVersion
 from codeexec.service.admission import Admission
 from codeexec.service.consumer import Consumer, Process
 from codeexec.service.coordinator_process import CoordinatorProcess
@@ -344,6 +344,7 @@ class Codeexec:
             raise ValueError("user_id must not be empty")
         if spec.language not in self._languages:
             raise UnknownLanguage(f"language {spec.language!r} is not available")
+        self._check_version(spec)
         digest = request_digest(spec, priority)
         if idempotency_key is not None:
             execution_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user_id}\0{idempotency_key}")
@@ -364,6 +365,18 @@ class Codeexec:
         for event, position in zip(events, positions, strict=True):
             self.read_model.apply(event, position)
         return self._catch_up(execution.id)
+
+    def _check_version(self, spec: RunSpec) -> None:
+        """A version the language does not have is the user's mistake: refuse it here,
+        before anything is recorded, rather than let the run fail inside the sandbox."""
+        if spec.version is None:
+            return
+        named = [x for x in self.language_list if x.named(spec.language)]
+        if not any(x.offers(spec.version) for x in named):
+            have = ", ".join(x.version for x in named)
+            raise UnknownVersion(
+                f"{spec.language} {spec.version!r} is not available (have: {have})"
+            )
 
     def get(self, execution_id: UUID, user_id: str | None = None) -> ExecutionView:
         """The execution's view; NotFound if missing or owned by another user."""

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from codeexec.ports.read_model import ExecutionQuery, ExecutionView
-from codeexec.ports.sandbox import UnknownLanguage
+from codeexec.ports.sandbox import UnknownLanguage, UnknownVersion
 from codeexec.runtime import Codeexec, IdempotencyKeyReused, NotFound
 from codeexec.service.admission import AdmissionRefused
 from codeexec_server.auth import CurrentUser
@@ -93,6 +93,8 @@ async def submit(
         view = await runtime.submit(
             principal.user_id, spec, priority=priority, idempotency_key=idempotency_key
         )
+    except UnknownVersion as error:
+        raise field_error("version", str(error)) from None
     except UnknownLanguage as error:
         raise field_error("language", str(error)) from None
     except AdmissionRefused as error:

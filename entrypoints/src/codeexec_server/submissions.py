@@ -74,7 +74,10 @@ def build_spec(
         )
     except ValidationError as error:
         found = [
-            FieldError(field=".".join(str(p) for p in e["loc"]) or "body", message=e["msg"])
+            FieldError(
+                field=".".join(str(p) for p in e["loc"]) or "body",
+                message=e["msg"].removeprefix("Value error, "),
+            )
             for e in error.errors()
         ]
         raise ApiProblem(422, "; ".join(f"{e.field}: {e.message}" for e in found), found) from None

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import Field, TypeAdapter, ValidationError
 
 from codeexec.domain.envelope import DomainEvent, current_version, derive_event_id
-from codeexec.domain.model import Bytes, RunResult, RunSpec, Stream, request_digest
+from codeexec.domain.model import RECORDED, Bytes, RunResult, RunSpec, Stream, request_digest
 from codeexec.domain.operations_events import (
     DeadLetterArchived,
     DeadLetterDiscarded,
@@ -240,7 +240,7 @@ def from_json(data: bytes | str) -> DomainEvent:
     """Validate received or stored JSON: current versions straight from the bytes, older
     ones through their upcasters."""
     try:
-        event: DomainEvent = EVENT_ADAPTER.validate_json(data)
+        event: DomainEvent = EVENT_ADAPTER.validate_json(data, context=RECORDED)
     except ValidationError:
         return from_document(json.loads(data))
     return event
@@ -260,7 +260,7 @@ def from_document(doc: dict[str, Any]) -> DomainEvent:
         doc = UPCASTERS[(type_name, version)](doc)
         version += 1
     doc["schema_version"] = version
-    event: DomainEvent = EVENT_ADAPTER.validate_python(doc)
+    event: DomainEvent = EVENT_ADAPTER.validate_python(doc, context=RECORDED)
     return event
 
 

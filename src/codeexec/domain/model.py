@@ -5,17 +5,21 @@ from __future__ import annotations
 import base64
 import hashlib
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PlainSerializer,
     PlainValidator,
+    ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 def _bytes_from_wire(value: object) -> bytes:
@@ -86,6 +90,47 @@ class SourceFile(Value):
         return name
 
 
+RECORDED: dict[str, Any] = {"recorded": True}
+"""Validation context for events read back from the store or the bus. They are facts: a rule
+added later for new submissions must not make recorded history unreadable."""
+
+MAX_ARG_BYTES = 131072
+"""The kernel's bound on one argv string (MAX_ARG_STRLEN), terminating NUL included."""
+MAX_ARGV_BYTES = 2**20
+"""Bound on args plus file names (compilers get the names on their command line): half the
+usual ARG_MAX, leaving room for the environment and the sandbox's own argv."""
+
+
+def _recorded(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and bool(info.context.get("recorded"))
+
+
+def _exec_safe(arg: str, info: ValidationInfo) -> str:
+    if _recorded(info):
+        return arg
+    if "\0" in arg:
+        raise ValueError("an argument must not contain NUL (\\0)")
+    try:
+        size = len(arg.encode("utf-8")) + 1
+    except UnicodeEncodeError:
+        raise ValueError("an argument must be valid Unicode text (no lone surrogates)") from None
+    if size > MAX_ARG_BYTES:
+        raise ValueError(f"an argument must be at most {MAX_ARG_BYTES - 1} bytes in UTF-8")
+    return arg
+
+
+Arg = Annotated[str, AfterValidator(_exec_safe)]
+"""A command-line argument as execve takes it: no NUL, within the kernel's size bound."""
+
+
+def _field_error(loc: tuple[str | int, ...], message: str, value: object) -> ValidationError:
+    # A model rule that names the offending item (`files.1.name`), as field rules do.
+    error = PydanticCustomError("value_error", message)
+    return ValidationError.from_exception_data(
+        "RunSpec", [InitErrorDetails(type=error, loc=loc, input=value)]
+    )
+
+
 class RunSpec(Value):
     """Everything a sandbox needs to run one submission; the task on `execution_tasks`."""
 
@@ -93,16 +138,43 @@ class RunSpec(Value):
     version: str | None = None
     files: tuple[SourceFile, ...] = Field(min_length=1)
     stdin: Bytes = b""
-    args: tuple[str, ...] = ()
+    args: tuple[Arg, ...] = ()
     limits: Limits = Limits()
     compile_limits: Limits = DEFAULT_COMPILE_LIMITS
 
     @model_validator(mode="after")
-    def _distinct_names(self) -> RunSpec:
-        names = [f.name for f in self.files]
-        if len(set(names)) != len(names):
-            raise ValueError("files: each file name must be unique")
+    def _runnable(self, info: ValidationInfo) -> RunSpec:
+        if not _recorded(info):
+            self._files_fit_one_tree()
+            self._argv_fits()
         return self
+
+    def _files_fit_one_tree(self) -> None:
+        """Distinct names, and no file is another's directory (`x` with `x/y`)."""
+        files: set[str] = set()
+        dirs: dict[str, str] = {}  # a directory -> a file inside it
+        for i, file in enumerate(self.files):
+            parts = file.name.split("/")
+            parents = ["/".join(parts[:n]) for n in range(1, len(parts))]
+            if file.name in files:
+                message = f"{file.name!r} is given twice; each file name must be unique"
+            elif file.name in dirs:
+                message = f"{file.name!r} is already the directory of {dirs[file.name]!r}"
+            elif (parent := next((p for p in parents if p in files), None)) is not None:
+                message = f"{parent!r} is a file, so {file.name!r} cannot be inside it"
+            else:
+                files.add(file.name)
+                for directory in parents:
+                    dirs.setdefault(directory, file.name)
+                continue
+            raise _field_error(("files", i, "name"), message, file.name)
+
+    def _argv_fits(self) -> None:
+        size = sum(len(a.encode("utf-8")) + 1 for a in self.args)
+        size += sum(len(f.name) + 1 for f in self.files)
+        if size > MAX_ARGV_BYTES:
+            message = f"args and file names together must be at most {MAX_ARGV_BYTES} bytes"
+            raise _field_error(("args",), message, len(self.args))
 
     @property
     def payload_bytes(self) -> int:

@@ -25,6 +25,10 @@ class UnknownLanguage(SandboxError):
     """The requested language (or version) is not available."""
 
 
+class UnknownVersion(UnknownLanguage):
+    """The language is available, but not at the requested version."""
+
+
 @dataclass(frozen=True)
 class OutputChunk:
     """A piece of live output; `stage` is "compile" or "run"."""
@@ -43,6 +47,13 @@ class Language:
     aliases: tuple[str, ...] = ()
     compiled: bool = False
     extension: str = ""
+
+    def named(self, name: str) -> bool:
+        return name == self.name or name in self.aliases
+
+    def offers(self, version: str) -> bool:
+        """`version` is this one, or a prefix of it ending at a dot ("3.11" of "3.11.2")."""
+        return self.version == version or self.version.startswith(version.rstrip(".") + ".")
 
 
 class SandboxRun(ABC):
