@@ -1,8 +1,9 @@
 """E2E: user mistakes are refused with a problem naming the field, before anything is
-recorded, never accepted to end as a platform error."""
+recorded, never accepted to end as a platform error; a chunked body over the bound."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -59,3 +60,18 @@ def test_a_version_the_language_has_is_accepted(fake_server: Server) -> None:
             json={"language": "fake", "version": "1", "source": "out hi", "args": ["é" * 1000]},
         )
     assert (answer.status_code, answer.json()["status"]) == (200, "succeeded")
+
+
+def test_a_chunked_body_over_the_bound_answers_413(fake_server: Server) -> None:
+    def body() -> Iterator[bytes]:  # no Content-Length: the size shows only while reading
+        yield b'{"language": "fake", "source": "'
+        for _ in range(80):
+            yield b"x" * 2**16
+        yield b'"}'
+
+    with fake_server.client(fake_server.alice_key) as client:
+        answer = client.post(SUBMIT, content=body(), headers={"Content-Type": "application/json"})
+    assert answer.request.headers["transfer-encoding"] == "chunked"
+    assert answer.status_code == 413, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["status"] == 413

@@ -186,7 +186,9 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise ApiProblem(413, f"the body is larger than {self.max_bytes} bytes")
+                    # An HTTPException: FastAPI's body reader passes it on as it is, where
+                    # any other error while reading becomes a 400.
+                    raise HTTPException(413, f"the body is larger than {self.max_bytes} bytes")
             return message
 
         await self.app(scope, limited, send)
