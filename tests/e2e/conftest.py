@@ -85,7 +85,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(kind: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
+def start_server(
+    kind: str, data_dir: Path, extra_env: dict[str, str] | None = None, host: str = "127.0.0.1"
+) -> Server:
     store = KeyStore.in_data_dir(data_dir)
     keys = store.create("root", "admin"), store.create("alice"), store.create("bob")
     store.close()
@@ -106,7 +108,7 @@ def start_server(kind: str, data_dir: Path, extra_env: dict[str, str] | None = N
             "--factory",
             "codeexec_server.app:app_from_env",
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(port),
             "--log-level",

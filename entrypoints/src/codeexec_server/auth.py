@@ -1,7 +1,7 @@
 """Authentication: API keys as `Authorization: Bearer`, roles user and admin.
 
 Only the events route also takes `?access_token=`, because browsers' EventSource cannot send
-headers. Anonymous access exists only when the loopback-only dev server enables it."""
+headers. Anonymous access exists only when the dev server enables it, and only over loopback."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from codeexec_server.keystore import KeyStore, Principal
 from codeexec_server.problems import ApiProblem
-from codeexec_server.settings import ServerSettings
+from codeexec_server.settings import ServerSettings, is_loopback
 
 bearer = HTTPBearer(auto_error=False, description="an API key (`codeexec keys create`)")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -29,8 +29,22 @@ def _resolve(request: Request, key: str | None) -> Principal:
             )
         return principal
     if settings.allow_anonymous:
-        return Principal(settings.anonymous_user, "user")
+        if over_loopback(request):
+            return Principal(settings.anonymous_user, "user")
+        raise ApiProblem(
+            401,
+            "an API key is required: anonymous access is only served over loopback",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     raise ApiProblem(401, "an API key is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+def over_loopback(request: Request) -> bool:
+    """Whether this request came to a loopback address from a loopback address. Checked per
+    request, from what the server really bound and accepted: however the app was launched
+    (`--host 0.0.0.0`, a settings host that does not match), others never get anonymity."""
+    ends = (request.scope.get("server"), request.scope.get("client"))
+    return all(end is not None and is_loopback(str(end[0])) for end in ends)
 
 
 async def current_principal(request: Request, credentials: Credentials) -> Principal:
