@@ -455,7 +455,8 @@ class Codeexec:
                 if remaining is not None and remaining <= 0:
                     return self._catch_up(execution_id)
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(signal.wait(), min(remaining or 1.0, 1.0))
+                    async with asyncio.timeout(min(remaining or 1.0, 1.0)):  # honours cancel
+                        await signal.wait()
             finally:
                 self.feed.unwatch(execution_id, signal)
 

@@ -23,6 +23,7 @@ from codeexec_server import (
 )
 from codeexec_server.container import Container
 from codeexec_server.metrics import Metrics, RequestTimer
+from codeexec_server.open_requests import OpenRequests
 from codeexec_server.problems import BodySizeLimit, install_problem_handlers
 from codeexec_server.schemas import Problem
 from codeexec_server.settings import ServerSettings
@@ -67,7 +68,12 @@ def create_app(
     app.state.settings = settings
     app.state.container = container
     app.state.metrics = app_metrics
-    app.state.inflight = 0
+    app.state.open_requests = open_requests = OpenRequests(settings)
+    app_metrics.gauge(
+        "codeexec_waiting_submissions",
+        "requests waiting for their result (wait=true)",
+        lambda: open_requests.waiters.total,
+    )
     app.state.runtime = None
     install_problem_handlers(app)
     for module in (

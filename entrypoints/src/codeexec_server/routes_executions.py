@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from contextlib import ExitStack
 from typing import Annotated
 from uuid import UUID
 
@@ -15,6 +15,7 @@ from codeexec.service.admission import AdmissionRefused
 from codeexec_server.auth import CurrentUser
 from codeexec_server.keystore import Principal
 from codeexec_server.limits import LimitsPolicy
+from codeexec_server.open_requests import OpenRequests, unless_gone
 from codeexec_server.problems import (
     ApiProblem,
     field_error,
@@ -43,18 +44,6 @@ async def runtime_of(request: Request) -> Codeexec:
 Runtime = Annotated[Codeexec, Depends(runtime_of)]
 
 
-async def submission_slot(request: Request) -> AsyncIterator[None]:
-    """Bounds submissions in flight (waiting ones included): overload answers 503, never hangs."""
-    state = request.app.state
-    if state.inflight >= state.settings.max_inflight_submissions:
-        raise ApiProblem(503, "too many submissions in flight; retry", headers={"Retry-After": "1"})
-    state.inflight += 1
-    try:
-        yield
-    finally:
-        state.inflight -= 1
-
-
 def owned(runtime: Codeexec, execution_id: UUID, principal: Principal) -> ExecutionView:
     try:
         return runtime.get(execution_id, None if principal.is_admin else principal.user_id)
@@ -67,7 +56,6 @@ def owned(runtime: Codeexec, execution_id: UUID, principal: Principal) -> Execut
     status_code=202,
     response_model=ExecutionOut,
     summary="Submit code to run",
-    dependencies=[Depends(submission_slot)],
     responses={
         200: {"model": ExecutionOut, "description": "Finished (with `wait=true`)"},
         202: {"description": "Accepted; follow `links.events` or poll `links.self`"},
@@ -88,21 +76,27 @@ async def submit(
     ] = None,
 ) -> ExecutionOut:
     policy: LimitsPolicy = request.app.state.limits
+    open_requests: OpenRequests = request.app.state.open_requests
     spec, priority = build_spec(body, principal, runtime.language_list, policy.document)
-    try:
-        view = await runtime.submit(
-            principal.user_id, spec, priority=priority, idempotency_key=idempotency_key
-        )
-    except UnknownVersion as error:
-        raise field_error("version", str(error)) from None
-    except UnknownLanguage as error:
-        raise field_error("language", str(error)) from None
-    except AdmissionRefused as error:
-        raise refused_problem(error) from None
-    except IdempotencyKeyReused as error:
-        raise reused_key_problem(error) from None
-    if wait and not view.terminal:
-        view = await runtime.wait(view.id, min(timeout, request.app.state.settings.max_wait_s))
+    with ExitStack() as held:
+        if wait:  # a waiter's slot is taken first: over the bound nothing is recorded
+            held.enter_context(open_requests.waiters.hold(principal.user_id, idempotency_key))
+        with open_requests.accepting_one():
+            try:
+                view = await runtime.submit(
+                    principal.user_id, spec, priority=priority, idempotency_key=idempotency_key
+                )
+            except UnknownVersion as error:
+                raise field_error("version", str(error)) from None
+            except UnknownLanguage as error:
+                raise field_error("language", str(error)) from None
+            except AdmissionRefused as error:
+                raise refused_problem(error) from None
+            except IdempotencyKeyReused as error:
+                raise reused_key_problem(error) from None
+        if wait and not view.terminal:
+            bound = min(timeout, request.app.state.settings.max_wait_s)
+            view = await unless_gone(request.receive, runtime.wait(view.id, bound)) or view
     if view.terminal and wait:
         response.status_code = 200
     response.headers["Location"] = f"{BASE}/{view.id}"

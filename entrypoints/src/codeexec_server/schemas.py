@@ -247,5 +247,6 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
     limit: str | None = Field(
         default=None,
-        description="the limit that refused the request, as named in the limits document",
+        description="the limit that refused the request, as named in the limits document "
+        "or the server settings (e.g. max_waiters_per_user)",
     )

@@ -41,6 +41,11 @@ class ServerSettings:
     allow_user_priority: bool = False
     max_request_bytes: int = 4 * 2**20
     max_inflight_submissions: int = 256
+    """Submissions being accepted (recorded) at once, all users together; waiting is apart."""
+    max_waiters_per_user: int = 16
+    """Requests of one user waiting for a result (`wait=true`) at once."""
+    max_waiters_per_key: int = 4
+    """Of those, waiting on one Idempotency-Key at once."""
     max_wait_s: float = 60.0
     heartbeat_s: float = 15.0
     max_limits: Limits = field(
@@ -73,4 +78,6 @@ class ServerSettings:
             max_wait_s=float(os.environ.get("CODEEXEC_MAX_WAIT_S", "60")),
             heartbeat_s=float(os.environ.get("CODEEXEC_HEARTBEAT_S", "15")),
             max_inflight_submissions=int(os.environ.get("CODEEXEC_MAX_INFLIGHT", "256")),
+            max_waiters_per_user=int(os.environ.get("CODEEXEC_MAX_WAITERS_PER_USER", "16")),
+            max_waiters_per_key=int(os.environ.get("CODEEXEC_MAX_WAITERS_PER_KEY", "4")),
         )
