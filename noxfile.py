@@ -65,6 +65,7 @@ def bench(session: nox.Session) -> None:
         "bench/http_bench.py",
         "bench/replay_bench.py",
         "bench/storage_bench.py",
+        "bench/sse_memory_bench.py",
     ):
         if Path(script).exists():
             session.run(PY, script)

@@ -44,6 +44,8 @@ from codeexec.service.worker import WorkerProcess
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_NAMESPACE = UUID("0b7c8f0e-6a3b-4c52-8a4e-2f4a5d7e9c11")
+EVENTS_PAGE = 8
+"""Events read from the store at a time when following an execution."""
 
 
 ALL_ROLES = frozenset(
@@ -413,17 +415,22 @@ class Codeexec:
     async def events(
         self, execution_id: UUID, after_version: int = 0, *, follow: bool = True
     ) -> AsyncIterator[DomainEvent]:
-        """The execution's events in order, then live ones until its terminal event."""
+        """The execution's events in order, then live ones until its terminal event. They are
+        read from the store a page at a time: a slow reader holds one page, not the history."""
         store = self._store()
         version = after_version
         terminal = False
         while True:
             signal = self.feed.watch(execution_id)
             try:
-                for event in store.events_of(execution_id, version):
-                    version = event.aggregate_version
-                    terminal = terminal or isinstance(event, TERMINAL_EVENT_TYPES)
-                    yield event
+                while True:
+                    page = store.events_of(execution_id, version, limit=EVENTS_PAGE)
+                    for event in page:
+                        version = event.aggregate_version
+                        terminal = terminal or isinstance(event, TERMINAL_EVENT_TYPES)
+                        yield event
+                    if len(page) < EVENTS_PAGE:
+                        break
                 if terminal or not follow:
                     return
                 if version == after_version:
@@ -432,7 +439,8 @@ class Codeexec:
                     if execution is None or execution.is_terminal:
                         return
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(signal.wait(), 1.0)
+                    async with asyncio.timeout(1.0):  # wait_for may swallow a cancel (3.11)
+                        await signal.wait()
             finally:
                 self.feed.unwatch(execution_id, signal)
 

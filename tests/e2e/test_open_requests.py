@@ -1,9 +1,10 @@
-"""E2E: requests that stay open (waiting for a result) are bounded per user, freed when
-their client leaves, and one user's load never refuses another user."""
+"""E2E: requests that stay open (waiting for a result, event streams) are bounded per user,
+freed when their client leaves, and one user's load never refuses another user."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +52,8 @@ def bounded(tmp_path: Path) -> Iterator[Server]:
             "CODEEXEC_MAX_INFLIGHT": "8",
             "CODEEXEC_MAX_WAITERS_PER_USER": "6",
             "CODEEXEC_MAX_WAITERS_PER_KEY": "3",
+            "CODEEXEC_MAX_STREAMS_PER_USER": "2",
+            "CODEEXEC_STREAM_WRITE_TIMEOUT_S": "1",
         },
     )
     yield server
@@ -151,3 +154,70 @@ def test_a_waiting_submission_holds_no_accept_slot(tmp_path: Path) -> None:
             client.post(f"{SUBMIT}/{waiting.result().json()['id']}/cancel")
     finally:
         stop_server(server)
+
+
+def test_event_streams_are_capped_per_user_and_freed_when_the_client_leaves(
+    bounded: Server,
+) -> None:
+    server = bounded
+    with server.client(server.alice_key) as alice, server.client(server.bob_key) as bob:
+        running = alice.post(SUBMIT, json={"language": "fake", "source": "out a\nhang"}).json()
+        bobs = bob.post(SUBMIT, json={"language": "fake", "source": "out b"}).json()
+        events = f"{SUBMIT}/{running['id']}/events"
+        with alice.stream("GET", events) as one, alice.stream("GET", events) as two:
+            assert (one.status_code, two.status_code) == (200, 200)
+            eventually(lambda: gauge(server, "codeexec_event_streams") == 2, "two streams")
+            third = alice.get(events)
+            assert third.status_code == 429
+            assert third.headers["retry-after"] == "1"
+            assert "at most 2 per user (CODEEXEC_MAX_STREAMS_PER_USER)" in third.json()["detail"]
+            assert third.json()["limit"] == "max_streams_per_user"
+            assert bob.get(f"{SUBMIT}/{bobs['id']}/events").status_code == 200
+        # Both clients left while the execution still runs: their slots come back.
+        eventually(lambda: gauge(server, "codeexec_event_streams") == 0, "slots freed")
+        with alice.stream("GET", events) as again:
+            assert again.status_code == 200
+        alice.post(f"{SUBMIT}/{running['id']}/cancel")
+
+
+def test_a_client_that_does_not_read_is_dropped_after_the_write_timeout(
+    bounded: Server,
+) -> None:
+    server = bounded
+    line = "out " + "x" * 2**20
+    with server.client(server.alice_key) as alice:
+        done = alice.post(
+            SUBMIT,
+            params={"wait": "true"},
+            json={"language": "fake", "source": "\n".join([line] * 3)},
+        ).json()
+    assert done["status"] == "succeeded" and len(done["stdout"]) > 3 * 2**20
+    sock = open_stream(server, server.alice_key, done["id"])
+    try:
+        # The stream started (its first bytes wait, unread, in our receive buffer) ...
+        eventually(lambda: sock.recv(15, socket.MSG_PEEK) == b"HTTP/1.1 200 OK", "started")
+        # ... and, as we never read, the server gives up on it and frees its slot.
+        eventually(lambda: gauge(server, "codeexec_event_streams") == 0, "the stream dropped")
+        received = bytearray()
+        while chunk := sock.recv(2**20):
+            received += chunk
+    finally:
+        sock.close()
+    assert received.startswith(b"HTTP/1.1 200 OK")
+    assert b"ExecutionCompleted" not in received  # cut, not finished: the client was too slow
+    assert not received.endswith(b"0\r\n\r\n")
+
+
+def open_stream(server: Server, key: str, execution_id: str) -> socket.socket:
+    """A connection asking for the event stream with a tiny receive window, read only later."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    host, port = server.url.removeprefix("http://").split(":")
+    sock.connect((host, int(port)))
+    sock.settimeout(30)
+    request = (
+        f"GET {SUBMIT}/{execution_id}/events HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+    )
+    sock.sendall(request.encode())
+    return sock

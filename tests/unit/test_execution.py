@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from codeexec.domain.aggregate import Cause, IllegalTransition, project
 from codeexec.domain.events import RejectionReason
-from codeexec.domain.execution import TERMINAL_STATES, Execution, State
+from codeexec.domain.execution import OUTPUT_EVENT_MAX_BYTES, TERMINAL_STATES, Execution, State
 from codeexec.domain.model import RunResult, SandboxStatus
 from codeexec.domain.saga import ExecutionSaga
 from tests.unit.factories import script
@@ -39,6 +39,21 @@ def test_happy_path_reaches_completed_with_the_sandbox_status() -> None:
     assert [e.aggregate_version for e in events] == [1, 2, 3, 4, 5, 6]
     rebuilt = project(Execution, None, events)
     assert rebuilt is not None and rebuilt.state is State.COMPLETED and rebuilt.version == 6
+
+
+def test_output_is_recorded_in_events_of_bounded_size_and_nothing_is_lost() -> None:
+    execution = requested()
+    execution.queue(cause(), 1)
+    execution.schedule(cause())
+    execution.start(cause(), "w")
+    execution.collect_events()
+    data = bytes(range(256)) * (OUTPUT_EVENT_MAX_BYTES // 256 * 3) + b"tail"
+    execution.record_output(cause(), "stderr", data, "run")
+    events = execution.collect_events()
+    assert len(events) == 4
+    assert all(len(e.data) <= OUTPUT_EVENT_MAX_BYTES for e in events)  # type: ignore[attr-defined]
+    assert b"".join(e.data for e in events) == data  # type: ignore[attr-defined]
+    assert {e.stream for e in events} == {"stderr"}  # type: ignore[attr-defined]
 
 
 def test_sandbox_results_map_to_distinct_terminal_states() -> None:

@@ -74,6 +74,9 @@ def create_app(
         "requests waiting for their result (wait=true)",
         lambda: open_requests.waiters.total,
     )
+    app_metrics.gauge(
+        "codeexec_event_streams", "open event streams", lambda: open_requests.streams.total
+    )
     app.state.runtime = None
     install_problem_handlers(app)
     for module in (

@@ -1,5 +1,5 @@
 """Bounds on requests in progress: accepting submissions (all users), and the long-lived ones
-(waiting for a result) per user, so one user's load never refuses another's."""
+(waiting for a result, event streams) per user, so one user's load never refuses another's."""
 
 from __future__ import annotations
 
@@ -86,6 +86,9 @@ class OpenRequests:
             "max_waiters_per_user",
             settings.max_waiters_per_key,
             "max_waiters_per_key",
+        )
+        self.streams = UserSlots(
+            "open event streams", settings.max_streams_per_user, "max_streams_per_user"
         )
 
     @contextmanager

@@ -5,24 +5,19 @@ an execution that already finished gets its history and the stream closes (never
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
-from contextlib import suppress
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from codeexec.domain.events import DomainEvent
-from codeexec.runtime import Codeexec
 from codeexec_server.auth import StreamUser
+from codeexec_server.event_stream import EventStreamResponse, sse_stream
+from codeexec_server.open_requests import OpenRequests
 from codeexec_server.problems import problem_responses
 from codeexec_server.routes_executions import Runtime, owned
 
 router = APIRouter(prefix="/api/v1", tags=["executions"])
-_END = object()
 SSE_EVENT_SCHEMA = {
     "type": "object",
     "description": "one server-sent event (heartbeats are comments, not events)",
@@ -36,44 +31,6 @@ SSE_EVENT_SCHEMA = {
 }
 
 
-def format_event(event: DomainEvent) -> str:
-    data = json.dumps(event.model_dump(mode="json"), separators=(",", ":"))
-    return f"id: {event.aggregate_version}\nevent: {event.type_name}\ndata: {data}\n\n"
-
-
-async def sse_stream(
-    runtime: Codeexec, execution_id: UUID, after: int, follow: bool, heartbeat_s: float
-) -> AsyncIterator[str]:
-    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1000)
-
-    async def pump() -> None:
-        try:
-            async for event in runtime.events(execution_id, after, follow=follow):
-                await queue.put(event)
-        finally:
-            await queue.put(_END)
-
-    task = asyncio.create_task(pump())
-    try:
-        yield "retry: 2000\n: stream open\n\n"
-        while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), heartbeat_s)
-            except TimeoutError:
-                yield ": heartbeat\n\n"
-                continue
-            if item is _END:
-                break
-            assert isinstance(item, DomainEvent)
-            yield format_event(item)
-        if task.done() and task.exception() is not None:
-            yield 'event: error\ndata: {"detail": "the event stream failed"}\n\n'
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError, Exception):
-            await task
-
-
 @router.get(
     "/executions/{execution_id}/events",
     summary="Server-sent events of one execution (live)",
@@ -84,7 +41,7 @@ async def sse_stream(
             "version, `data` = the event as JSON; comments are heartbeats",
             "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
         },
-        **problem_responses(401, 404, 422),
+        **problem_responses(401, 404, 422, 429),
     },
 )
 async def execution_events(
@@ -102,9 +59,10 @@ async def execution_events(
     resume = last_event_id.strip() if last_event_id else ""
     # An id we never sent (not a small integer) is ignored: the stream starts from the beginning.
     start = max(after, int(resume) if resume.isdigit() and len(resume) < 10 else 0)
-    heartbeat = request.app.state.settings.heartbeat_s
-    return StreamingResponse(
-        sse_stream(runtime, execution_id, start, not view.terminal, heartbeat),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    open_requests: OpenRequests = request.app.state.open_requests
+    give_back = open_requests.streams.take(principal.user_id)
+    settings = request.app.state.settings
+    events = runtime.events(execution_id, start, follow=not view.terminal)
+    return EventStreamResponse(
+        sse_stream(events, settings.heartbeat_s), settings.stream_write_timeout_s, give_back
     )

@@ -48,6 +48,10 @@ class ServerSettings:
     """Of those, waiting on one Idempotency-Key at once."""
     max_wait_s: float = 60.0
     heartbeat_s: float = 15.0
+    max_streams_per_user: int = 16
+    """Event streams one user may hold open at once."""
+    stream_write_timeout_s: float = 30.0
+    """An event stream whose client takes longer than this to take one write is dropped."""
     max_limits: Limits = field(
         default_factory=lambda: Limits(
             wall_time_s=60.0,
@@ -80,4 +84,6 @@ class ServerSettings:
             max_inflight_submissions=int(os.environ.get("CODEEXEC_MAX_INFLIGHT", "256")),
             max_waiters_per_user=int(os.environ.get("CODEEXEC_MAX_WAITERS_PER_USER", "16")),
             max_waiters_per_key=int(os.environ.get("CODEEXEC_MAX_WAITERS_PER_KEY", "4")),
+            max_streams_per_user=int(os.environ.get("CODEEXEC_MAX_STREAMS_PER_USER", "16")),
+            stream_write_timeout_s=float(os.environ.get("CODEEXEC_STREAM_WRITE_TIMEOUT_S", "30")),
         )

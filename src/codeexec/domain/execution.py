@@ -23,6 +23,10 @@ from codeexec.domain.events import (
 )
 from codeexec.domain.model import RunResult, RunSpec, SandboxStatus, Stream, request_digest
 
+OUTPUT_EVENT_MAX_BYTES = 64 * 1024
+"""Output is recorded in events of at most this many bytes, so every event stays small for
+every reader: a bus message bound (Kafka's default is 1 MB), an event stream's memory."""
+
 
 class State(StrEnum):
     REQUESTED = "requested"
@@ -143,7 +147,9 @@ class Execution(Aggregate):
         )
 
     def record_output(self, cause: Cause, stream: Stream, data: bytes, stage: str) -> None:
-        self._trigger(ExecutionOutput, cause, stream=stream, data=data, stage=stage)
+        for start in range(0, max(len(data), 1), OUTPUT_EVENT_MAX_BYTES):
+            piece = data[start : start + OUTPUT_EVENT_MAX_BYTES]
+            self._trigger(ExecutionOutput, cause, stream=stream, data=piece, stage=stage)
 
     def request_cancel(self, cause: Cause, requested_by: str) -> bool:
         """Returns False when there is nothing left to cancel (already terminal or asked)."""

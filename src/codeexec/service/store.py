@@ -132,8 +132,10 @@ class ExecutionStore(Application[UUID]):
             listener(events)
         return ids
 
-    def events_of(self, aggregate_id: UUID, after_version: int = 0) -> list[DomainEvent]:
-        stored = self.recorder.select_events(aggregate_id, gt=after_version or None)
+    def events_of(
+        self, aggregate_id: UUID, after_version: int = 0, limit: int | None = None
+    ) -> list[DomainEvent]:
+        stored = self.recorder.select_events(aggregate_id, gt=after_version or None, limit=limit)
         return [cast(DomainEvent, self.mapper.to_domain_event(s)) for s in stored]
 
     def read(self, start: int = 1, limit: int = 1000) -> list[tuple[int, DomainEvent]]:
