@@ -444,6 +444,11 @@ class Codeexec:
             finally:
                 self.feed.unwatch(execution_id, signal)
 
+    def last_version(self, execution_id: UUID) -> int:
+        """The version of the execution's last recorded event; 0 if it has none."""
+        execution = self._store().load(Execution, execution_id)
+        return execution.version if execution is not None else 0
+
     async def wait(self, execution_id: UUID, timeout: float | None = None) -> ExecutionView:
         """Wait until the execution reaches its terminal state (or the timeout passes)."""
         loop = asyncio.get_running_loop()

@@ -1,5 +1,5 @@
 """E2E: user mistakes are refused with a problem naming the field, before anything is
-recorded, never accepted to end as a platform error; a chunked body over the bound."""
+recorded, never accepted to end as a platform error; resume ids and chunked bodies."""
 
 from __future__ import annotations
 
@@ -60,6 +60,44 @@ def test_a_version_the_language_has_is_accepted(fake_server: Server) -> None:
             json={"language": "fake", "version": "1", "source": "out hi", "args": ["é" * 1000]},
         )
     assert (answer.status_code, answer.json()["status"]) == (200, "succeeded")
+
+
+def ids_of(
+    client: httpx.Client, execution_id: str, headers: dict[str, Any], **params: Any
+) -> list[int]:
+    ids = []
+    with client.stream(
+        "GET", f"{SUBMIT}/{execution_id}/events", headers=headers, params=params, timeout=30
+    ) as response:
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                ids.append(int(line.removeprefix("id: ")))
+    return ids
+
+
+def test_last_event_id_that_is_not_ascii_digits_is_ignored_not_a_500(fake_server: Server) -> None:
+    with fake_server.client(fake_server.alice_key) as client:
+        done = client.post(
+            SUBMIT, params={"wait": "true"}, json={"language": "fake", "source": "out hi"}
+        ).json()
+        everything = ids_of(client, done["id"], {})
+        for odd in (b"\xb2", "٣".encode(), b"2x", b"-1", b"1e3", b"99999999999999999999"):
+            assert ids_of(client, done["id"], {"Last-Event-ID": odd}) == everything, odd
+    assert everything[0] == 1 and len(everything) > 3
+
+
+def test_an_id_beyond_the_last_event_restarts_from_the_beginning(fake_server: Server) -> None:
+    with fake_server.client(fake_server.alice_key) as client:
+        done = client.post(
+            SUBMIT, params={"wait": "true"}, json={"language": "fake", "source": "out hi"}
+        ).json()
+        everything = ids_of(client, done["id"], {})
+        last = everything[-1]
+        assert ids_of(client, done["id"], {"Last-Event-ID": str(last)}) == []  # at the end
+        assert ids_of(client, done["id"], {"Last-Event-ID": str(last + 1)}) == everything
+        assert ids_of(client, done["id"], {}, after=last + 50) == everything
+        assert ids_of(client, done["id"], {"Last-Event-ID": "2"}) == everything[2:]
 
 
 def test_a_chunked_body_over_the_bound_answers_413(fake_server: Server) -> None:

@@ -5,6 +5,7 @@ an execution that already finished gets its history and the stream closes (never
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from codeexec_server.problems import problem_responses
 from codeexec_server.routes_executions import Runtime, owned
 
 router = APIRouter(prefix="/api/v1", tags=["executions"])
+EVENT_ID = re.compile(r"[0-9]{1,9}")
 SSE_EVENT_SCHEMA = {
     "type": "object",
     "description": "one server-sent event (heartbeats are comments, not events)",
@@ -29,6 +31,13 @@ SSE_EVENT_SCHEMA = {
     },
     "required": ["data"],
 }
+
+
+def resume_point(last_event_id: str | None, after: int) -> int:
+    """Where to resume. Only ASCII digits are ids we sent (`str.isdigit` also takes '²');
+    anything else is ignored, as browsers may send whatever they kept."""
+    resume = (last_event_id or "").strip()
+    return max(after, int(resume) if EVENT_ID.fullmatch(resume) else 0)
 
 
 @router.get(
@@ -56,9 +65,9 @@ async def execution_events(
     after: Annotated[int, Query(ge=0, le=10**9, description="resume after this id")] = 0,
 ) -> StreamingResponse:
     view = owned(runtime, execution_id, principal)
-    resume = last_event_id.strip() if last_event_id else ""
-    # An id we never sent (not a small integer) is ignored: the stream starts from the beginning.
-    start = max(after, int(resume) if resume.isdigit() and len(resume) < 10 else 0)
+    start = resume_point(last_event_id, after)
+    if start > runtime.last_version(execution_id):
+        start = 0  # an id this execution never had: start from the beginning
     open_requests: OpenRequests = request.app.state.open_requests
     give_back = open_requests.streams.take(principal.user_id)
     settings = request.app.state.settings
