@@ -1,4 +1,5 @@
-"""A seccomp filter for the box: no new namespaces, no kernel-wide or rarely-audited syscalls."""
+"""A seccomp filter for the box: no new namespaces, no kernel-wide or rarely-audited syscalls,
+and sockets of the local (AF_UNIX) family only."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ _RET_ALLOW = 0x7FFF0000
 _RET_ERRNO = 0x00050000
 _LD_ABS_W, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
 _NR_CLONE, _NR_CLONE3 = 56, 435
+_NR_SOCKET, _NR_SOCKETPAIR = 41, 53
+_AF_UNIX = 1
 # CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID
 # | CLONE_NEWNET: a process may fork and start threads, never enter new namespaces (a user
 # namespace would hand it capabilities over fresh kernel code paths).
@@ -97,6 +100,20 @@ def filter_program() -> bytes:
     ]
     for nr in _DENIED:
         prog += [_op(_JEQ_K, nr, jf=1), _op(_RET_K, eperm)]
+    # socket(2), socketpair(2): an allowlist of families, AF_UNIX alone (runtimes use it for
+    # their own plumbing: asyncio's self-pipe, multiprocessing). The network families only
+    # reach an empty namespace anyway; the others (netlink, packet, vsock, bluetooth, alg,
+    # xdp...) are kernel subsystems the code has no use for, some loaded on demand by the
+    # very call, and vsock reaches the hypervisor past any network namespace. They fail as
+    # for a family this kernel lacks. The kernel reads the family as an int: the low half.
+    prog += [
+        _op(_JEQ_K, _NR_SOCKET, jt=1),
+        _op(_JEQ_K, _NR_SOCKETPAIR, jf=4),
+        _op(_LD_ABS_W, 16),  # low half of seccomp_data.args[0]: the address family
+        _op(_JEQ_K, _AF_UNIX, jf=1),
+        _op(_RET_K, _RET_ALLOW),
+        _op(_RET_K, _RET_ERRNO | errno.EAFNOSUPPORT),
+    ]
     # clone3 passes its flags in memory a filter cannot read: say it does not exist, and
     # the C library falls back to clone, whose flags it can.
     prog += [_op(_JEQ_K, _NR_CLONE3, jf=1), _op(_RET_K, _RET_ERRNO | errno.ENOSYS)]
