@@ -15,6 +15,12 @@ pytestmark = pytest.mark.integration
 
 AF_MAX = 64  # above every family a kernel knows today (46 in Linux 6.x)
 NAMES = {int(v): n for n, v in vars(socket).items() if n.startswith("AF_") and isinstance(v, int)}
+# Linux's names where this Python has none (or an alias: AF_ROUTE for AF_NETLINK).
+KERNEL_NAMES = (
+    "IB MPLS - - BLUETOOTH IUCV RXRPC ISDN PHONET IEEE802154 CAIF - NFC - KCM - SMC XDP MCTP"
+)
+NAMES.update({27 + i: f"AF_{n}" for i, n in enumerate(KERNEL_NAMES.split()) if n != "-"})
+NAMES[16] = "AF_NETLINK"
 FAMILIES = [f for f in range(AF_MAX) if f != socket.AF_UNIX]
 
 # Every family, every type, and socketpair; plus a family whose upper 32 bits are set
@@ -95,7 +101,8 @@ async def test_unix_sockets_work_but_only_inside_the_box(sandbox: BubblewrapSand
         "srv = socket.socket(socket.AF_UNIX)\nsrv.bind('/box/s')\nsrv.listen()\n"
         "c = socket.socket(socket.AF_UNIX)\nc.connect('/box/s')\nc.sendall(b'path')\n"
         "print(srv.accept()[0].recv(4).decode())\n"
-        "try:\n    socket.socket(socket.AF_UNIX).connect('\\0' + sys.argv[1])\n    print('reached host')\n"
+        "try:\n    socket.socket(socket.AF_UNIX).connect('\\0' + sys.argv[1])\n"
+        "    print('reached host')\n"
         "except OSError as e:\n    print(type(e).__name__)\n"
     )
     try:
