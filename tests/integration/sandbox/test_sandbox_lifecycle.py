@@ -144,11 +144,13 @@ async def test_many_runs_leave_nothing_behind(sandbox: BubblewrapSandbox, uid_ba
     assert cgroup_tree is None or not any(host_entries(p) for p in cgroup_tree.parents.values())
 
 
+@pytest.mark.parametrize("cgroups", [True, False], ids=["cgroups", "rlimits"])
 async def test_a_supervisor_dying_before_the_go_never_lets_the_code_run(
-    uid_base: int, marker: str, tmp_path: os.PathLike[str]
+    uid_base: int, marker: str, tmp_path: os.PathLike[str], cgroups: bool
 ) -> None:
     # A worker crashes after bubblewrap made the box but before the limits were in place
-    # and the box was told to go: the code must never start, and the next worker cleans up.
+    # and the box was told to go: the code must never start, and the next worker cleans up
+    # (finding the box by its cgroup, or without one by its /box).
     work_root = os.path.join(tmp_path, "work")
     script = f"""
 import asyncio, os, sys
@@ -157,7 +159,9 @@ from boxkit import spec
 from codeexec.adapters.local_sandbox import BubblewrapSandbox, rlimits
 rlimits.apply = lambda pid, limits: os._exit(3)
 async def main():
-    box = BubblewrapSandbox(uid_base={uid_base}, uid_count=64, work_root={work_root!r})
+    box = BubblewrapSandbox(
+        uid_base={uid_base}, uid_count=64, work_root={work_root!r}, use_cgroups={cgroups}
+    )
     run = await box.start("doomed", spec("bash", "exec -a {marker} sleep 600", args=("{marker}",)))
     await run.result()
 asyncio.run(main())
@@ -168,7 +172,9 @@ asyncio.run(main())
     assert box_processes(uid_base) == []
     stuck = processes_named(marker)
     assert stuck, "the unreleased box should still be waiting"
-    successor = BubblewrapSandbox(uid_base=uid_base, uid_count=64, work_root=work_root)
+    successor = BubblewrapSandbox(
+        uid_base=uid_base, uid_count=64, work_root=work_root, use_cgroups=cgroups
+    )
     result = await run(successor, "python", "print('fine')")
     await successor.close()
     assert result.stdout == b"fine\n"

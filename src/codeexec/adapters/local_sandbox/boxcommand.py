@@ -155,11 +155,14 @@ def bwrap_argv(
     if setpriv is None:
         # Not root: bubblewrap maps our own unprivileged uid through a user namespace.
         return [*argv, "--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--", *command]
-    # As root, bubblewrap keeps just enough to let setpriv switch to the run's uid, which
-    # then drops every capability (bounding set included) and forbids regaining any.
+    # As root, bubblewrap keeps just enough to enter /box (mode 0700, the run's uid's) and
+    # let setpriv switch to the run's uid, which then drops every capability (bounding set
+    # included) and forbids regaining any.
     argv += [
         "--cap-drop",
         "ALL",
+        "--cap-add",
+        "CAP_DAC_READ_SEARCH",
         "--cap-add",
         "CAP_SETUID",
         "--cap-add",
@@ -180,3 +183,12 @@ def bwrap_argv(
         "--",
         *command,
     ]
+
+
+def split_options(argv: Sequence[str]) -> tuple[str, bytes, list[str]]:
+    """bubblewrap, its options as the NUL-separated text its `--args FD` reads, and the
+    command after them. The options name host paths (the work dir, the boxes' /etc); given
+    through a file they never show in /proc/1/cmdline, which the code can read."""
+    end = list(argv).index("--")
+    options = b"".join(os.fsencode(a) + b"\0" for a in argv[1:end])
+    return argv[0], options, list(argv[end + 1 :])

@@ -55,10 +55,22 @@ def build_etc(target: str, host_etc: str = "/etc") -> str:
         f.write(HOSTS)
     for name in PER_RUN:
         open(os.path.join(staging, name), "wb").close()
+    _readable_by_all(staging)
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(target)
     os.rename(staging, target)
     return target
+
+
+def _readable_by_all(top: str) -> None:
+    # The run's uid must read all of it whatever the server's umask left (and nothing here
+    # is secret: every file is a copy of a world-readable one).
+    for directory, _, files in os.walk(top):
+        os.chmod(directory, 0o755)
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o644)
 
 
 # Character devices every runtime may open; no tty or pty (a run has no terminal).
@@ -82,5 +94,6 @@ def build_dev(target: str) -> str:
     for name, link in DEV_LINKS.items():
         os.symlink(link, os.path.join(target, name))
     os.mkdir(os.path.join(target, "shm"), 0o755)
+    os.chmod(os.path.join(target, "shm"), 0o755)
     os.chmod(target, 0o755)
     return target

@@ -21,10 +21,11 @@ def pipe_with(content: bytes) -> int:
     return r
 
 
-def stdin_file(content: bytes) -> int:
+def stdin_file(content: bytes, name: str = "stdin") -> int:
+    """A memory file holding `content`, at offset 0 (any size, unlike `pipe_with`)."""
     # A sealed-off memory file rather than a pipe: no writer task, the code reads at its
     # own pace, and it can even seek.
-    fd = os.memfd_create("stdin", os.MFD_CLOEXEC)
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
     view = memoryview(content)
     while view:
         view = view[os.write(fd, view) :]

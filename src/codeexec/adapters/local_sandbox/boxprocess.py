@@ -104,6 +104,7 @@ def spawn(
     on_output: Callable[[Stream, bytes], None],
     on_exit: Callable[[], None],
     cwd: str = "/",
+    umask: int = -1,
 ) -> BoxProcess:
     proc = subprocess.Popen(
         argv,
@@ -114,5 +115,6 @@ def spawn(
         env=dict(env),
         cwd=cwd,
         start_new_session=True,
+        umask=umask,
     )
     return BoxProcess(proc, on_output, on_exit)

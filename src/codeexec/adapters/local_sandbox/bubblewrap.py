@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 
+from codeexec.adapters.local_sandbox import ownership, seccomp, uidrange
 from codeexec.adapters.local_sandbox import rlimits as rl
-from codeexec.adapters.local_sandbox import seccomp
 from codeexec.adapters.local_sandbox.boxcommand import (
     BoxFiles,
     bwrap_argv,
@@ -23,7 +22,8 @@ from codeexec.adapters.local_sandbox.languages import choose, detect_toolchains
 from codeexec.adapters.local_sandbox.recipes import Toolchain
 from codeexec.adapters.local_sandbox.run import BubblewrapRun
 from codeexec.adapters.local_sandbox.supervisor import Stage, StagePlan
-from codeexec.adapters.local_sandbox.workspace import UidPool, WorkRoot, Workspace, check_names
+from codeexec.adapters.local_sandbox.workroot import WorkRoot
+from codeexec.adapters.local_sandbox.workspace import Workspace, check_names
 from codeexec.domain.model import Limits, RunSpec, Stream
 from codeexec.ports.sandbox import (
     Language,
@@ -35,7 +35,6 @@ from codeexec.ports.sandbox import (
 
 INSTALL_HINT = "install it with `apt-get install bubblewrap` (Debian/Ubuntu package `bubblewrap`)"
 _CLOSE_TIMEOUT_S = 10.0
-_run_names = itertools.count()  # unique work dir names across every sandbox of this process
 
 
 class BubblewrapSandbox(Sandbox):
@@ -55,6 +54,8 @@ class BubblewrapSandbox(Sandbox):
         mount_workspace: bool = True,
         uid_base: int = 1_000_000,
         uid_count: int = 4096,
+        uid_ranges: int = 64,
+        uid_lock_file: str = uidrange.DEFAULT_LOCK_FILE,
         use_cgroups: bool = True,
         cgroup_parent: str | None = None,
         use_seccomp: bool = True,
@@ -69,7 +70,7 @@ class BubblewrapSandbox(Sandbox):
             mount=mount_workspace,
         )
         self._scratch_bytes = scratch_bytes
-        self._uids = UidPool(uid_base, uid_count)
+        self._uids = uidrange.InstanceUids(uid_lock_file, uid_base, uid_count, uid_ranges)
         self._use_cgroups = use_cgroups
         self._cgroup_parent = cgroup_parent
         self._cgroups: CgroupTree | None = None
@@ -100,10 +101,18 @@ class BubblewrapSandbox(Sandbox):
             self._cgroups_known = True
         return self._cgroups
 
+    @property
+    def uid_range(self) -> range | None:
+        """The uids this instance runs code as (None until claimed, or when not root)."""
+        return self._uids.held
+
     async def languages(self) -> Sequence[Language]:
         self._require()
         found = [tc.language for tc in await detect_toolchains(self._search_path)]
-        # Called at start-up: build the boxes' shared /etc and /dev now, not in a first run.
+        # Called at start-up: claim uids, clean what dead instances left, build the boxes'
+        # shared /etc and /dev now, not in a first run.
+        if self._as_root:
+            self._uids.claim()
         self._work.etc()
         self._work.dev()
         self._cgroup_tree()
@@ -124,7 +133,7 @@ class BubblewrapSandbox(Sandbox):
         # through a user namespace (weaker: per-uid limits then count our processes too).
         uid = self._uids.acquire() if self._as_root else os.geteuid()
         self._started.add(sandbox_id)
-        name = f"{os.getpid()}.{next(_run_names)}"
+        name = ownership.new_id()
 
         async def open_workspace() -> Workspace:
             workspace = self._work.create(name, uid)
@@ -163,6 +172,7 @@ class BubblewrapSandbox(Sandbox):
         if self._cgroups is not None:
             self._cgroups.close()
         self._work.close()
+        self._uids.close()
 
     def enforced_limits(self) -> Mapping[str, str]:
         if not self._available():
@@ -197,8 +207,13 @@ class BubblewrapSandbox(Sandbox):
                 if mounted
                 else f"tmpfs of {self._scratch_bytes} bytes for /tmp and "
                 "/dev/shm; /box is a plain directory (mounting not permitted)"
-            ),
-            "network": "none: an empty network namespace (loopback only, nothing listening)",
+            )
+            + "; /box on the host: mode 0700, the run's uid's, at a random name, files 0600",
+            "network": "none: an empty network namespace (loopback only, nothing listening)"
+            + ("; sockets of the AF_UNIX family only (seccomp)" if self._seccomp else ""),
+            "user_ids": self._uids.describe()
+            if self._as_root
+            else "the server's own, mapped through a user namespace (not root: no uid per run)",
             "isolation": (
                 "bubblewrap: new pid, net, ipc, uts, mount and cgroup namespaces; "
                 "read-only runtime; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from codeexec.adapters.local_sandbox import ownership
 from codeexec.adapters.local_sandbox.cgroups import (
     CgroupTree,
     CgroupV1Tree,
@@ -43,7 +44,8 @@ def find_cgroups(parent: str | None = None) -> CgroupTree | None:
     to us, else v1, else None (limits then fall back to rlimits). Run cgroups are nested
     under this process's own cgroup (or `parent`, a path from the hierarchy root) so the
     host's limits on this process still apply to them."""
-    owner = f"codeexec.{os.getpid()}"
+    # Named at random, not by pid: the name shows in a box's /proc/self/cgroup.
+    owner = f"codeexec.{ownership.new_id()}"
     try:
         mounts, own = _mounts(), _own_paths()
     except OSError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import signal
@@ -11,9 +12,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
+from codeexec.adapters.local_sandbox import ownership
 from codeexec.domain.model import Limits
 
-_OWNER = re.compile(r"^codeexec\.(\d+)$")
+_OWNER = re.compile(r"^codeexec\.(?:(\d{1,7})|[0-9a-f]{16})$")
+"""`codeexec.<id>`, flock'd by its live owner; `codeexec.<pid>` from versions before that."""
 _WARM_FOR_S = 2.0
 _WARM_EVERY_S = 0.01
 
@@ -29,7 +32,8 @@ def write(path: str, value: str) -> None:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process exists (owned by anyone); used to sweep what dead owners left."""
+    """Whether a process exists (owned by anyone); used to sweep what dead owners of earlier
+    versions left (they were named by pid, not locked)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -131,6 +135,7 @@ class CgroupTree(ABC):
         self.own = own
         """cgroup.procs of the cgroup this process is in (in one hierarchy), if known."""
         self._made = False
+        self._held: list[int] = []
         self._warm_lock = threading.Lock()
         self._warm_until = 0.0
         self._warmer: threading.Thread | None = None
@@ -173,7 +178,14 @@ class CgroupTree(ABC):
             return
         for d in self.parents.values():
             _sweep_stale(os.path.dirname(d))
-            os.makedirs(d, exist_ok=True)
+            for _ in range(100):  # another instance's sweep may take it the instant it is new
+                held = ownership.hold(d, directory=True)
+                if held is not None:
+                    self._held.append(held)
+                    break
+                time.sleep(0.001)
+            else:
+                raise OSError(errno.EBUSY, "could not claim our cgroup", d)
         self._made = True
 
     def create(self, name: str, limits: Limits) -> RunCgroup:
@@ -201,6 +213,9 @@ class CgroupTree(ABC):
         for d in self.parents.values():
             with contextlib.suppress(OSError):
                 os.rmdir(d)
+        for held in self._held:
+            os.close(held)
+        self._held.clear()
 
 
 class CgroupV1Tree(CgroupTree):
@@ -242,22 +257,33 @@ class CgroupV2Tree(CgroupTree):
 
 
 def _sweep_stale(base: str) -> None:
-    """Remove run cgroups left by a process of ours that died (its runs died with it)."""
+    """Remove run cgroups left by a sandbox instance that died, killing what is still in
+    them (a box whose supervisor died before its go). Live owners hold their lock."""
     try:
         entries = os.listdir(base)
     except OSError:
         return
     for entry in entries:
         match = _OWNER.match(entry)
-        if not match or int(match.group(1)) == os.getpid() or process_alive(int(match.group(1))):
+        if not match:
             continue
         owner = os.path.join(base, entry)
-        for child in os.listdir(owner):
-            path = os.path.join(owner, child)
-            if os.path.isdir(path):
-                _remove_killing(path)
-        with contextlib.suppress(OSError):
-            os.rmdir(owner)
+        taken = None
+        if match.group(1) is not None:
+            if process_alive(int(match.group(1))):
+                continue
+        elif (taken := ownership.take_if_dead(owner)) is None:
+            continue
+        try:
+            with contextlib.suppress(OSError):  # gone meanwhile: another instance swept it
+                for child in os.listdir(owner):
+                    path = os.path.join(owner, child)
+                    if os.path.isdir(path):
+                        _remove_killing(path)
+                os.rmdir(owner)
+        finally:
+            if taken is not None:
+                os.close(taken)
 
 
 def _remove_killing(path: str) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from codeexec.adapters.local_sandbox import boxio
 from codeexec.adapters.local_sandbox import rlimits as rl
-from codeexec.adapters.local_sandbox.boxcommand import BoxFiles
+from codeexec.adapters.local_sandbox.boxcommand import BoxFiles, split_options
 from codeexec.adapters.local_sandbox.boxprocess import BoxProcess, spawn
 from codeexec.adapters.local_sandbox.cgroups import RunCgroup
 from codeexec.domain.model import Limits, Stream
@@ -21,6 +21,8 @@ from codeexec.domain.model import Limits, Stream
 _HANDSHAKE_TIMEOUT_S = 10.0
 _DRAIN_TIMEOUT_S = 5.0
 _FIND_MAIN_TRIES = 250
+_BOX_UMASK = 0o077
+"""What the code creates is its own uid's alone, whatever the server's umask is."""
 
 OnOutput = Callable[[Stream, bytes], None]
 
@@ -150,11 +152,15 @@ class Stage:
                 group=data["group"],
                 seccomp=data.get("seccomp"),
             )
+            bwrap, options, command = split_options(self.plan.argv_for(fds))
+            args = boxio.stdin_file(options, "options")
+            child_side.append(args)
             box = spawn(
-                self.plan.argv_for(fds),
+                [bwrap, "--args", str(args), "--", *command],
                 stdin=stdin,
-                pass_fds=fds.all(),
+                pass_fds=(*fds.all(), args),
                 env=self.plan.env,
+                umask=_BOX_UMASK,
                 on_output=self._received,
                 on_exit=self._exited,
             )
