@@ -295,3 +295,31 @@ async def test_the_box_shows_no_host_path_and_no_server_pid(
     mounts = [line.split()[3:5] for line in seen["/proc/self/mountinfo"].splitlines()]
     places = [seen[p] for p in seen if "mountinfo" not in p] + [" ".join(m) for m in mounts]
     assert str(os.getpid()) not in words(" ".join(places))
+
+
+def plant_legacy_leftovers(work_root: str, secret: bytes) -> str:
+    """What a version naming things `<pid>.<n>` left when it died: a tmpfs with a source."""
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid = int(f.read()) + 1  # no process ever has it: its owner is dead for sure
+    path = os.path.join(work_root, f"{pid}.0")
+    os.makedirs(path)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "codeexec-box", path], check=True)
+    with open(os.path.join(path, "main.py"), "wb") as f:
+        f.write(secret)
+    return path
+
+
+async def test_leftovers_of_versions_that_named_by_pid_are_swept_too(
+    uid_base: int, tmp_path: os.PathLike[str]
+) -> None:
+    work_root = os.path.join(tmp_path, "work")
+    secret = os.urandom(8).hex().encode()
+    planted = plant_legacy_leftovers(work_root, secret)
+    box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT, work_root=work_root)
+    try:
+        await box.languages()
+        assert not existing([planted]) and mounts_under(planted) == []
+        assert files_holding(work_root, secret) == []
+    finally:
+        await box.close()
+        sweep_dead(work_root)

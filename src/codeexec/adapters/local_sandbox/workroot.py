@@ -150,11 +150,14 @@ def sweep_dead(root: str) -> None:
         finally:
             if taken is not None:
                 os.close(taken)
-    for entry in entries:
-        legacy = _LEGACY.match(entry)
-        if legacy and not process_alive(int(legacy.group(1))):
-            _kill_boxes_of([os.path.join(root, entry)])
-            _remove(os.path.join(root, entry))
+    legacy = [
+        os.path.join(root, e)
+        for e in entries
+        if (m := _LEGACY.match(e)) and not process_alive(int(m.group(1)))
+    ]
+    _kill_boxes_of(legacy)
+    for path in legacy:
+        _remove(path)
 
 
 def _remove_instance(directory: str) -> None:
