@@ -21,6 +21,7 @@ from codeexec_server import (
     routes_executions,
     routes_replays,
 )
+from codeexec_server.compat.mount import mount_compat, start_compat, stop_compat
 from codeexec_server.container import Container
 from codeexec_server.metrics import Metrics, RequestTimer
 from codeexec_server.open_requests import OpenRequests
@@ -52,8 +53,10 @@ def create_app(
             runtime = await _provided(container.runtime())
             app.state.runtime = runtime
             app_metrics.attach(runtime)
+            start_compat(app.state, runtime)
             yield
         finally:
+            await stop_compat(app.state)
             app.state.runtime = None
             await _provided(container.shutdown_resources())
 
@@ -89,6 +92,7 @@ def create_app(
     ):
         app.include_router(module.router)
     app.include_router(routes_admin.health)
+    mount_compat(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestTimer, metrics=app_metrics)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -52,6 +52,8 @@ class ServerSettings:
     """Event streams one user may hold open at once."""
     stream_write_timeout_s: float = 30.0
     """An event stream whose client takes longer than this to take one write is dropped."""
+    allow_private_callbacks: bool = False
+    """Judge0 callbacks may go to loopback and private addresses (off: public ones only)."""
     max_limits: Limits = field(
         default_factory=lambda: Limits(
             wall_time_s=60.0,
@@ -86,4 +88,5 @@ class ServerSettings:
             max_waiters_per_key=int(os.environ.get("CODEEXEC_MAX_WAITERS_PER_KEY", "4")),
             max_streams_per_user=int(os.environ.get("CODEEXEC_MAX_STREAMS_PER_USER", "16")),
             stream_write_timeout_s=float(os.environ.get("CODEEXEC_STREAM_WRITE_TIMEOUT_S", "30")),
+            allow_private_callbacks=os.environ.get("CODEEXEC_ALLOW_PRIVATE_CALLBACKS", "") == "1",
         )
