@@ -12,6 +12,7 @@ apt_packages=(bubblewrap python3-venv)
 if (( want_tests )); then
   # Chromium for the browser test; Ruby, PHP and Go so every detectable language is tested.
   apt_packages+=(chromium ruby php-cli golang-go)
+  command -v npm >/dev/null || apt_packages+=(npm)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -30,5 +31,9 @@ if (( want_tests )); then
   .venv/bin/python -m pip install -q -e ".[test]" -e "./entrypoints[test]" nox
 else
   .venv/bin/python -m pip install -q -e . -e ./entrypoints
+fi
+if (( want_tests )); then
+  # The npm piston-client, run against our Piston API by the e2e tests (needs node and npm).
+  npm ci --prefix tests/e2e/piston_client --no-audit --no-fund --loglevel=error
 fi
 echo "codeexec installed in .venv"
