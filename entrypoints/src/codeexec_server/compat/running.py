@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager, aclosing
 from typing import Any, cast
 
 from fastapi import Request
+from pydantic import ValidationError
 
 from codeexec.domain.events import DomainEvent, ExecutionRequested
 from codeexec.domain.model import RunSpec
@@ -21,7 +22,7 @@ from codeexec.service.admission import AdmissionRefused
 from codeexec_server.keystore import Principal
 from codeexec_server.open_requests import OpenRequests, unless_gone
 from codeexec_server.problems import ApiProblem, field_error, refused_problem
-from codeexec_server.schemas import FileIn, LimitsIn, SubmissionIn
+from codeexec_server.schemas import FieldError, LimitsIn, SubmissionIn
 from codeexec_server.submissions import build_spec
 
 
@@ -53,18 +54,28 @@ def spec_of(
 ) -> RunSpec:
     """Checked exactly as our own submissions are (admin maxima, file names, argv bounds);
     errors name our fields (`limits.wall_time_s`, `files.0.name`), for the caller to rename."""
-    body = SubmissionIn(
-        language=language,
-        version=version,
-        files=[
-            FileIn(name=name, content=base64.b64encode(content).decode(), encoding="base64")
-            for name, content in files
-        ],
-        stdin=base64.b64encode(stdin).decode(),
-        stdin_encoding="base64",
-        args=list(args),
-        limits=limits,
-    )
+    try:
+        # Validated as a request body is, so errors name the item (`files.1.name`).
+        body = SubmissionIn.model_validate(
+            {
+                "language": language,
+                "version": version,
+                "files": [
+                    {"name": name, "content": base64.b64encode(data).decode(), "encoding": "base64"}
+                    for name, data in files
+                ],
+                "stdin": base64.b64encode(stdin).decode(),
+                "stdin_encoding": "base64",
+                "args": list(args),
+                "limits": limits.model_dump(exclude_none=True) if limits else None,
+            }
+        )
+    except ValidationError as error:  # a file name or an argument our API would refuse
+        found = [
+            FieldError(field=".".join(str(p) for p in e["loc"]), message=e["msg"])
+            for e in error.errors()
+        ]
+        raise ApiProblem(422, "; ".join(f"{e.field}: {e.message}" for e in found), found) from None
     runtime = runtime_of(request)
     spec, _ = build_spec(body, principal, runtime.language_list, request.app.state.limits.document)
     return spec
