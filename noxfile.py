@@ -63,6 +63,7 @@ def bench(session: nox.Session) -> None:
     for script in (
         "bench/sandbox_bench.py",
         "bench/http_bench.py",
+        "bench/compat_bench.py",
         "bench/replay_bench.py",
         "bench/storage_bench.py",
         "bench/sse_memory_bench.py",

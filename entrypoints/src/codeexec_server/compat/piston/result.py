@@ -103,7 +103,12 @@ def _compile_stage(view: ExecutionView, chunks: dict[str, bytearray]) -> dict[st
 async def piston_result(
     runtime: Codeexec, view: ExecutionView, language: str, compiled: bool
 ) -> dict[str, Any]:
-    chunks = await _chunks(runtime, view)
+    # The events are read only when the view cannot say it all: the order of stdout and
+    # stderr when both have text, and the compiler's streams.
+    if compiled or (view.stdout and view.stderr):
+        chunks = await _chunks(runtime, view)
+    else:
+        chunks = {"run.output": bytearray(view.stdout or view.stderr)}
     answer: dict[str, Any] = {"language": language, "version": view.version}
     if compiled:
         answer["compile"] = _compile_stage(view, chunks)
