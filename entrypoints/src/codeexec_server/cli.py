@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--sandbox", choices=("local", "fake"), default=default_sandbox_kind())
     serve.add_argument("--allow-anonymous", action="store_true", help="loopback hosts only")
+    serve.add_argument(
+        "--allow-private-callbacks",
+        action="store_true",
+        default=os.environ.get("CODEEXEC_ALLOW_PRIVATE_CALLBACKS", "") == "1",
+        help="let Judge0 callbacks go to loopback and private addresses",
+    )
     data_dir(serve)
 
     run = sub.add_parser(
@@ -106,6 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
         sandbox=args.sandbox,
         host=args.host,
         allow_anonymous=args.allow_anonymous,
+        allow_private_callbacks=args.allow_private_callbacks,
     )
     keystore = KeyStore.in_data_dir(settings.data_dir)
     if keystore.is_empty():
