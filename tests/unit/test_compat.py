@@ -13,7 +13,13 @@ import pytest
 from codeexec_server.compat.judge0.callbacks import CallbackRefused, checked_address
 from codeexec_server.compat.judge0.catalog import Judge0Config
 from codeexec_server.compat.judge0.request import SubmissionIn, check_rules
-from codeexec_server.compat.judge0.view import decimal, judge0_time, judged, status_id
+from codeexec_server.compat.judge0.view import (
+    Submission,
+    decimal,
+    judge0_time,
+    judged,
+    status_id,
+)
 from codeexec_server.compat.keys import presented_key
 from codeexec_server.compat.piston.request import PistonRejected, parse
 from codeexec_server.compat.piston.runtimes import choose
@@ -202,3 +208,18 @@ async def test_public_callback_addresses_pass() -> None:
     assert address == "93.184.216.34" and parsed.port == 8443
     with pytest.raises(CallbackRefused, match="http or https"):
         await checked_address("file:///etc/passwd", allow_private=True)
+
+
+def test_judge0_messages_only_for_what_judge0_explains() -> None:
+    wrong = {"expected_output": base64.b64encode(b"no").decode()}
+    assert (
+        Submission(view("succeeded", stdout=b"yes", message="exited with 0"), wrong).value(
+            "message"
+        )
+        is None
+    )
+    assert Submission(view("runtime_error", message="exited with 3"), {}).value("message") == (
+        "exited with 3"
+    )
+    slow = Submission(view("succeeded", cpu_time_s=1.5), {"cpu_time_limit": 1.0})
+    assert "over the CPU time limit" in slow.value("message")

@@ -155,7 +155,7 @@ class Submission:
             "compile_output": v.compile_output or None,
             "exit_code": (v.exit_code or 0) if ran else None,
             "exit_signal": v.signal if ran else None,
-            "message": v.message if v.terminal and status != 3 and v.message else None,
+            "message": _message(v, status),
         }
         if field in values:
             return values[field]
@@ -195,6 +195,16 @@ class Submission:
                 value = decimal(value)
             out[field] = value
         return out
+
+
+def _message(view: ExecutionView, status: int) -> str | None:
+    """Ours, for what Judge0 explains too: none for a program that exited normally (Accepted
+    or Wrong Answer), what the limit was for one judged over it within its extra time."""
+    if not view.terminal or status in (3, 4):
+        return None
+    if view.status == "succeeded":
+        return f"CPU time {view.cpu_time_s:g}s is over the CPU time limit"
+    return view.message or None
 
 
 def _text(data: bytes, base64_encoded: bool) -> str:
