@@ -76,5 +76,10 @@ class EventBus(ABC):
     async def subscribe(self, group: str, topics: Sequence[str]) -> Subscription:
         """Join a consumer group on the given topics."""
 
+    async def lag(self) -> Mapping[str, int]:
+        """Consumer lag: per consumer group (those this bus can see), the messages published
+        and not yet committed. A bus that cannot tell returns nothing."""
+        return {}
+
     async def close(self) -> None:
         """Release connections."""
