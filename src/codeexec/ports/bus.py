@@ -12,6 +12,8 @@ from codeexec.domain.routing import TopicSpec
 # Header names every adapter carries unchanged.
 H_TYPE = "event-type"
 H_POSITION = "position"  # the event's notification id in the event store
+H_SCHEMA = "schema-version"  # of the event's document, so readers can tell before parsing
+H_CORRELATION = "correlation-id"  # the execution (or operation) the event belongs to
 H_REPLAY = "replay-session"  # set on replayed events: never new work
 H_DEAD_LETTER = "dead-letter-id"  # set when a dead letter is retried to its original topic
 H_DL_GROUP = "dead-letter-group"  # the one consumer group a retried dead letter is for
