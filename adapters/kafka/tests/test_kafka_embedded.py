@@ -16,6 +16,8 @@ from uuid import UUID
 
 import httpx
 import pytest
+from codeexec_server import metrics as metrics_routes
+from codeexec_server.metrics import Metrics
 from fastapi import FastAPI
 
 from codeexec import RunSpec, Settings, SourceFile
@@ -25,10 +27,9 @@ from codeexec.ports.bus import H_CORRELATION, H_POSITION, H_SCHEMA, H_TYPE
 from codeexec.runtime import Codeexec
 from codeexec_kafka import AioKafkaEventBus, KafkaSettings
 from codeexec_kafka.tansu import TansuBroker
-from codeexec_server import metrics as metrics_routes
-from codeexec_server.metrics import Metrics
 
 RUNS = 4
+LAG = re.compile(r'^codeexec_consumer_lag\{group="([^"]+)"\} (\S+)$', re.M)
 
 
 def run_spec(text: str) -> RunSpec:
@@ -116,7 +117,7 @@ async def test_metrics_report_each_groups_lag_from_the_broker(
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
         for _ in range(200):  # every group commits what it handled, soon after
             text = (await c.get("/metrics")).text
-            groups = dict(re.findall(r'^codeexec_consumer_lag\{group="([^"]+)"\} (\S+)$', text, re.M))
+            groups = dict(LAG.findall(text))
             if groups and all(float(n) == 0 for n in groups.values()):
                 break
             await asyncio.sleep(0.05)

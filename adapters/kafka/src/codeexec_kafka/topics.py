@@ -77,11 +77,10 @@ async def retention_ms(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> dic
     )
     found: dict[str, int] = {}
     for response in responses:
-        for resource in response.resources:
-            _code, _message, _kind, name, entries = resource[:5]
-            for entry in entries:
-                if entry[0] == "retention.ms" and entry[1] is not None:
-                    found[str(name)] = int(entry[1])
+        for resource in response.to_object()["resources"]:
+            for entry in resource["config_entries"]:
+                if entry["config_names"] == "retention.ms" and entry["config_value"] is not None:
+                    found[str(resource["resource_name"])] = int(entry["config_value"])
     return found
 
 
