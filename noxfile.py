@@ -11,7 +11,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "typecheck", "unit", "integration", "e2e"]
+nox.options.sessions = ["lint", "typecheck", "unit", "integration", "e2e", "kafka"]
 
 PYTEST_NO_TESTS = 5
 PY = sys.executable  # the interpreter nox runs on: the project's .venv
@@ -30,7 +30,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.run(PY, "-m", "mypy", "src")
+    session.run(PY, "-m", "mypy", "src", "adapters/kafka/src")
 
 
 @nox.session
@@ -49,11 +49,17 @@ def e2e(session: nox.Session) -> None:
 
 
 @nox.session
+def kafka(session: nox.Session) -> None:
+    """The Kafka adapter against a tansu broker the tests start."""
+    pytest(session, "adapters/kafka/tests", "-q")
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """Everything CI checks, in one session."""
     lint(session)
     typecheck(session)
-    pytest(session, "tests", "-q", "-p", "no:cacheprovider")
+    pytest(session, "tests", "adapters/kafka/tests", "-q", "-p", "no:cacheprovider")
 
 
 @nox.session
@@ -67,6 +73,7 @@ def bench(session: nox.Session) -> None:
         "bench/replay_bench.py",
         "bench/storage_bench.py",
         "bench/sse_memory_bench.py",
+        "bench/kafka_bench.py",
     ):
         if Path(script).exists():
             session.run(PY, script)

@@ -10,8 +10,9 @@ as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=(bubblewrap python3-venv)
 if (( want_tests )); then
-  # Chromium for the browser test; Ruby, PHP and Go so every detectable language is tested.
-  apt_packages+=(chromium ruby php-cli golang-go)
+  # Chromium for the browser test; Ruby, PHP and Go so every detectable language is tested;
+  # kafkacat (kcat) reads the Kafka adapter's topics as a third-party client.
+  apt_packages+=(chromium ruby php-cli golang-go kafkacat)
   command -v npm >/dev/null || apt_packages+=(npm)
 fi
 missing=()
@@ -28,9 +29,10 @@ python=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if (( want_tests )); then
-  .venv/bin/python -m pip install -q -e ".[test]" -e "./entrypoints[test]" nox
+  .venv/bin/python -m pip install -q -e ".[test]" -e "./entrypoints[test]" \
+    -e "./adapters/kafka[test]" nox
 else
-  .venv/bin/python -m pip install -q -e . -e ./entrypoints
+  .venv/bin/python -m pip install -q -e . -e ./entrypoints -e ./adapters/kafka
 fi
 if (( want_tests )); then
   # The npm piston-client, run against our Piston API by the e2e tests (needs node and npm).

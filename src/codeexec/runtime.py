@@ -494,8 +494,6 @@ class Codeexec:
     def queue_status(self) -> QueueStatus:
         return self.coordinator.policy.status()
 
-    def backlog(self) -> dict[str, int]:
-        bus = self.bus
-        if isinstance(bus, InMemoryEventBus):
-            return {group: bus.backlog(group) for group in bus.groups()}
-        return {}
+    async def backlog(self) -> dict[str, int]:
+        """Consumer lag per group, as the bus reports it."""
+        return dict(await self.bus.lag())

@@ -1,5 +1,5 @@
-"""InMemoryEventBus: the bus contract, plus what only the embedded bus does (settling,
-retention, simulated crashes)."""
+"""InMemoryEventBus: what only the embedded bus does (settling, retention, simulated crashes);
+the bus contract it shares with every adapter runs in tests/contracts."""
 
 from __future__ import annotations
 
@@ -7,19 +7,9 @@ import pytest
 
 from codeexec.adapters.memory_bus import InMemoryEventBus
 from codeexec.domain.routing import TopicSpec
-from codeexec.ports.bus import H_POSITION, EventBus, Message, TopicPartition, UnknownTopic
-from tests.contracts.event_bus import EventBusContract, NewBus
+from codeexec.ports.bus import H_POSITION, Message, TopicPartition, UnknownTopic
 
 TOPIC = TopicSpec("t", 4, 1000)
-
-
-class TestInMemoryEventBusContract(EventBusContract):
-    @pytest.fixture
-    def new_bus(self) -> NewBus:
-        async def make() -> EventBus:
-            return InMemoryEventBus()
-
-        return make
 
 
 def msg(key: str, n: int) -> Message:

@@ -28,6 +28,7 @@ class RuntimeCollector(Collector):
 
     def __init__(self) -> None:
         self.runtime: Codeexec | None = None
+        self.lag: dict[str, int] = {}  # read from the bus (async) just before each scrape
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         runtime = self.runtime
@@ -49,7 +50,7 @@ class RuntimeCollector(Collector):
         lag = GaugeMetricFamily(
             "codeexec_consumer_lag", "unconsumed messages per consumer group", labels=["group"]
         )
-        for group, n in runtime.backlog().items():
+        for group, n in self.lag.items():
             lag.add_metric([group], n)
         yield lag
         size = GaugeMetricFamily(
@@ -198,5 +199,8 @@ router = APIRouter(tags=["health"])
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> Response:
-    registry = request.app.state.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    metrics: Metrics = request.app.state.metrics
+    runtime = metrics.runtime_collector.runtime
+    if runtime is not None and runtime.started:
+        metrics.runtime_collector.lag = await runtime.backlog()
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -32,7 +32,7 @@ async def queue(admin: Admin, runtime: Runtime) -> QueueStatusOut:
         queued_by_user=dict(status.queued_by_user),
         running_by_user=dict(status.running_by_user),
         queued_by_priority={str(k): v for k, v in status.queued_by_priority.items()},
-        backlog=runtime.backlog(),
+        backlog=await runtime.backlog(),
     )
 
 

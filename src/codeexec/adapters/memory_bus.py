@@ -222,6 +222,9 @@ class InMemoryEventBus(EventBus):
     def groups(self) -> list[str]:
         return sorted(self._groups)
 
+    async def lag(self) -> Mapping[str, int]:
+        return {group: self.backlog(group) for group in self.groups()}
+
 
 class InMemorySubscription(Subscription):
     def __init__(self, bus: InMemoryEventBus, group: str, member_id: int) -> None:

@@ -12,6 +12,8 @@ from codeexec.domain.routing import TopicSpec
 # Header names every adapter carries unchanged.
 H_TYPE = "event-type"
 H_POSITION = "position"  # the event's notification id in the event store
+H_SCHEMA = "schema-version"  # of the event's document, so readers can tell before parsing
+H_CORRELATION = "correlation-id"  # the execution (or operation) the event belongs to
 H_REPLAY = "replay-session"  # set on replayed events: never new work
 H_DEAD_LETTER = "dead-letter-id"  # set when a dead letter is retried to its original topic
 H_DL_GROUP = "dead-letter-group"  # the one consumer group a retried dead letter is for
@@ -75,6 +77,11 @@ class EventBus(ABC):
     @abstractmethod
     async def subscribe(self, group: str, topics: Sequence[str]) -> Subscription:
         """Join a consumer group on the given topics."""
+
+    async def lag(self) -> Mapping[str, int]:
+        """Consumer lag: per consumer group (those this bus can see), the messages published
+        and not yet committed. A bus that cannot tell returns nothing."""
+        return {}
 
     async def close(self) -> None:
         """Release connections."""

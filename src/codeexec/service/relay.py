@@ -14,7 +14,7 @@ from eventsourcing.persistence import RecordConflictError, StoredEvent, Tracking
 
 from codeexec.domain.events import DomainEvent, to_json
 from codeexec.domain.routing import topics_for
-from codeexec.ports.bus import H_POSITION, H_TYPE, EventBus, Message
+from codeexec.ports.bus import H_CORRELATION, H_POSITION, H_SCHEMA, H_TYPE, EventBus, Message
 from codeexec.service.store import TOPIC_PREFIX, ExecutionStore
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,28 @@ def execution_id_of(document: bytes) -> str:
         return str(json.loads(document)["execution_id"])
     start += len(_MARK)
     return document[start : start + 36].decode("ascii")
+
+
+_VERSION = b'"schema_version":'
+_CORRELATION = b'"correlation_id":"'
+_ENVELOPE_END = 512  # the envelope's fields open every document
+
+
+def envelope_headers(document: bytes) -> dict[str, str]:
+    """Schema version and correlation id as headers, read from the envelope's bytes."""
+    headers: dict[str, str] = {}
+    start = document.find(_VERSION, 0, _ENVELOPE_END)
+    if start >= 0:
+        start += len(_VERSION)
+        end = start
+        while end < len(document) and document[end : end + 1].isdigit():
+            end += 1
+        headers[H_SCHEMA] = document[start:end].decode("ascii")
+    start = document.find(_CORRELATION, 0, _ENVELOPE_END)
+    if start >= 0:
+        start += len(_CORRELATION)
+        headers[H_CORRELATION] = document[start : start + 36].decode("ascii")
+    return headers
 
 
 class Relay:
@@ -133,7 +155,7 @@ class Relay:
                 event = cast(DomainEvent, self.store.mapper.to_domain_event(note))
                 value = to_json(event)
             key = execution_id_of(value)
-            headers = {H_TYPE: type_name, H_POSITION: str(position)}
+            headers = {H_TYPE: type_name, H_POSITION: str(position), **envelope_headers(value)}
             messages.extend(
                 Message(topic=t, key=key, value=value, headers=headers)
                 for t in topics_for(type_name)

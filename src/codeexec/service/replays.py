@@ -13,6 +13,7 @@ from codeexec.domain.replay import ReplaySession, matches
 from codeexec.domain.routing import DEAD_LETTERS, TOPICS
 from codeexec.ports.bus import H_POSITION, H_REPLAY, H_TYPE, EventBus, Message
 from codeexec.ports.clock import Clock
+from codeexec.service.relay import envelope_headers
 from codeexec.service.store import ExecutionStore
 from codeexec.service.unit_of_work import UnitOfWork
 
@@ -164,7 +165,12 @@ class ReplayService:
                     session.target_topic,
                     str(e.execution_id),
                     document,
-                    {H_TYPE: e.type_name, H_POSITION: str(p), H_REPLAY: str(session.id)},
+                    {
+                        H_TYPE: e.type_name,
+                        H_POSITION: str(p),
+                        H_REPLAY: str(session.id),
+                        **envelope_headers(document),
+                    },
                 )
                 for p, e, document in selected
             ]

@@ -1,0 +1,149 @@
+"""AioKafkaEventBus: the EventBus port on Kafka (aiokafka), at least once, ordered per key."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from codeexec.domain.routing import TopicSpec
+from codeexec.ports.bus import EventBus, Message, UnknownTopic
+from codeexec_kafka.settings import KafkaSettings
+from codeexec_kafka.subscription import AioKafkaSubscription
+from codeexec_kafka.topics import declare_topics, existing_topics
+
+log = logging.getLogger(__name__)
+
+
+class AioKafkaEventBus(EventBus):
+    """Messages are keyed by execution id (Message.key), so one execution's events stay in
+    order on one partition; headers travel unchanged. Clients connect on first use and
+    `close` flushes what is pending and leaves every group."""
+
+    durable = True
+
+    def __init__(self, settings: KafkaSettings | None = None) -> None:
+        self.settings = settings or KafkaSettings()
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._partitions: dict[str, int] = {}  # topics known to exist, with partition counts
+        self._subscriptions: dict[str, list[AioKafkaSubscription]] = {}
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    # -- connections ----------------------------------------------------------------------
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        async with self._lock:
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(**self.settings.client_options())
+                await admin.start()
+                self._admin = admin
+            return self._admin
+
+    async def _producer_client(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError("the bus is closed")
+            if self._producer is None:
+                producer = AIOKafkaProducer(**self.settings.producer_options())
+                await producer.start()
+                self._producer = producer
+            return self._producer
+
+    # -- topics ---------------------------------------------------------------------------
+
+    async def declare(self, topics: Sequence[TopicSpec]) -> None:
+        admin = await self._admin_client()
+        declared = await declare_topics(admin, topics, self.settings.replication_factor)
+        self._partitions.update(declared)
+
+    async def _require(self, topics: set[str]) -> None:
+        """Topics are declared, never auto-created: a topic this bus has not seen is looked
+        up among all the cluster's topics (never by name) before any client names it."""
+        unknown = topics - self._partitions.keys()
+        if not unknown:
+            return
+        self._partitions.update(await existing_topics(await self._admin_client()))
+        still = sorted(unknown - self._partitions.keys())
+        if still:
+            raise UnknownTopic(f"topic {still[0]!r} is not declared")
+
+    # -- publishing -----------------------------------------------------------------------
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        await self._require({m.topic for m in messages})
+        producer = await self._producer_client()
+        # The producer's client must never ask for an unknown topic by name (that creates
+        # it on brokers that auto-create): give it the metadata of all topics first.
+        cluster = producer.client.cluster
+        if any(cluster.partitions_for_topic(t) is None for t in {m.topic for m in messages}):
+            await producer.client.force_metadata_update()
+        pending: list[asyncio.Future[object]] = []
+        limit = self.settings.max_in_flight_messages
+        for message in messages:
+            pending.append(
+                await producer.send(
+                    message.topic,
+                    value=message.value,
+                    key=message.key.encode("utf-8"),
+                    partition=message.partition if message.partition >= 0 else None,
+                    headers=[(k, v.encode("utf-8")) for k, v in message.headers.items()],
+                )
+            )
+            if len(pending) >= limit:
+                await _acknowledged(pending)
+                pending = []
+        await _acknowledged(pending)
+
+    # -- consuming ------------------------------------------------------------------------
+
+    async def subscribe(self, group: str, topics: Sequence[str]) -> AioKafkaSubscription:
+        if self._closed:
+            raise RuntimeError("the bus is closed")
+        await self._require(set(topics))
+        members = self._subscriptions.setdefault(group, [])
+        subscription = AioKafkaSubscription(
+            self.settings, group, list(topics), on_close=lambda s: members.remove(s)
+        )
+        await subscription.start()
+        members.append(subscription)
+        return subscription
+
+    async def lag(self) -> Mapping[str, int]:
+        """Per group this bus has a member of: messages on the group's partitions after its
+        committed offsets (end offset minus committed, or minus the log start if none)."""
+        lags: dict[str, int] = {}
+        for group, members in list(self._subscriptions.items()):
+            if members:
+                lags[group] = await members[0].lag()
+        return lags
+
+    async def close(self) -> None:
+        """Leave every group (what was not committed goes to the remaining members), then
+        flush and stop the producer."""
+        self._closed = True
+        for members in list(self._subscriptions.values()):
+            for subscription in list(members):
+                await subscription.close()
+        async with self._lock:
+            if self._producer is not None:
+                await self._producer.stop()  # sends what is batched, then disconnects
+                self._producer = None
+            if self._admin is not None:
+                await self._admin.close()
+                self._admin = None
+
+
+async def _acknowledged(pending: list[asyncio.Future[object]]) -> None:
+    """Wait for every send, then raise the first failure: at least once, the caller
+    publishes again (consumers are idempotent)."""
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

@@ -1,0 +1,9 @@
+"""AioKafkaEventBus passes the shipped EventBus contract against a real broker."""
+
+from __future__ import annotations
+
+from codeexec.testing.event_bus import EventBusContract
+
+
+class TestAioKafkaEventBus(EventBusContract):
+    """`new_bus` (conftest) makes buses on the session's tansu broker."""

@@ -1,0 +1,8 @@
+"""Contract suites shipped with the library, so every adapter distribution runs the same
+tests as its in-memory twin (as eventsourcing ships eventsourcing.tests.persistence).
+Importing them needs pytest (the `test` extra)."""
+
+import pytest
+
+# Plain asserts in these shipped modules report their values, as in a test file.
+pytest.register_assert_rewrite("codeexec.testing.event_bus")
