@@ -9,7 +9,7 @@ authority on what runs."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -46,7 +46,26 @@ def admit(
     limits: UserLimits, recent: Sequence[RecentSubmission], size: int, now: datetime
 ) -> Refusal | None:
     """None to admit a submission of `size` payload bytes, else why not. `recent` holds the
-    user's submissions created within `lookback_s(limits)` before `now`, oldest first."""
+    user's submissions created within `lookback_s(limits)` before `now`, oldest first.
+
+    A refusal's `retry_after_s` is when the same submission would be admitted: both limits
+    are checked at that time, so a retry after a rate-limit refusal is not then refused for
+    the storage quota (or the other way round)."""
+    refusal = _first_refusal(limits, recent, size, now)
+    if refusal is None or refusal.retry_after_s is None:
+        return refusal
+    later = now + timedelta(seconds=refusal.retry_after_s)
+    # Each step lets at least one submission leave a window, so this ends.
+    while (blocked := _first_refusal(limits, recent, size, later)) is not None:
+        if blocked.retry_after_s is None:
+            return replace(refusal, retry_after_s=None)
+        later += timedelta(seconds=blocked.retry_after_s)
+    return replace(refusal, retry_after_s=(later - now).total_seconds())
+
+
+def _first_refusal(
+    limits: UserLimits, recent: Sequence[RecentSubmission], size: int, now: datetime
+) -> Refusal | None:
     rate_start = now - timedelta(seconds=limits.rate_window_s)
     counted = [r.created_at for r in recent if r.counted and r.created_at > rate_start]
     if len(counted) >= limits.rate_limit:
