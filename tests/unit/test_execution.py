@@ -164,3 +164,21 @@ def test_one_write_records_events_of_several_aggregates_in_the_order_they_happen
     assert [e.type_name for e in uow.commit()] == ["ExecutionCancelled", "ExecutionScheduled"]
     stored = [e.type_name for _, e in store.read(5, 10)]
     assert stored == ["ExecutionCancelled", "ExecutionScheduled"]
+
+
+def test_a_lost_run_fails_with_the_output_it_recorded_compile_output_apart() -> None:
+    execution = requested()
+    execution.queue(cause(), 1)
+    execution.schedule(cause())
+    execution.start(cause(), "w")
+    execution.record_output(cause(), "stderr", b"warning\n", "compile")
+    execution.record_output(cause(), "stdout", b"\xff\x00bin", "run")
+    execution.record_output(cause(), "stderr", b"late", "run")
+    recorded = execution.collect_events()
+    execution.lose(cause(), "sandbox lost: worker restarted", recorded)
+    assert execution.state is State.FAILED
+    result = execution.result
+    assert result is not None and result.status is SandboxStatus.INTERNAL_ERROR
+    assert (result.stdout, result.stderr) == (b"\xff\x00bin", b"late")
+    assert result.compile_output == b"warning\n"
+    assert not (result.stdout_truncated or result.stderr_truncated)

@@ -79,7 +79,9 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
             view.message = event.message
         elif isinstance(event, ExecutionOutput):
             view.output_bytes += len(event.data)
-        if isinstance(event, ExecutionCompleted | ExecutionFailed | ExecutionCancelled):
+        if isinstance(
+            event, ExecutionCompleted | ExecutionFailed | ExecutionCancelled | ExecutionTimedOut
+        ):
             self._set_result(view, event.result)
             if isinstance(event, ExecutionFailed):
                 view.message = event.reason

@@ -130,6 +130,7 @@ class ExecutionTimedOut(DomainEvent):
 
     type: Literal["ExecutionTimedOut"] = "ExecutionTimedOut"
     deadline: datetime
+    result: RunResult | None = None  # the output recorded before the deadline, if any
 
 
 class ExecutionCancelled(DomainEvent):

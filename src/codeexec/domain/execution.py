@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from uuid import UUID
 
@@ -170,8 +171,54 @@ class Execution(Aggregate):
     def fail(self, cause: Cause, reason: str) -> None:
         self._trigger(ExecutionFailed, cause, reason=reason)
 
-    def time_out(self, cause: Cause) -> None:
-        self._trigger(ExecutionTimedOut, cause, deadline=cause.time)
+    def lose(self, cause: Cause, reason: str, recorded: Iterable[DomainEvent]) -> None:
+        """The run ended and nobody can report its result (its worker died with it): fail,
+        keeping the output it had recorded."""
+        result = self.partial_result(recorded, SandboxStatus.INTERNAL_ERROR, reason)
+        self._trigger(ExecutionFailed, cause, reason=reason, result=result)
+
+    def time_out(self, cause: Cause, recorded: Iterable[DomainEvent] = ()) -> None:
+        """No result before the deadline; the output recorded so far is kept."""
+        result = self.partial_result(
+            recorded, SandboxStatus.TIME_LIMIT_EXCEEDED, "no result before the deadline"
+        )
+        has_output = result.stdout or result.stderr or result.compile_output is not None
+        self._trigger(
+            ExecutionTimedOut, cause, deadline=cause.time, result=result if has_output else None
+        )
+
+    def partial_result(
+        self, recorded: Iterable[DomainEvent], status: SandboxStatus, message: str
+    ) -> RunResult:
+        """The output events of this execution as a result: bytes-exact, each stream cut at
+        its output limit (and then flagged truncated), compile output apart."""
+        assert self.spec is not None
+        kept: dict[Stream, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        truncated: dict[Stream, bool] = {"stdout": False, "stderr": False}
+        compiled: bytearray | None = None
+        compile_seen: dict[Stream, int] = {"stdout": 0, "stderr": 0}
+        for event in recorded:
+            if not isinstance(event, ExecutionOutput) or event.execution_id != self.id:
+                continue
+            if event.stage == "compile":
+                room = self.spec.compile_limits.output_bytes - compile_seen[event.stream]
+                compile_seen[event.stream] += len(event.data)
+                compiled = (compiled or bytearray()) + event.data[: max(room, 0)]
+                continue
+            buffer = kept[event.stream]
+            room = self.spec.limits.output_bytes - len(buffer)
+            if len(event.data) > room:
+                truncated[event.stream] = True
+            buffer += event.data[: max(room, 0)]
+        return RunResult(
+            status=status,
+            stdout=bytes(kept["stdout"]),
+            stderr=bytes(kept["stderr"]),
+            stdout_truncated=truncated["stdout"],
+            stderr_truncated=truncated["stderr"],
+            compile_output=None if compiled is None else bytes(compiled),
+            message=message,
+        )
 
     def cancel(self, cause: Cause) -> None:
         if self.is_terminal:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID, uuid5
@@ -67,10 +68,13 @@ class ExecutionSaga(Aggregate):
         self._trigger(SandboxStopRequested, cause, sandbox_id=self.sandbox_id, reason=reason)
         return True
 
-    def on_deadline(self, execution: Execution, cause: Cause) -> None:
-        """Time out a stuck execution: record the terminal outcome, then stop the sandbox."""
+    def on_deadline(
+        self, execution: Execution, cause: Cause, recorded: Iterable[DomainEvent] = ()
+    ) -> None:
+        """Time out a stuck execution: record the terminal outcome (with the output it
+        recorded, `recorded` being its events), then stop the sandbox."""
         if not execution.is_terminal:
-            execution.time_out(cause)
+            execution.time_out(cause, recorded)
         self.request_stop(cause, "timeout")
 
     def compensate(self, cause: Cause, outcome: str) -> bool:
