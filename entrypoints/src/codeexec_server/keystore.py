@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from codeexec.data_dir import private_dir, private_file
+
 Role = Literal["user", "admin"]
 KEY_PREFIX = "cx_"
 
@@ -44,7 +46,8 @@ class KeyStore:
     """Keys are shown once at creation; only their hashes are stored."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        private_file(path)  # 0600 before SQLite opens it; its -wal and -shm take this mode
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from codeexec.data_dir import write_private
 from codeexec.domain.coordinator import CoordinatorConfig, UserLimits
 from codeexec.domain.model import Limits
 from codeexec.runtime import Codeexec
@@ -89,8 +90,6 @@ class LimitsPolicy:
     def replace(self, document: LimitsDocument, runtime: Codeexec | None) -> None:
         document.coordinator_config()  # raises ValueError before anything changes
         self.document = document
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(document.model_dump_json(indent=2))
-        tmp.replace(self.path)
+        write_private(self.path, document.model_dump_json(indent=2).encode())
         if runtime is not None:
             self.apply(runtime)
