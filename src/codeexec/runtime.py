@@ -5,23 +5,29 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import math
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from uuid import UUID
 
+from eventsourcing.persistence import PersistenceError
+
+from codeexec.adapters import sqlite_store
 from codeexec.adapters.memory_bus import InMemoryEventBus
 from codeexec.adapters.memory_read_model import InMemoryExecutionReadModel
-from codeexec.adapters.sqlite_store import database_bytes
+from codeexec.data_dir import private_dir, private_file
+from codeexec.domain.admission import RecentSubmission, Refusal
 from codeexec.domain.aggregate import Cause
 from codeexec.domain.coordinator import CoordinatorConfig, QueueStatus
 from codeexec.domain.dead_letter import DeadLetterConfig
-from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent
+from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent, ExecutionRequested
 from codeexec.domain.execution import Execution
 from codeexec.domain.model import RunSpec, request_digest
 from codeexec.domain.routing import TOPICS
@@ -38,6 +44,7 @@ from codeexec.service.relay import Relay
 from codeexec.service.replays import ReplayService
 from codeexec.service.saga_orchestrator import SagaOrchestrator
 from codeexec.service.store import ExecutionStore
+from codeexec.service.store_thread import StoreBusy, StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
 from codeexec.service.worker import WorkerProcess
 
@@ -46,6 +53,8 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_NAMESPACE = UUID("0b7c8f0e-6a3b-4c52-8a4e-2f4a5d7e9c11")
 EVENTS_PAGE = 8
 """Events read from the store at a time when following an execution."""
+EVENTS_FILE = "events.sqlite3"
+T = TypeVar("T")
 
 
 ALL_ROLES = frozenset(
@@ -72,6 +81,23 @@ class IdempotencyKeyReused(Exception):
         self.key, self.execution_id = key, execution_id
 
 
+class StoreUnreadable(RuntimeError):
+    """The event store cannot be opened or read (a corrupt or half-written file)."""
+
+    def __init__(self, path: Path | str, cause: str) -> None:
+        super().__init__(f"the event store {path} cannot be read: {cause}")
+        self.path, self.cause = path, cause
+
+
+def check_store(data_dir: Path) -> None:
+    """Before announcing a server: raise StoreUnreadable if the data dir's event store is
+    corrupt or half-written (it reads every page, so start-up fails early, in one line)."""
+    path = data_dir / EVENTS_FILE
+    problem = sqlite_store.check_database(path)
+    if problem is not None:
+        raise StoreUnreadable(path, problem)
+
+
 @dataclass
 class Settings:
     data_dir: Path | None = None
@@ -88,23 +114,36 @@ class Settings:
     sqlite_synchronous: str = "normal"
     """`normal` (WAL): nothing is lost when a process dies; `full`: also survives power loss."""
 
+    store_busy_timeout_s: float = 2.0
+    """How long a request waits for the event store (its turn, then a lock another
+    connection holds) before it fails with StoreBusy (the API's 503 with Retry-After)."""
+
+    shutdown_grace_s: float = 10.0
+    """On stop, how long runs in progress may take to finish; what still runs after it is
+    abandoned and reported lost (with its output so far) on the next start."""
+
     def store_env(self) -> dict[str, str]:
         if self.data_dir is None:
             return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
+        # Created 0600 before SQLite opens it: its -wal and -shm files take this mode.
+        database = private_file(self.data_dir / EVENTS_FILE)
         return {
             "PERSISTENCE_MODULE": "codeexec.adapters.sqlite_store",
-            "SQLITE_DBNAME": str(self.data_dir / "events.sqlite3"),
-            "SQLITE_LOCK_TIMEOUT": "10",
+            "SQLITE_DBNAME": str(database),
+            "SQLITE_LOCK_TIMEOUT": str(max(1, math.ceil(self.store_busy_timeout_s))),
+            "SQLITE_BUSY_TIMEOUT_S": str(self.store_busy_timeout_s),
             "SQLITE_SYNCHRONOUS": self.sqlite_synchronous,
         }
 
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
     """One embedded runtime per data dir (its roles assume they are alone): take the
-    dir's lock, held until the returned file is closed. Raises DataDirInUse."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(data_dir / "runtime.lock", "a+")  # noqa: SIM115 (held until stop)
+    dir's lock, held until the returned file is closed. Raises DataDirInUse. The dir is
+    made private to this user first (DataDirUnsafe if it is a shared one)."""
+    private_dir(data_dir)
+    lock = private_file(data_dir / "runtime.lock")
+    handle = open(lock, "r+")  # noqa: SIM115 (held until stop)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -133,7 +172,9 @@ class Codeexec:
     async with Codeexec(Settings(data_dir=Path(".codeexec"))) as cx:
         view = await cx.submit("alice", RunSpec(language="python", files=[...]))
         view = await cx.wait(view.id)
-    """
+
+    The event store is only ever touched in one thread of its own (`StoreThread`): a slow
+    or locked store never stalls the event loop; requests then fail with StoreBusy."""
 
     def __init__(
         self,
@@ -154,31 +195,47 @@ class Codeexec:
         self.read_model = read_model or InMemoryExecutionReadModel()
         self.feed = ExecutionFeed()
         self.store: ExecutionStore | None = None
+        self._io: StoreThread | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._consumers: list[Consumer] = []
+        self._worker: tuple[Consumer, asyncio.Task[None]] | None = None
         self._languages: frozenset[str] = frozenset()
         self.language_list: Sequence[Language] = ()
         self.extra_processes = list(processes)
         self.started = False
         self._replay_task: asyncio.Task[None] | None = None
         self._lock: IO[str] | None = None
+        self._listeners: list[Callable[[Sequence[DomainEvent]], None]] = []
+        # Per user, submissions on their way into the store: admission counts them.
+        self._submitting: dict[str, list[RecentSubmission]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Raises DataDirInUse, StoreUnreadable (a corrupt store), or what a role's start
+        raised; nothing is left running or locked then."""
         self._lock_data_dir()
         try:
             await self._start_roles()
         except BaseException:
-            self._unlock()
+            await self._close()
             raise
 
     def _unlock(self) -> None:
-        self._unlock()
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     async def _start_roles(self) -> None:
         settings = self.settings
-        store = self.store = ExecutionStore(settings.store_env(), cache_size=100_000)
+        env = settings.store_env()
+        # An in-memory store has no I/O that could block: its calls need no thread.
+        inline = env["PERSISTENCE_MODULE"] == "eventsourcing.popo"
+        io = self._io = StoreThread(settings.store_busy_timeout_s, inline=inline)
+        try:
+            store = self.store = await io.run(ExecutionStore, env, 100_000)
+        except (sqlite3.DatabaseError, PersistenceError) as error:
+            raise StoreUnreadable(self._store_name(), str(error)) from error
         await self.bus.declare(list(TOPICS.values()))
         self.language_list = await self.sandbox.languages()
         self._languages = frozenset(
@@ -191,23 +248,25 @@ class Codeexec:
         self.saga = SagaOrchestrator(
             store, self.clock, history=history, grace=timedelta(seconds=settings.saga_grace_s)
         )
-        self.worker = WorkerProcess(store, self.sandbox, self.clock, settings.worker_id)
+        self.worker = WorkerProcess(store, self.sandbox, self.clock, io, settings.worker_id)
         self.projection = ProjectionProcess(self.read_model, self.feed)
-        self.dead_letters = DeadLetterManager(store, self.bus, self.clock, settings.dead_letters)
-        self.replays = ReplayService(store, self.bus, self.clock)
+        self.dead_letters = DeadLetterManager(
+            store, self.bus, self.clock, io, settings.dead_letters
+        )
+        self.replays = ReplayService(store, self.bus, self.clock, io)
         self.admission = Admission(
             store, self.read_model, lambda user: self.coordinator.policy.config.limits_for(user)
         )
-        for position, event in store.read_all():
-            self.coordinator.fold(event)
-            self.saga.fold(event)
-            self.read_model.apply(event, position)
-            self.dead_letters.fold(event)
-            self.replays.fold(event)
-        self.relay = Relay(store, self.bus)
-        store.listeners.append(self._on_record)
+        try:
+            await io.run(self._fold_history, store)
+        except (sqlite3.DatabaseError, PersistenceError) as error:
+            raise StoreUnreadable(self._store_name(), str(error)) from error
+        self.relay = Relay(store, self.bus, io)
+        # The store calls these in its thread; what they do belongs on the loop.
+        store.listeners.append(lambda events: io.call_soon(self._on_record, events))
         if "relay" in settings.roles:
-            store.record_listeners.append(self.relay.offer)
+            offer = self.relay.offer
+            store.record_listeners.append(lambda ids, stored: io.call_soon(offer, ids, stored))
         processes: list[Process] = [self.coordinator, self.saga, self.worker, self.projection]
         roles = settings.roles | {p.group for p in self.extra_processes}
         processes += self.extra_processes
@@ -219,19 +278,39 @@ class Codeexec:
                 store,
                 process,
                 self.clock,
+                io,
                 max_attempts=settings.consumer_max_attempts,
                 dead_letters=self._park,
             )
             self._consumers.append(consumer)
-            self._spawn(consumer.run(), process.group)
+            task = self._spawn(consumer.run(), process.group)
+            if process is self.worker:
+                self._worker = consumer, task
         if "relay" in roles:
             self._spawn(self.relay.run(), "relay")
         if "saga" in roles:
-            self._spawn(self.saga.run_timer(settings.timer_interval_s), "saga-timer")
+            self._spawn(self.saga.run_timer(io, settings.timer_interval_s), "saga-timer")
         if "dead-letters" in roles:
             self._spawn(self.dead_letters.run(), "dead-letters")
         if "replay" in roles:
             self._replay_task = self._spawn(self.replays.run(), "replay")
+        # Queued in the store thread before any role's first batch, so it runs first.
+        await io.run(self._recover_in_flight, store, roles)
+        self.started = True
+
+    def _store_name(self) -> str:
+        data_dir = self.settings.data_dir
+        return str(data_dir / EVENTS_FILE) if data_dir is not None else "in memory"
+
+    def _fold_history(self, store: ExecutionStore) -> None:
+        for position, event in store.read_all():
+            self.coordinator.fold(event)
+            self.saga.fold(event)
+            self.read_model.apply(event, position)
+            self.dead_letters.fold(event)
+            self.replays.fold(event)
+
+    def _recover_in_flight(self, store: ExecutionStore, roles: frozenset[str]) -> None:
         if "worker" in roles:
             running = [saga.execution_id for saga in self.saga.active(store)]
             self.worker.abandon_lost_runs(running)
@@ -239,7 +318,6 @@ class Codeexec:
             uow = UnitOfWork(store, self.clock.now())
             self.coordinator.decide_undecided(uow)
             uow.commit()
-        self.started = True
 
     def _lock_data_dir(self) -> None:
         if self.settings.data_dir is not None:
@@ -269,8 +347,9 @@ class Codeexec:
 
     def on_recorded(self, listener: Callable[[Sequence[DomainEvent]], None]) -> None:
         """Call `listener` with the events of every write this process makes (after it
-        succeeded). Listeners must be quick and must not raise."""
-        self._store().listeners.append(listener)
+        succeeded), on the event loop. Listeners must be quick and must not raise."""
+        self._store()
+        self._listeners.append(listener)
 
     def _crashed(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -278,14 +357,31 @@ class Codeexec:
 
     def _on_record(self, events: Sequence[DomainEvent]) -> None:
         for event in events:
+            # This process's writes are read at once (a request's view is made with its
+            # store position, by `submit` or the projection).
+            if not isinstance(event, ExecutionRequested):
+                self.read_model.apply(event)
             self.feed.notify(event.execution_id)
+        for listener in self._listeners:
+            listener(events)
 
     async def _park(self, group: str, message: Message, error: BaseException, n: int) -> None:
         await park(self.bus, group, message, error, n)
 
     async def stop(self) -> None:
-        """Stop every role. Work in flight is picked up by the next start."""
+        """Stop every role. The worker takes no new tasks and runs in progress get
+        `shutdown_grace_s` to finish (queued work stays queued); runs still going after it
+        are abandoned, and the next start reports them lost with their output so far."""
+        if self._io is None:
+            return
         self.started = False
+        if self._worker is not None:
+            consumer, task = self._worker
+            consumer.stop()
+            await asyncio.wait([task], timeout=max(self.settings.shutdown_grace_s, 1.0))
+        left = await self.worker.drain(self.settings.shutdown_grace_s)
+        if left:
+            log.warning("runs abandoned, still running after the shutdown grace: %d", left)
         for consumer in self._consumers:
             consumer.stop()
         self.relay.stop()
@@ -297,6 +393,10 @@ class Codeexec:
             with suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(self._replay_task), 5.0)
         await self.worker.close()
+        await self._close()
+
+    async def _close(self) -> None:
+        """End the role tasks, the sandbox and the store thread; release the data dir."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -304,12 +404,16 @@ class Codeexec:
                 await task
         self._tasks.clear()
         self._consumers.clear()
-        await self.sandbox.close()
-        if self.store is not None:
-            self.store.close()
-        if self._lock is not None:
-            self._lock.close()  # releases the flock
-            self._lock = None
+        self._worker = None
+        io, store = self._io, self.store
+        if io is not None:
+            if store is not None and hasattr(self, "relay"):
+                await self.relay.track_now()  # a clean stop leaves nothing to republish
+            with suppress(Exception):
+                await self.sandbox.close()
+            await io.close(store.close if store is not None else None)
+            self._io = None
+        self._unlock()
 
     async def __aenter__(self) -> Codeexec:
         await self.start()
@@ -324,6 +428,17 @@ class Codeexec:
         if self.store is None or not self.started:
             raise RuntimeError("the runtime is not started")
         return self.store
+
+    def _thread(self) -> StoreThread:
+        self._store()
+        assert self._io is not None
+        return self._io
+
+    async def in_store(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` in the store thread, where the roles' state lives (operators'
+        reads and commands on dead letters, replays, limits). Bounded like a request:
+        raises StoreBusy when the store does not answer in time."""
+        return await self._thread().ask(fn, *args)
 
     async def languages(self) -> Sequence[Language]:
         return self.language_list
@@ -340,8 +455,9 @@ class Codeexec:
         """Record the request (durably, before returning) and return its view. With an
         idempotency key, a repeat returns the original execution; the key reused for a
         different request raises IdempotencyKeyReused. Over the user's rate limit or
-        storage quota it raises AdmissionRefused, keeping only the request's digest."""
-        store = self._store()
+        storage quota it raises AdmissionRefused, keeping only the request's digest.
+        StoreBusy: nothing was recorded."""
+        self._store()
         if not user_id:
             raise ValueError("user_id must not be empty")
         if spec.language not in self._languages:
@@ -350,23 +466,52 @@ class Codeexec:
         digest = request_digest(spec, priority)
         if idempotency_key is not None:
             execution_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user_id}\0{idempotency_key}")
-            existing = store.load(Execution, execution_id)
-            if existing is not None:
-                if existing.request_digest != digest:
-                    raise IdempotencyKeyReused(idempotency_key, existing.id)
-                return self._catch_up(existing.id)
         else:
             execution_id = uuid.uuid4()
-        self.admission.check(user_id, spec, priority, digest, self.clock.now())
-        cause = Cause(self.clock.now(), correlation_id or execution_id, None)
+        now = self.clock.now()
+        pending = self._submitting.setdefault(user_id, [])
+        refusal = self.admission.refusal(user_id, spec, now, pending)
+        cause = Cause(now, correlation_id or execution_id, None)
         execution = Execution.request(
             execution_id, user_id, spec, cause, priority, idempotency_key, digest
         )
+        mine = RecentSubmission(now, spec.payload_bytes, True)
+        pending.append(mine)
+        try:
+            # One store call: a concurrent repeat of the key cannot slip in between.
+            recorded = await self._ask(self._record_request, execution, refusal, now)
+        finally:
+            pending.remove(mine)
+            if not pending:
+                del self._submitting[user_id]
+        if recorded is None:
+            return await self._catch_up(execution_id)  # a repeat: the original execution
+        for event, position in recorded:
+            self.read_model.apply(event, position)
+        view = self.read_model.get(execution_id)
+        assert view is not None
+        return view
+
+    def _record_request(
+        self, execution: Execution, refusal: Refusal | None, now: datetime
+    ) -> Sequence[tuple[DomainEvent, int]] | None:
+        """In the store thread: None for a repeat of an idempotency key; else the refusal
+        recorded and raised, or the request recorded (its events and their positions)."""
+        store = self._store()
+        key, digest = execution.idempotency_key, execution.request_digest
+        if key is not None:
+            existing = store.load(Execution, execution.id)
+            if existing is not None:
+                if existing.request_digest != digest:
+                    raise IdempotencyKeyReused(key, existing.id)
+                return None
+        if refusal is not None:
+            assert execution.spec is not None
+            spec, priority = execution.spec, execution.priority
+            raise self.admission.refuse(refusal, execution.user_id, spec, priority, digest, now)
         events = execution.collect_events()
         positions = store.record(events, [execution])
-        for event, position in zip(events, positions, strict=True):
-            self.read_model.apply(event, position)
-        return self._catch_up(execution.id)
+        return tuple(zip(events, positions, strict=True))
 
     def _check_version(self, spec: RunSpec) -> None:
         """A version the language does not have is the user's mistake: refuse it here,
@@ -397,20 +542,25 @@ class Codeexec:
     async def cancel(self, execution_id: UUID, user_id: str | None = None) -> ExecutionView:
         """Ask to cancel; queued runs are dropped, running ones are killed."""
         view = self.get(execution_id, user_id)
+        for event in await self._ask(self._request_cancel, execution_id, user_id or "admin"):
+            self.read_model.apply(event)
+        return self.read_model.get(execution_id) or view
+
+    def _request_cancel(self, execution_id: UUID, requested_by: str) -> Sequence[DomainEvent]:
         for _ in range(5):
             uow = UnitOfWork(self._store(), self.clock.now())
             execution = uow.get(Execution, execution_id)
             assert execution is not None
             cause = Cause(uow.now, execution.correlation_id, None)
-            if not execution.request_cancel(cause, user_id or "admin"):
+            if not execution.request_cancel(cause, requested_by):
                 break
             try:
-                for event in uow.commit():
-                    self.read_model.apply(event)
-                break
+                return uow.commit()
+            except StoreBusy:
+                raise
             except Exception:
                 log.info("cancel of %s conflicted; retrying", execution_id)
-        return self.read_model.get(execution_id) or view
+        return []
 
     async def events(
         self, execution_id: UUID, after_version: int = 0, *, follow: bool = True
@@ -418,13 +568,14 @@ class Codeexec:
         """The execution's events in order, then live ones until its terminal event. They are
         read from the store a page at a time: a slow reader holds one page, not the history."""
         store = self._store()
+        io = self._thread()
         version = after_version
         terminal = False
         while True:
             signal = self.feed.watch(execution_id)
             try:
                 while True:
-                    page = store.events_of(execution_id, version, limit=EVENTS_PAGE)
+                    page = await io.run(store.events_of, execution_id, version, EVENTS_PAGE)
                     for event in page:
                         version = event.aggregate_version
                         terminal = terminal or isinstance(event, TERMINAL_EVENT_TYPES)
@@ -433,55 +584,73 @@ class Codeexec:
                         break
                 if terminal or not follow:
                     return
-                if version == after_version:
-                    # Nothing new: started at or past the end, or a missing execution.
-                    execution = store.load(Execution, execution_id)
-                    if execution is None or execution.is_terminal:
-                        return
+                # Nothing new: started at or past the end, or a missing execution.
+                if version == after_version and await io.run(self._ended_or_missing, execution_id):
+                    return
                 with suppress(TimeoutError):
                     async with asyncio.timeout(1.0):  # wait_for may swallow a cancel (3.11)
                         await signal.wait()
             finally:
                 self.feed.unwatch(execution_id, signal)
 
-    def last_version(self, execution_id: UUID) -> int:
+    def _ended_or_missing(self, execution_id: UUID) -> bool:
+        execution = self._store().load(Execution, execution_id)
+        return execution is None or execution.is_terminal
+
+    async def last_version(self, execution_id: UUID) -> int:
         """The version of the execution's last recorded event; 0 if it has none."""
+        return await self._ask(self._last_version, execution_id)
+
+    def _last_version(self, execution_id: UUID) -> int:
         execution = self._store().load(Execution, execution_id)
         return execution.version if execution is not None else 0
 
     async def wait(self, execution_id: UUID, timeout: float | None = None) -> ExecutionView:
-        """Wait until the execution reaches its terminal state (or the timeout passes)."""
+        """Wait until the execution reaches its terminal state (or the timeout passes).
+        This process's writes reach the view at once; what other processes record is
+        looked up in the store when nothing was heard for a second."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        heard = True
         while True:
             signal = self.feed.watch(execution_id)
             try:
                 view = self.read_model.get(execution_id)
-                if view is None or not view.terminal:
-                    # The store knows before the projection does: catch up from it.
-                    execution = self._store().load(Execution, execution_id)
-                    if view is None or (execution is not None and execution.is_terminal):
-                        view = self._catch_up(execution_id)
+                if view is None or (not view.terminal and not heard):
+                    view = await self._catch_up(execution_id, quiet=view is not None)
                 if view.terminal:
                     return view
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
-                    return self._catch_up(execution_id)
+                    return await self._catch_up(execution_id, quiet=True)
+                heard = False
                 with suppress(TimeoutError):
                     async with asyncio.timeout(min(remaining or 1.0, 1.0)):  # honours cancel
                         await signal.wait()
+                    heard = True
             finally:
                 self.feed.unwatch(execution_id, signal)
 
-    def _catch_up(self, execution_id: UUID) -> ExecutionView:
-        """Fold recorded events the projection has not applied yet (read your writes)."""
+    async def _catch_up(self, execution_id: UUID, *, quiet: bool = False) -> ExecutionView:
+        """Fold recorded events the projection has not applied yet (read your writes).
+        `quiet`: a busy store leaves the view as it is instead of raising StoreBusy."""
         view = self.read_model.get(execution_id)
-        for event in self._store().events_of(execution_id, view.version_seen if view else 0):
+        seen = view.version_seen if view else 0
+        try:
+            events = await self._ask(self._store().events_of, execution_id, seen)
+        except StoreBusy:
+            if not quiet or view is None:
+                raise
+            events = []
+        for event in events:
             self.read_model.apply(event)
         view = self.read_model.get(execution_id)
         if view is None:
             raise NotFound(f"execution {execution_id} not found")
         return view
+
+    async def _ask(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._thread().ask(fn, *args)
 
     def store_bytes(self) -> int:
         """What the event store occupies: its SQLite files (with -wal and -shm), or in
@@ -489,10 +658,10 @@ class Codeexec:
         store = self._store()
         if self.settings.data_dir is None:
             return store.recorded_bytes
-        return database_bytes(self.settings.store_env()["SQLITE_DBNAME"])
+        return sqlite_store.database_bytes(str(self.settings.data_dir / EVENTS_FILE))
 
-    def queue_status(self) -> QueueStatus:
-        return self.coordinator.policy.status()
+    async def queue_status(self) -> QueueStatus:
+        return await self.in_store(self.coordinator.policy.status)
 
     async def backlog(self) -> dict[str, int]:
         """Consumer lag per group, as the bus reports it."""

@@ -35,11 +35,13 @@ def runtime(
     clock: Clock | None = None,
     roles: frozenset[str] = ALL_ROLES,
     timer_interval_s: float = 0.02,
+    shutdown_grace_s: float = 10.0,
 ) -> Codeexec:
     settings = Settings(
         data_dir=data_dir,
         coordinator=config or roomy(),
         roles=roles,
         timer_interval_s=timer_interval_s,
+        shutdown_grace_s=shutdown_grace_s,
     )
     return Codeexec(settings, sandbox=sandbox or FakeSandbox(), clock=clock)

@@ -128,7 +128,7 @@ async def test_a_submission_over_the_rate_limit_is_refused_and_its_payload_not_s
         assert event["payload_bytes"] == 256 * 1024
         # It started no execution: nothing to list, nothing for the coordinator to decide.
         assert [v.id for v in cx.list_all()] == [first.id]
-        assert cx.queue_status().queued == 0
+        assert (await cx.queue_status()).queued == 0
 
 
 async def test_an_accepted_source_is_stored_once() -> None:

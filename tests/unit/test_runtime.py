@@ -215,7 +215,8 @@ async def test_restart_with_queued_scheduled_and_running_work_finishes_everythin
         await eventually(lambda: states() == ["queued"] * 2 + ["scheduled"] * 3)
         scheduled = [i for i in ids if state(cx, i) == "scheduled"]
         queued = [i for i in ids if i not in scheduled]
-    async with runtime(sandbox, config=config, data_dir=tmp_path) as cx:
+    # Stopped with no grace: the runs in progress are lost, as when a server is killed.
+    async with runtime(sandbox, config=config, data_dir=tmp_path, shutdown_grace_s=0) as cx:
         await eventually(lambda: [state(cx, i) for i in scheduled] == ["running"] * 3)
         assert [state(cx, i) for i in queued] == ["queued"] * 2
     async with runtime(sandbox, config=config, data_dir=tmp_path) as cx:

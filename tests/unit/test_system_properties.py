@@ -58,7 +58,14 @@ class EmbeddedSystem(RuleBasedStateMachine):
 
     def _start(self) -> Codeexec:
         config = roomy(max_running=GLOBAL_CAP, per_user=USER_CAP, max_queued=6, max_queue=10)
-        cx = runtime(self.sandbox, config=config, data_dir=self.data_dir, clock=self.clock)
+        # A short shutdown grace: quick runs finish across a restart, hanging ones are lost.
+        cx = runtime(
+            self.sandbox,
+            config=config,
+            data_dir=self.data_dir,
+            clock=self.clock,
+            shutdown_grace_s=0.05,
+        )
         self._run(cx.start())
         return cx
 

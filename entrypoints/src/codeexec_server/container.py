@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from dependency_injector import containers, providers
 
+from codeexec.data_dir import private_dir
 from codeexec.ports.sandbox import Sandbox
 from codeexec.runtime import Codeexec, Settings
 from codeexec_server.keystore import KeyStore
@@ -18,7 +19,7 @@ from codeexec_server.settings import ServerSettings
 
 
 def make_limits_policy(settings: ServerSettings) -> LimitsPolicy:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     default = LimitsDocument(
         max_resource_limits=ResourceMaxima(**settings.max_limits.model_dump()),
         allow_user_priority=settings.allow_user_priority,
@@ -30,7 +31,12 @@ async def run_runtime(
     settings: ServerSettings, sandbox: Sandbox, limits: LimitsPolicy
 ) -> AsyncIterator[Codeexec]:
     runtime = Codeexec(
-        Settings(data_dir=settings.data_dir, coordinator=limits.document.coordinator_config()),
+        Settings(
+            data_dir=settings.data_dir,
+            coordinator=limits.document.coordinator_config(),
+            store_busy_timeout_s=settings.store_busy_timeout_s,
+            shutdown_grace_s=settings.shutdown_grace_s,
+        ),
         sandbox=sandbox,
     )
     await runtime.start()

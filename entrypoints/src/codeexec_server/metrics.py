@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter as Tally
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -13,6 +16,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from codeexec.domain.coordinator import QueueStatus
 from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent, SubmissionRefused
 from codeexec.domain.execution import state_after, status_of
 from codeexec.domain.operations_events import ReplayProgressed
@@ -23,18 +27,49 @@ LEVELS = {"ok": 0, "warning": 1, "critical": 2}
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
+@dataclass(frozen=True)
+class RoleGauges:
+    """What the roles know, read in the store thread where their state lives."""
+
+    queue: QueueStatus
+    dead_letters_open: int
+    dead_letters_level: str
+    oldest_open: datetime | None
+    replay_states: Tally[str]
+
+    @classmethod
+    def read(cls, runtime: Codeexec) -> RoleGauges:
+        count, level = runtime.dead_letters.backlog()
+        return cls(
+            queue=runtime.coordinator.policy.status(),
+            dead_letters_open=count,
+            dead_letters_level=level,
+            oldest_open=runtime.dead_letters.oldest_open(),
+            replay_states=Tally(s.state.value for s in runtime.replays.sessions()),
+        )
+
+
 class RuntimeCollector(Collector):
-    """Reads gauges from the runtime at scrape time."""
+    """Reads gauges from the runtime at scrape time (the roles' part read beforehand)."""
 
     def __init__(self) -> None:
         self.runtime: Codeexec | None = None
         self.lag: dict[str, int] = {}  # read from the bus (async) just before each scrape
+        self.roles: RoleGauges | None = None
+
+    async def refresh(self) -> None:
+        """Read the lag from the bus and the roles' gauges in the store thread (StoreBusy
+        if it does not answer), before each scrape."""
+        runtime = self.runtime
+        if runtime is not None and runtime.started:
+            self.lag = await runtime.backlog()
+            self.roles = await runtime.in_store(RoleGauges.read, runtime)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        runtime = self.runtime
-        if runtime is None or not runtime.started:
+        runtime, roles = self.runtime, self.roles
+        if runtime is None or not runtime.started or roles is None:
             return
-        status = runtime.queue_status()
+        status = roles.queue
         queue = GaugeMetricFamily("codeexec_queue_depth", "executions waiting in the queue")
         queue.add_metric([], status.queued)
         yield queue
@@ -60,29 +95,27 @@ class RuntimeCollector(Collector):
         )
         size.add_metric([], runtime.store_bytes())
         yield size
-        yield from self._operations(runtime)
+        yield from self._operations(runtime, roles)
 
-    def _operations(self, runtime: Codeexec) -> Iterator[GaugeMetricFamily]:
-        count, level = runtime.dead_letters.backlog()
+    def _operations(self, runtime: Codeexec, roles: RoleGauges) -> Iterator[GaugeMetricFamily]:
         backlog = GaugeMetricFamily(
             "codeexec_dead_letters_open", "dead letters parked, retrying or exhausted"
         )
-        backlog.add_metric([], count)
+        backlog.add_metric([], roles.dead_letters_open)
         yield backlog
         gauge = GaugeMetricFamily(
             "codeexec_dead_letters_level", "dead-letter backlog: 0 ok, 1 warning, 2 critical"
         )
-        gauge.add_metric([], LEVELS.get(level, 2))
+        gauge.add_metric([], LEVELS.get(roles.dead_letters_level, 2))
         yield gauge
-        oldest = runtime.dead_letters.oldest_open()
+        oldest = roles.oldest_open
         age = GaugeMetricFamily(
             "codeexec_dead_letters_oldest_open_seconds", "age of the oldest open dead letter"
         )
         age.add_metric([], (runtime.clock.now() - oldest).total_seconds() if oldest else 0.0)
         yield age
         by_state = dict.fromkeys(("running", "paused", "completed", "cancelled"), 0)
-        for session in runtime.replays.sessions():
-            by_state[session.state.value] = by_state.get(session.state.value, 0) + 1
+        by_state.update(roles.replay_states)
         sessions = GaugeMetricFamily(
             "codeexec_replay_sessions", "replay sessions by state", labels=["state"]
         )
@@ -137,7 +170,7 @@ class Metrics:
         runtime.on_recorded(lambda events: self._on_record(runtime, events))
 
     def _on_record(self, runtime: Codeexec, events: Sequence[DomainEvent]) -> None:
-        # Called inside the store's record(): it must never raise into the write path.
+        # Called after each write of the store: it must never raise into its caller.
         try:
             self._observe(runtime, events)
         except Exception:
@@ -199,8 +232,6 @@ router = APIRouter(tags=["health"])
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> Response:
-    metrics: Metrics = request.app.state.metrics
-    runtime = metrics.runtime_collector.runtime
-    if runtime is not None and runtime.started:
-        metrics.runtime_collector.lag = await runtime.backlog()
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    app_metrics: Metrics = request.app.state.metrics
+    await app_metrics.runtime_collector.refresh()
+    return Response(generate_latest(app_metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from codeexec.domain.aggregate import IllegalTransition
 from codeexec.runtime import IdempotencyKeyReused
 from codeexec.service.admission import AdmissionRefused
+from codeexec.service.store_thread import StoreBusy
 from codeexec_server.schemas import FieldError, Problem
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
         return problem_response(exc.status, exc.detail, exc.errors, exc.headers, exc.limit)
+
+    @app.exception_handler(StoreBusy)
+    async def _store_busy(request: Request, exc: StoreBusy) -> JSONResponse:
+        # Nothing was recorded: the client may simply retry.
+        return problem_response(503, str(exc), None, {"Retry-After": exc.retry_after})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

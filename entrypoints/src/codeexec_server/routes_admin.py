@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from codeexec.runtime import Codeexec
+from codeexec.service.store_thread import StoreBusy
 from codeexec_server.auth import Admin
 from codeexec_server.limits import LimitsDocument, LimitsPolicy
 from codeexec_server.problems import ApiProblem, problem_responses
@@ -23,7 +24,7 @@ health = APIRouter(prefix="/health", tags=["health"])
     responses=problem_responses(401, 403),
 )
 async def queue(admin: Admin, runtime: Runtime) -> QueueStatusOut:
-    status = runtime.queue_status()
+    status = await runtime.queue_status()
     return QueueStatusOut(
         queued=status.queued,
         running=status.running,
@@ -58,17 +59,22 @@ async def put_limits(
 ) -> LimitsDocument:
     policy: LimitsPolicy = request.app.state.limits
     try:
-        policy.replace(document, runtime)
+        # In the store thread: the coordinator's state lives there.
+        await runtime.in_store(policy.replace, document, runtime)
     except ValueError as error:
         raise ApiProblem(422, str(error)) from None
     return policy.document
 
 
-def checks_of(runtime: Codeexec | None) -> HealthChecks:
+async def checks_of(runtime: Codeexec | None) -> HealthChecks:
+    """Raises StoreBusy when the store does not answer in time."""
     if runtime is None or not runtime.started:
         return HealthChecks(roles={}, dead_letters=None)
-    count, level = runtime.dead_letters.backlog()
-    config = runtime.dead_letters.config
+    letters = runtime.dead_letters
+    (count, level), oldest = await runtime.in_store(
+        lambda: (letters.backlog(), letters.oldest_open())
+    )
+    config = letters.config
     return HealthChecks(
         roles=runtime.health(),
         dead_letters=DeadLetterCheck(
@@ -76,13 +82,14 @@ def checks_of(runtime: Codeexec | None) -> HealthChecks:
             level=level,
             warning_at=config.warning_backlog,
             critical_at=config.critical_backlog,
-            oldest_open_at=runtime.dead_letters.oldest_open(),
+            oldest_open_at=oldest,
         ),
     )
 
 
 @health.get("/live", response_model=HealthOut, summary="The process answers")
 async def live() -> HealthOut:
+    # Never touches the store or a role: it answers while the store is locked or slow.
     return HealthOut(status="ok")
 
 
@@ -92,12 +99,17 @@ async def live() -> HealthOut:
     summary="The runtime started and every role task is alive (checks in the body)",
     description="200 `ok`, or 200 `degraded` when the dead-letter backlog is critical: "
     "that needs an operator, not a restart or less traffic, so it never fails readiness. "
-    "503 `unavailable` when the runtime is not started or a role task stopped.",
+    "503 `unavailable` when the runtime is not started, a role task stopped or the event "
+    "store does not answer in time (busy or locked).",
     responses={503: {"model": HealthOut, "description": "Not ready"}},
 )
 async def ready(request: Request) -> HealthOut | JSONResponse:
     runtime: Codeexec | None = getattr(request.app.state, "runtime", None)
-    checks = checks_of(runtime)
+    try:
+        checks = await checks_of(runtime)
+    except StoreBusy as busy:
+        body = HealthOut(status="unavailable", detail=str(busy))
+        return JSONResponse(body.model_dump(mode="json"), 503, {"Retry-After": busy.retry_after})
     if runtime is None or not runtime.healthy:
         down = [f"{role} {state}" for role, state in checks.roles.items() if state != "running"]
         detail = "role tasks not running: " + ", ".join(down) if down else "not started"

@@ -26,9 +26,9 @@ TRANSITION_PROBLEMS = problem_responses(401, 403, 404, 409, 422)
 ACTIONS = ("retry_dead_letter", "discard_dead_letter", "archive_dead_letter")
 
 
-def _letter(runtime: Codeexec, letter_id: UUID) -> DeadLetter:
+async def _letter(runtime: Codeexec, letter_id: UUID) -> DeadLetter:
     try:
-        return runtime.dead_letters.get(letter_id)
+        return await runtime.in_store(runtime.dead_letters.get, letter_id)
     except LookupError:  # also for another kind of aggregate's id
         raise ApiProblem(404, f"no dead letter {letter_id}") from None
 
@@ -68,7 +68,7 @@ async def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> DeadLetterPage:
     # Dead letters are only ever appended, so an index is a stable cursor.
-    letters = runtime.dead_letters.letters()
+    letters = await runtime.in_store(runtime.dead_letters.letters)
     end = min(int(cursor), len(letters)) if cursor is not None else len(letters)
     states: set[str] = set(state or ())
     items: list[DeadLetterSummary] = []
@@ -92,7 +92,7 @@ async def list_dead_letters(
     },
 )
 async def get_dead_letter(letter_id: UUID, admin: Admin, runtime: Runtime) -> DeadLetterOut:
-    return DeadLetterOut.of(_letter(runtime, letter_id))
+    return DeadLetterOut.of(await _letter(runtime, letter_id))
 
 
 @router.post(
@@ -106,7 +106,7 @@ async def get_dead_letter(letter_id: UUID, admin: Admin, runtime: Runtime) -> De
     responses=TRANSITION_PROBLEMS,
 )
 async def retry_dead_letter(letter_id: UUID, admin: Admin, runtime: Runtime) -> DeadLetterOut:
-    _letter(runtime, letter_id)
+    await _letter(runtime, letter_id)
     with as_problems(f"dead letter {letter_id}"):
         letter = await runtime.dead_letters.retry(letter_id, admin.user_id)
     return DeadLetterOut.of(letter)
@@ -125,10 +125,12 @@ async def discard_dead_letter(
     runtime: Runtime,
     body: Annotated[DiscardIn | None, Body()] = None,
 ) -> DeadLetterOut:
-    _letter(runtime, letter_id)
+    await _letter(runtime, letter_id)
     reason = body.reason if body is not None else ""
     with as_problems(f"dead letter {letter_id}"):
-        letter = runtime.dead_letters.discard(letter_id, admin.user_id, reason)
+        letter = await runtime.in_store(
+            runtime.dead_letters.discard, letter_id, admin.user_id, reason
+        )
     return DeadLetterOut.of(letter)
 
 
@@ -140,7 +142,7 @@ async def discard_dead_letter(
     responses=TRANSITION_PROBLEMS,
 )
 async def archive_dead_letter(letter_id: UUID, admin: Admin, runtime: Runtime) -> DeadLetterOut:
-    _letter(runtime, letter_id)
+    await _letter(runtime, letter_id)
     with as_problems(f"dead letter {letter_id}"):
-        letter = runtime.dead_letters.archive(letter_id, admin.user_id)
+        letter = await runtime.in_store(runtime.dead_letters.archive, letter_id, admin.user_id)
     return DeadLetterOut.of(letter)

@@ -66,7 +66,7 @@ async def execution_events(
 ) -> StreamingResponse:
     view = owned(runtime, execution_id, principal)
     start = resume_point(last_event_id, after)
-    if start > runtime.last_version(execution_id):
+    if start > await runtime.last_version(execution_id):
         start = 0  # an id this execution never had: start from the beginning
     open_requests: OpenRequests = request.app.state.open_requests
     give_back = open_requests.streams.take(principal.user_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 from uuid import UUID
 
@@ -26,9 +27,9 @@ router = APIRouter(prefix="/api/v1/admin", tags=["replays"])
 CHANGES = ("pause_replay", "resume_replay", "cancel_replay")
 
 
-def _session(runtime: Codeexec, session_id: UUID) -> ReplaySession:
+async def _session(runtime: Codeexec, session_id: UUID) -> ReplaySession:
     try:
-        return runtime.replays.get(session_id)
+        return await runtime.in_store(runtime.replays.get, session_id)
     except LookupError:  # also for another kind of aggregate's id
         raise ApiProblem(404, f"no replay session {session_id}") from None
 
@@ -52,17 +53,21 @@ async def create_replay(
     if body.target_topic == DEAD_LETTERS:
         # The DLQ manager would take replayed events for parked messages and retry them.
         raise field_error("target_topic", "the dead-letter topic only takes parked messages")
-    end = runtime.store.max_position() if runtime.store is not None else 0
+    store = runtime.store
+    end = await runtime.in_store(store.max_position) if store is not None else 0
     if body.filters.until_position is not None and body.filters.until_position > end:
         raise field_error("filters.until_position", f"beyond the end of the store ({end})")
     try:
-        session = runtime.replays.create(
-            admin.user_id,
-            body.filters.domain(),
-            body.target_topic,
-            batch_size=body.batch_size,
-            rate_per_s=body.rate_per_s,
-            dry_run=body.dry_run,
+        session = await runtime.in_store(
+            partial(
+                runtime.replays.create,
+                admin.user_id,
+                body.filters.domain(),
+                body.target_topic,
+                batch_size=body.batch_size,
+                rate_per_s=body.rate_per_s,
+                dry_run=body.dry_run,
+            )
         )
     except InvalidReplay as error:
         message = str(error).removeprefix(f"{error.field}: ")
@@ -86,7 +91,7 @@ async def list_replays(
     wanted = set(state or ())
     found = [
         ReplayOut.of(s)
-        for s in reversed(runtime.replays.sessions())
+        for s in reversed(await runtime.in_store(runtime.replays.sessions))
         if not wanted or s.state.value in wanted
     ]
     return found[:limit]
@@ -103,13 +108,15 @@ async def list_replays(
     },
 )
 async def get_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> ReplayOut:
-    return ReplayOut.of(_session(runtime, session_id))
+    return ReplayOut.of(await _session(runtime, session_id))
 
 
-def _change(runtime: Codeexec, session_id: UUID, action: str, by: str) -> ReplayOut:
-    _session(runtime, session_id)
+async def _change(runtime: Codeexec, session_id: UUID, action: str, by: str) -> ReplayOut:
+    await _session(runtime, session_id)
     with as_problems(f"replay session {session_id}"):
-        session: ReplaySession = getattr(runtime.replays, action)(session_id, by)
+        session: ReplaySession = await runtime.in_store(
+            getattr(runtime.replays, action), session_id, by
+        )
     return ReplayOut.of(session)
 
 
@@ -124,7 +131,7 @@ TRANSITION_PROBLEMS = problem_responses(401, 403, 404, 409, 422)
     responses=TRANSITION_PROBLEMS,
 )
 async def pause_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> ReplayOut:
-    return _change(runtime, session_id, "pause", admin.user_id)
+    return await _change(runtime, session_id, "pause", admin.user_id)
 
 
 @router.post(
@@ -135,7 +142,7 @@ async def pause_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> Repl
     responses=TRANSITION_PROBLEMS,
 )
 async def resume_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> ReplayOut:
-    return _change(runtime, session_id, "resume", admin.user_id)
+    return await _change(runtime, session_id, "resume", admin.user_id)
 
 
 @router.post(
@@ -146,4 +153,4 @@ async def resume_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> Rep
     responses=TRANSITION_PROBLEMS,
 )
 async def cancel_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> ReplayOut:
-    return _change(runtime, session_id, "cancel", admin.user_id)
+    return await _change(runtime, session_id, "cancel", admin.user_id)

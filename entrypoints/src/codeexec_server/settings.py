@@ -29,6 +29,17 @@ def default_sandbox_kind() -> str:
     return os.environ.get("CODEEXEC_SANDBOX", "local")
 
 
+def _seconds(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {text!r}") from None
+    if not value >= 0:
+        raise ValueError(f"{name} must be a number of seconds, not {text!r}")
+    return value
+
+
 @dataclass
 class ServerSettings:
     """Everything `create_app` needs; `from_env` reads the CODEEXEC_* variables."""
@@ -54,6 +65,13 @@ class ServerSettings:
     """An event stream whose client takes longer than this to take one write is dropped."""
     allow_private_callbacks: bool = False
     """Judge0 callbacks may go to loopback and private addresses (off: public ones only)."""
+    # Read here rather than in from_env so that `codeexec serve` honours them too.
+    store_busy_timeout_s: float = field(
+        default_factory=lambda: _seconds("CODEEXEC_STORE_BUSY_TIMEOUT_S", 2.0)
+    )
+    shutdown_grace_s: float = field(
+        default_factory=lambda: _seconds("CODEEXEC_SHUTDOWN_GRACE_S", 10.0)
+    )
     max_limits: Limits = field(
         default_factory=lambda: Limits(
             wall_time_s=60.0,

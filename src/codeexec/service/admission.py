@@ -3,11 +3,17 @@ quota forbids before the request is recorded, keeping only an audit record of it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
-from codeexec.domain.admission import Refusal, RefusedSubmission, admit, lookback_s
+from codeexec.domain.admission import (
+    RecentSubmission,
+    Refusal,
+    RefusedSubmission,
+    admit,
+    lookback_s,
+)
 from codeexec.domain.aggregate import Cause
 from codeexec.domain.coordinator import UserLimits
 from codeexec.domain.model import RunSpec
@@ -38,19 +44,35 @@ class Admission:
     ) -> None:
         self._store, self._read_model, self._limits_for = store, read_model, limits_for
 
-    def check(self, user_id: str, spec: RunSpec, priority: int, digest: str, now: datetime) -> None:
-        """Return to admit; else record the refusal (digest and size only) and raise
-        AdmissionRefused."""
+    def refusal(
+        self,
+        user_id: str,
+        spec: RunSpec,
+        now: datetime,
+        pending: Sequence[RecentSubmission] = (),
+    ) -> Refusal | None:
+        """None to admit, else why not. Reads the read model only (on the event loop);
+        `pending` are the user's submissions on their way into the store, which it does
+        not show yet but which count."""
         limits = self._limits_for(user_id)
         since = now - timedelta(seconds=lookback_s(limits))
-        recent = self._read_model.recent_submissions(user_id, since)
-        refusal = admit(limits, recent, spec.payload_bytes, now)
-        if refusal is None:
-            return
+        recent = [*self._read_model.recent_submissions(user_id, since), *pending]
+        return admit(limits, recent, spec.payload_bytes, now)
+
+    def refuse(
+        self,
+        refusal: Refusal,
+        user_id: str,
+        spec: RunSpec,
+        priority: int,
+        digest: str,
+        now: datetime,
+    ) -> AdmissionRefused:
+        """Record the refusal (digest and size only; a store call) and return the error."""
         submission_id = uuid4()
         cause = Cause(now, submission_id, None)
         refused = RefusedSubmission.record(
             submission_id, user_id, spec, priority, digest, refusal, cause
         )
         self._store.record(refused.collect_events())
-        raise AdmissionRefused(refusal, submission_id)
+        return AdmissionRefused(refusal, submission_id)

@@ -10,7 +10,7 @@ from itertools import groupby
 from typing import Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import RecordConflictError, Tracking
+from eventsourcing.persistence import OperationalError, RecordConflictError, Tracking
 
 from codeexec.domain.aggregate import Cause
 from codeexec.domain.dead_letter import DeadLetter
@@ -28,6 +28,7 @@ from codeexec.ports.bus import (
 )
 from codeexec.ports.clock import Clock
 from codeexec.service.store import ExecutionStore
+from codeexec.service.store_thread import StoreBusy, StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,12 @@ not re-read a long stretch of events that needed nothing."""
 class Process(Protocol):
     """A role's decision logic. `handle` is synchronous and deterministic: it reads and
     changes aggregates through the unit of work, which commits with the tracking record.
+    It runs in the store thread (with the commit), so it may read the store; state it keeps
+    is that thread's, and anything for the event loop goes through `StoreThread.call_soon`.
     A process may set `tracks = False` when it writes nothing and rebuilds from the store
-    on start (an in-memory projection): recording its position would only cost writes."""
+    on start (an in-memory projection): recording its position would only cost writes.
+    Such a process is handled on the event loop, where its state is read, and must not
+    read the store."""
 
     group: str
     topics: tuple[str, ...]
@@ -80,6 +85,7 @@ class Consumer:
         store: ExecutionStore,
         process: Process,
         clock: Clock,
+        io: StoreThread,
         *,
         max_attempts: int = 3,
         retry_backoff_s: float = 0.01,
@@ -87,33 +93,46 @@ class Consumer:
         dead_letters: DeadLetterSink | None = None,
     ) -> None:
         self.bus, self.store, self.process, self.clock = bus, store, process, clock
+        self.io = io
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
         self.batch_size = batch_size
         self.dead_letters = dead_letters
         self._watermarks: dict[TopicPartition, int] = {}
         self._tracks: bool = getattr(process, "tracks", True)
+        self._on_loop = not self._tracks
         self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._polling = False
         self.processed = 0
 
     def _name(self, tp: TopicPartition) -> str:
         return f"{self.process.group}/{tp.topic}/{tp.partition}"
 
-    def _watermark(self, tp: TopicPartition) -> int:
+    async def _watermark(self, tp: TopicPartition) -> int:
         if tp not in self._watermarks:
-            self._watermarks[tp] = self.store.tracked(self._name(tp))
+            self._watermarks[tp] = await self.io.run(self.store.tracked, self._name(tp))
         return self._watermarks[tp]
 
     async def run(self) -> None:
+        self._task = asyncio.current_task()
         while not self._stopping.is_set():
             sub = await self.bus.subscribe(self.process.group, self.process.topics)
             try:
                 while not self._stopping.is_set():
-                    batch = await sub.poll(self.batch_size, timeout=0.5)
+                    self._polling = True
+                    try:
+                        batch = await sub.poll(self.batch_size, timeout=0.5)
+                    finally:
+                        self._polling = False
                     if batch:
                         await self._consume(sub, batch)
             except asyncio.CancelledError:
                 raise
+            except StoreBusy as busy:
+                log.warning("consumer %s waits for the store: %s", self.process.group, busy)
+                self._watermarks.clear()
+                await asyncio.sleep(self.retry_backoff_s * 10)
             except Exception:
                 # Leave the group without committing: the batch is redelivered.
                 log.exception("consumer %s failed; rejoining", self.process.group)
@@ -123,66 +142,124 @@ class Consumer:
                 await sub.close()
 
     def stop(self) -> None:
+        """Take no more messages: a batch in hand is finished (its effects recorded); a
+        wait for messages is cut short (nothing was taken, nothing is lost)."""
         self._stopping.set()
+        if self._polling and self._task is not None:
+            self._task.cancel()
 
     async def _consume(self, sub: Subscription, batch: list[Message]) -> None:
         offsets: dict[TopicPartition, int] = {}
+        parts: list[tuple[TopicPartition, list[Message]]] = []
         for (topic, partition), run in groupby(batch, key=lambda m: (m.topic, m.partition)):
             tp = TopicPartition(topic, partition)
             messages = list(run)
-            await self._consume_partition(tp, messages)
+            for message in messages:
+                if H_DEAD_LETTER in message.headers and H_REPLAY not in message.headers:
+                    await self._retried(message)
+            parts.append((tp, messages))
             offsets[tp] = messages[-1].offset + 1
-            # Handling is synchronous; between partitions, let requests and other roles in.
-            await asyncio.sleep(0)
-        await sub.commit(offsets)
-
-    async def _consume_partition(self, tp: TopicPartition, messages: Sequence[Message]) -> None:
-        fresh: list[Message] = []
-        watermark = self._watermark(tp)
-        for message in messages:
-            headers = message.headers
-            if H_REPLAY in headers:
-                continue  # a replay is never new work
-            if H_DEAD_LETTER in headers:
-                await self._retried(message)
-                continue
-            position = message.position
-            if position is not None and position > watermark:
-                fresh.append(message)
-        if not fresh:
-            return
-        last = fresh[-1].position
-        assert last is not None
-        wanted = [m for m in fresh if self.process.interested(m.headers.get(H_TYPE, ""))]
-        uow = UnitOfWork(self.store, self.clock.now())
-        track = self._tracks and (bool(wanted) or last - watermark >= TRACKING_STRIDE)
-        try:
-            for message in wanted:
-                uow.position = message.position
-                self.process.handle(decode(message), uow)
-            # Effects and position in one write: a redelivered batch changes nothing.
-            uow.commit(Tracking(self._name(tp), last) if track else None)
-        except Exception:
-            uow.rollback()
-            self.process.recover()
+        if self._on_loop:
+            for tp, _ in parts:
+                await self._watermark(tp)  # the store is read here, not on the loop below
+            failed = self._handle_partitions(parts)
+        else:
+            # Every partition in one store call (one commit each): one hand-over per batch.
+            failed = await self.io.run(self._handle_partitions, parts)
+        for tp, wanted, last in failed:
             for message in wanted:
                 assert message.position is not None
                 await self._one(message, Tracking(self._name(tp), message.position))
             self._watermarks.pop(tp, None)
             await self._skip_to(tp, last)
-            return
-        self.processed += len(wanted)
-        if track or not self._tracks:
-            self._watermarks[tp] = last
+        await sub.commit(offsets)
+
+    def _handle_partitions(
+        self, parts: Sequence[tuple[TopicPartition, Sequence[Message]]]
+    ) -> list[tuple[TopicPartition, list[Message], int]]:
+        """Handle each partition's new messages and commit their effects with its position
+        (a redelivered batch changes nothing). Returns the partitions whose batch failed,
+        to retry message by message. A busy store raises: nothing more is handled."""
+        failed: list[tuple[TopicPartition, list[Message], int]] = []
+        for tp, messages in parts:
+            watermark = self._watermarks.get(tp)
+            if watermark is None:
+                watermark = self._watermarks[tp] = self.store.tracked(self._name(tp))
+            fresh = [
+                m
+                for m in messages
+                if H_REPLAY not in m.headers  # a replay is never new work
+                and H_DEAD_LETTER not in m.headers
+                and m.position is not None
+                and m.position > watermark
+            ]
+            if not fresh:
+                continue
+            last = fresh[-1].position
+            assert last is not None
+            wanted = [m for m in fresh if self.process.interested(m.headers.get(H_TYPE, ""))]
+            track = self._tracks and (bool(wanted) or last - watermark >= TRACKING_STRIDE)
+            try:
+                uow = self._handle(wanted)
+                self._commit(uow, Tracking(self._name(tp), last) if track else None, None)
+            except OperationalError:
+                raise  # the store, not the messages: nothing was recorded for this partition
+            except Exception:
+                failed.append((tp, wanted, last))
+                continue
+            self.processed += len(wanted)
+            if track or not self._tracks:
+                self._watermarks[tp] = last
+        return failed
+
+    async def _apply(
+        self, messages: Sequence[Message], tracking: Tracking, resolves: UUID | None = None
+    ) -> None:
+        """Handle messages and commit what they changed with `tracking` in the store thread
+        (a process handled on the loop handles them here and only commits there)."""
+        if self._on_loop:
+            uow = self._handle(messages)
+            await self.io.run(self._commit, uow, tracking, resolves)
+        else:
+            await self.io.run(self._handle_and_commit, messages, tracking, resolves)
+
+    def _handle_and_commit(
+        self, messages: Sequence[Message], tracking: Tracking, resolves: UUID | None
+    ) -> None:
+        self._commit(self._handle(messages), tracking, resolves)
+
+    def _handle(self, messages: Sequence[Message]) -> UnitOfWork:
+        uow = UnitOfWork(self.store, self.clock.now())
+        try:
+            for message in messages:
+                uow.position = message.position
+                self.process.handle(decode(message), uow)
+        except Exception:
+            uow.rollback()
+            self.process.recover()
+            raise
+        return uow
+
+    def _commit(self, uow: UnitOfWork, tracking: Tracking | None, resolves: UUID | None) -> None:
+        try:
+            if resolves is not None:
+                letter = uow.get(DeadLetter, resolves)
+                if letter is not None:
+                    letter.resolve(Cause(uow.now, letter.correlation_id(), None))
+            uow.commit(tracking)
+        except Exception:
+            uow.rollback()
+            self.process.recover()
+            raise
 
     async def _skip_to(self, tp: TopicPartition, position: int) -> None:
-        if position <= self._watermark(tp):
+        if position <= await self._watermark(tp):
             return
         try:
-            self.store.record([], (), Tracking(self._name(tp), position))
+            await self.io.run(self.store.record, [], (), Tracking(self._name(tp), position))
         except RecordConflictError:
             pass  # someone (a previous member) already tracked further
-        self._watermarks[tp] = max(self._watermark(tp), position)
+        self._watermarks[tp] = max(await self._watermark(tp), position)
 
     async def _retried(self, message: Message) -> None:
         """A dead letter retried to its original topic: only the group that failed on it
@@ -198,30 +275,21 @@ class Consumer:
         self, message: Message, tracking: Tracking, resolves: UUID | None = None
     ) -> None:
         """Handle one message alone, retrying with backoff; park it if it keeps failing."""
-        if self.store.tracked(tracking.application_name) >= tracking.notification_id:
+        if await self._tracked(tracking):
             return
         error: BaseException | None = None
         for attempt in range(1, self.max_attempts + 1):
-            uow = UnitOfWork(self.store, self.clock.now())
-            uow.position = message.position
             try:
-                self.process.handle(decode(message), uow)
-                if resolves is not None:
-                    letter = uow.get(DeadLetter, resolves)
-                    if letter is not None:
-                        letter.resolve(Cause(uow.now, letter.correlation_id(), None))
-                uow.commit(tracking)
+                await self._apply([message], tracking, resolves)
                 self.processed += 1
                 return
+            except StoreBusy:
+                raise  # the store, not the message: leave the group and come back
             except RecordConflictError as conflict:
-                uow.rollback()
-                self.process.recover()
-                if self.store.tracked(tracking.application_name) >= tracking.notification_id:
+                if await self._tracked(tracking):
                     return  # processed by another member meanwhile
                 error = conflict
             except Exception as failure:
-                uow.rollback()
-                self.process.recover()
                 error = failure
             await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
         assert error is not None
@@ -234,4 +302,8 @@ class Consumer:
         )
         if self.dead_letters is not None:
             await self.dead_letters(self.process.group, message, error, self.max_attempts)
-        self.store.record([], (), tracking)
+        await self.io.run(self.store.record, [], (), tracking)
+
+    async def _tracked(self, tracking: Tracking) -> bool:
+        done = await self.io.run(self.store.tracked, tracking.application_name)
+        return bool(done >= tracking.notification_id)

@@ -31,6 +31,7 @@ from codeexec.ports.bus import (
 )
 from codeexec.ports.clock import Clock
 from codeexec.service.store import ExecutionStore
+from codeexec.service.store_thread import StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ def _origin(value: bytes) -> tuple[UUID, str, UUID]:
 
 class DeadLetterManager:
     """Consumes the DLQ topic into event-sourced dead letters, retries them on schedule,
-    and carries out admins' decisions. Every state change is an event in the store."""
+    and carries out admins' decisions. Every state change is an event in the store.
+    Its synchronous methods touch the store: call them in the store thread."""
 
     group = "dead-letter-manager"
 
@@ -79,10 +81,11 @@ class DeadLetterManager:
         store: ExecutionStore,
         bus: EventBus,
         clock: Clock,
+        io: StoreThread,
         config: DeadLetterConfig | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.store, self.bus, self.clock = store, bus, clock
+        self.store, self.bus, self.clock, self.io = store, bus, clock, io
         self.config = config or DeadLetterConfig()
         self.rng = rng or random.Random()
         self.ids: list[UUID] = []  # every dead letter, oldest first
@@ -107,9 +110,8 @@ class DeadLetterManager:
             try:
                 while not self._stopping.is_set():
                     batch = await sub.poll(100, timeout=0.2)
-                    for message in batch:
-                        self.receive(message)
                     if batch:
+                        await self.io.run(self._receive_all, batch)
                         last = batch[-1]
                         tp = TopicPartition(last.topic, last.partition)
                         await sub.commit({tp: last.offset + 1})
@@ -125,6 +127,10 @@ class DeadLetterManager:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def _receive_all(self, batch: list[Message]) -> None:
+        for message in batch:
+            self.receive(message)
 
     def receive(self, message: Message) -> None:
         """Record a parked message: a new dead letter, or a retry of one that failed again."""
@@ -183,32 +189,38 @@ class DeadLetterManager:
     # -- retries ------------------------------------------------------------------------------
 
     async def retry_due(self) -> int:
-        now = self.clock.now()
-        due = [
-            letter
+        due = await self.io.run(self._due, self.clock.now())
+        for letter_id in due:
+            try:
+                await self.retry(letter_id, by="auto")
+            except Exception:
+                # One letter that cannot be sent (its topic is gone...) must not stop the rest.
+                log.exception("automatic retry of dead letter %s failed", letter_id)
+        return len(due)
+
+    def _due(self, now: datetime) -> list[UUID]:
+        return [
+            letter.id
             for letter in self.open_letters()
             if letter.state is DeadLetterState.PARKED
             and letter.due_at is not None
             and letter.due_at <= now
         ]
-        for letter in due:
-            try:
-                await self.retry(letter.id, by="auto")
-            except Exception:
-                # One letter that cannot be sent (its topic is gone...) must not stop the rest.
-                log.exception("automatic retry of dead letter %s failed", letter.id)
-        return len(due)
 
     async def retry(self, letter_id: UUID, by: str) -> DeadLetter:
         """Republish to the original topic, addressed to the group that failed on it."""
+        letter, message = await self.io.ask(self._record_retry, letter_id, by)
+        await self.bus.publish([message])
+        return letter
+
+    def _record_retry(self, letter_id: UUID, by: str) -> tuple[DeadLetter, Message]:
         uow = UnitOfWork(self.store, self.clock.now())
         letter = self._get(uow, letter_id)
         letter.retry(Cause(uow.now, letter.correlation_id(), None), by)
         uow.commit()
-        await self._publish(letter)
-        return letter
+        return letter, self._message(letter)
 
-    async def _publish(self, letter: DeadLetter) -> None:
+    def _message(self, letter: DeadLetter) -> Message:
         parked = letter.parked
         assert parked is not None
         headers = dict(parked.headers)
@@ -219,17 +231,22 @@ class DeadLetterManager:
                 H_DL_ATTEMPT: str(letter.attempt),
             }
         )
-        await self.bus.publish(
-            [Message(parked.original_topic, parked.key, parked.payload, headers)]
-        )
+        return Message(parked.original_topic, parked.key, parked.payload, headers)
 
     async def _republish_in_flight(self) -> None:
         """A retry recorded but maybe never published (a crash between the two): send it
         again; the consumer handles each attempt at most once."""
-        for letter in self.open_letters():
-            if letter.state is DeadLetterState.RETRYING:
-                with suppress(Exception):
-                    await self._publish(letter)
+        messages = await self.io.run(self._in_flight)
+        for message in messages:
+            with suppress(Exception):
+                await self.bus.publish([message])
+
+    def _in_flight(self) -> list[Message]:
+        return [
+            self._message(letter)
+            for letter in self.open_letters()
+            if letter.state is DeadLetterState.RETRYING
+        ]
 
     # -- admin --------------------------------------------------------------------------------
 

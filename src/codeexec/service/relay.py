@@ -16,6 +16,7 @@ from codeexec.domain.events import DomainEvent, to_json
 from codeexec.domain.routing import topics_for
 from codeexec.ports.bus import H_CORRELATION, H_POSITION, H_SCHEMA, H_TYPE, EventBus, Message
 from codeexec.service.store import TOPIC_PREFIX, ExecutionStore
+from codeexec.service.store_thread import StoreThread
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,12 @@ class Relay:
         self,
         store: ExecutionStore,
         bus: EventBus,
+        io: StoreThread,
         *,
         batch_size: int = 1000,
         idle_poll_s: float = 0.05,
     ) -> None:
-        self.store, self.bus = store, bus
+        self.store, self.bus, self.io = store, bus, io
         self.batch_size = batch_size
         self.idle_poll_s = idle_poll_s
         self.position = 0
@@ -79,6 +81,7 @@ class Relay:
         # Events this process just recorded, so publishing them needs no read of the store.
         self._recent: deque[tuple[int, StoredEvent]] = deque(maxlen=10_000)
         self._wakeup = asyncio.Event()
+        self._drained = False
         self._stopping = asyncio.Event()
         self.published = 0
 
@@ -99,7 +102,7 @@ class Relay:
         self._recent.extend(zip(positions, stored, strict=True))
         self._wakeup.set()
 
-    def _next_batch(self) -> list[tuple[int, StoredEvent]]:
+    async def _next_batch(self) -> list[tuple[int, StoredEvent]]:
         """The next events in position order: from what this process recorded when they
         follow on without a gap, else (other writers, restarts) from the store."""
         recent = self._recent
@@ -111,19 +114,28 @@ class Relay:
             while recent and recent[0][0] == expected and len(batch) < self.batch_size:
                 batch.append(recent.popleft())
                 expected += 1
+            # All this process recorded is out: wait for the next write (or the idle
+            # poll, which reads the store for other writers) instead of reading now.
+            self._drained = not recent
             return batch
-        notes = self.store.process_recorder.select_notifications(self.position + 1, self.batch_size)
+        self._drained = False
+        notes = await self.io.run(
+            self.store.process_recorder.select_notifications, self.position + 1, self.batch_size
+        )
         return [(note.id, note) for note in notes]
 
     def stop(self) -> None:
         self._stopping.set()
         self._wakeup.set()
+
+    async def track_now(self) -> None:
+        """Record how far publishing got: a clean stop leaves nothing to republish."""
         self._tracked_time = 0.0
         with suppress(Exception):
-            self._track_positions()  # a clean stop leaves nothing to republish
+            await self._track_positions()
 
     async def run(self) -> None:
-        self.position = self.start_position()
+        self.position = await self.io.run(self.start_position)
         while not self._stopping.is_set():
             self._wakeup.clear()
             try:
@@ -134,17 +146,20 @@ class Relay:
                 log.exception("relay failed to publish; retrying")
                 await asyncio.sleep(0.5)
                 continue
-            if not sent:
+            if not sent or self._drained:
                 # Positions are recorded when idle (or every TRACK_EVERY events): after a
                 # crash a few events are published again, which consumers ignore.
-                self._track_positions()
+                try:
+                    await self._track_positions()
+                except Exception as error:
+                    log.warning("relay could not record its position: %s", error)
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), self.idle_poll_s)
                 except TimeoutError:
                     pass
 
     async def publish_once(self) -> int:
-        notes = self._next_batch()
+        notes = await self._next_batch()
         if not notes:
             return 0
         messages: list[Message] = []
@@ -165,25 +180,29 @@ class Relay:
         self.published += len(notes)
         if self.position - self._tracked_at >= TRACK_EVERY:
             self._tracked_time = 0.0
-            self._track_positions()
+            await self._track_positions()
         return len(notes)
 
-    def _track_positions(self) -> None:
+    async def _track_positions(self) -> None:
         now = time.monotonic()
         if now - self._tracked_time < TRACK_INTERVAL_S:
             return
         self._tracked_time = now
-        if self.position > self._tracked_at:
-            self._track(RELAY, self.position)
-            self._tracked_at = self.position
-        self._record_settled()
-
-    def _record_settled(self) -> None:
+        tracks: list[tuple[str, int]] = []
+        position = self.position
+        if position > self._tracked_at:
+            tracks.append((RELAY, position))
         settled = getattr(self.bus, "settled_position", None)
-        if settled is None:
-            return
-        lowest = settled()
-        self._track(RELAY + "/settled", self.position if lowest is None else lowest - 1)
+        if settled is not None:  # read on the loop, where the bus lives
+            lowest = settled()
+            tracks.append((RELAY + "/settled", position if lowest is None else lowest - 1))
+        if tracks:
+            await self.io.run(self._track_all, tracks)
+        self._tracked_at = max(self._tracked_at, position)
+
+    def _track_all(self, tracks: list[tuple[str, int]]) -> None:
+        for name, position in tracks:
+            self._track(name, position)
 
     def _track(self, name: str, position: int) -> None:
         if position > self.store.tracked(name):

@@ -15,6 +15,7 @@ from codeexec.ports.bus import H_POSITION, H_REPLAY, H_TYPE, EventBus, Message
 from codeexec.ports.clock import Clock
 from codeexec.service.relay import envelope_headers
 from codeexec.service.store import ExecutionStore
+from codeexec.service.store_thread import StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,11 @@ class InvalidReplay(ValueError):
 
 class ReplayService:
     """Runs sessions batch by batch: publish the batch, then record its progress. A pause
-    or a graceful stop takes effect between batches, so each event goes out once."""
+    or a graceful stop takes effect between batches, so each event goes out once.
+    Its synchronous methods touch the store: call them in the store thread."""
 
-    def __init__(self, store: ExecutionStore, bus: EventBus, clock: Clock) -> None:
-        self.store, self.bus, self.clock = store, bus, clock
+    def __init__(self, store: ExecutionStore, bus: EventBus, clock: Clock, io: StoreThread) -> None:
+        self.store, self.bus, self.clock, self.io = store, bus, clock, io
         self.ids: list[UUID] = []
         self._due: dict[UUID, float] = {}  # session -> loop time of its next batch (pacing)
         self._wakeup = asyncio.Event()
@@ -88,7 +90,7 @@ class ReplayService:
     def fold_session(self, session: ReplaySession) -> None:
         if session.id not in self.ids:
             self.ids.append(session.id)
-        self._wakeup.set()
+        self.io.call_soon(self._wakeup.set)
 
     def get(self, session_id: UUID) -> ReplaySession:
         session = self.store.load(ReplaySession, session_id)
@@ -106,7 +108,7 @@ class ReplayService:
             raise LookupError(f"replay session {session_id} not found")
         getattr(session, action)(Cause(uow.now, session.id, None), by)
         uow.commit()
-        self._wakeup.set()
+        self.io.call_soon(self._wakeup.set)
         return session
 
     def pause(self, session_id: UUID, by: str) -> ReplaySession:
@@ -149,52 +151,71 @@ class ReplayService:
 
     async def step(self, session_id: UUID) -> bool:
         """Replay one batch of a running session. Returns whether there was work."""
-        session = self.store.load(ReplaySession, session_id)
-        if session is None or session.finished or session.state.value != "running":
-            return False
         started = asyncio.get_running_loop().time()
-        end = session.filters.until_position
-        remaining = end - session.position
-        page = self.store.read_documents(session.position + 1, min(session.batch_size, remaining))
-        page = [(p, e, d) for p, e, d in page if p <= end] if remaining > 0 else []
-        selected = [(p, e, d) for p, e, d in page if matches(session.filters, p, e)]
+        batch = await self.io.run(self._next_batch, session_id)
+        if batch is None:
+            return False
+        last, read, matched, messages = batch
         sent = failed = 0
-        if selected and not session.dry_run:
-            messages = [
-                Message(
-                    session.target_topic,
-                    str(e.execution_id),
-                    document,
-                    {
-                        H_TYPE: e.type_name,
-                        H_POSITION: str(p),
-                        H_REPLAY: str(session.id),
-                        **envelope_headers(document),
-                    },
-                )
-                for p, e, document in selected
-            ]
+        if messages:
             try:
                 await self.bus.publish(messages)
                 sent = len(messages)
             except Exception:
                 log.exception("replay %s could not publish a batch", session_id)
                 failed = len(messages)
-        uow = UnitOfWork(self.store, self.clock.now())
-        current = uow.get(ReplaySession, session_id)
-        assert current is not None
-        if current.finished:
+        current = await self.io.run(self._progress, session_id, last, read, matched, sent, failed)
+        if current is None:
             return False
-        cause = Cause(uow.now, current.id, None)
-        position = page[-1][0] if page else end
-        if position > current.position:
-            current.progress(
-                cause, position, len(selected), sent, len(page) - len(selected), failed
-            )
-        if position >= end:
-            current.complete(cause)
-        uow.commit()
         self.published += sent
         if current.rate_per_s and sent:
             self._due[session_id] = started + sent / current.rate_per_s
         return True
+
+    def _next_batch(self, session_id: UUID) -> tuple[int | None, int, int, list[Message]] | None:
+        """The session's next page: its last position, how many events it holds and how
+        many matched, and the messages to publish (none in a dry run)."""
+        session = self.store.load(ReplaySession, session_id)
+        if session is None or session.finished or session.state.value != "running":
+            return None
+        end = session.filters.until_position
+        remaining = end - session.position
+        page = self.store.read_documents(session.position + 1, min(session.batch_size, remaining))
+        page = [(p, e, d) for p, e, d in page if p <= end] if remaining > 0 else []
+        selected = [(p, e, d) for p, e, d in page if matches(session.filters, p, e)]
+        messages = [
+            Message(
+                session.target_topic,
+                str(e.execution_id),
+                document,
+                {
+                    H_TYPE: e.type_name,
+                    H_POSITION: str(p),
+                    H_REPLAY: str(session.id),
+                    **envelope_headers(document),
+                },
+            )
+            for p, e, document in selected
+            if not session.dry_run
+        ]
+        last = page[-1][0] if page else None
+        return last, len(page), len(selected), messages
+
+    def _progress(
+        self, session_id: UUID, last: int | None, read: int, matched: int, sent: int, failed: int
+    ) -> ReplaySession | None:
+        """Record a published batch's progress (completing the session at its end)."""
+        uow = UnitOfWork(self.store, self.clock.now())
+        current = uow.get(ReplaySession, session_id)
+        assert current is not None
+        if current.finished:
+            return None
+        end = current.filters.until_position
+        cause = Cause(uow.now, current.id, None)
+        position = end if last is None else last
+        if position > current.position:
+            current.progress(cause, position, matched, sent, read - matched, failed)
+        if position >= end:
+            current.complete(cause)
+        uow.commit()
+        return current

@@ -22,6 +22,7 @@ from codeexec.domain.routing import EXECUTION_EVENTS
 from codeexec.domain.saga import ExecutionSaga, saga_id_for
 from codeexec.ports.clock import Clock
 from codeexec.service.store import ExecutionStore
+from codeexec.service.store_thread import StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,8 @@ class SagaOrchestrator:
         return [saga_id for saga_id, deadline in self.deadlines.items() if now >= deadline]
 
     def tick(self) -> int:
-        """Time out every execution whose saga passed its deadline. Returns how many."""
+        """Time out every execution whose saga passed its deadline. Returns how many.
+        (It reads and writes the store: call it in the store thread.)"""
         now = self.clock.now()
         count = 0
         for saga_id in self.overdue(now):
@@ -108,7 +110,9 @@ class SagaOrchestrator:
                 continue
             execution = uow.get(Execution, saga.execution_id)
             assert execution is not None
-            saga.on_deadline(execution, Cause(now, execution.correlation_id, None))
+            # The output it recorded stays in the result (a lost run's last words).
+            recorded = () if execution.is_terminal else self.store.events_of(execution.id)
+            saga.on_deadline(execution, Cause(now, execution.correlation_id, None), recorded)
             try:
                 uow.commit()
                 count += 1
@@ -118,9 +122,13 @@ class SagaOrchestrator:
             self.deadlines[saga_id] = now + timedelta(seconds=5)
         return count
 
-    async def run_timer(self, interval_s: float = 0.25) -> None:
+    async def run_timer(self, io: StoreThread, interval_s: float = 0.25) -> None:
         while not self._stopping.is_set():
-            self.tick()
+            try:
+                await io.run(self.tick)
+            except Exception as error:
+                # A busy store must not end the timer: the deadlines are checked again.
+                log.warning("saga timer could not run: %s", error)
             try:
                 await asyncio.wait_for(self._stopping.wait(), interval_s)
             except TimeoutError:

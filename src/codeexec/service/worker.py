@@ -21,6 +21,7 @@ from codeexec.ports.sandbox import (
     SandboxRun,
 )
 from codeexec.service.store import ExecutionStore
+from codeexec.service.store_thread import StoreBusy, StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ OUTPUT_FLUSH_S = 0.02
 
 class WorkerProcess:
     """Records `ExecutionStarted` atomically with the task's tracking before the sandbox
-    starts: a redelivered task finds the execution running and never starts it again."""
+    starts: a redelivered task finds the execution running and never starts it again.
+    `handle` runs in the store thread; runs and sandboxes live on the event loop."""
 
     topics: tuple[str, ...] = (EXECUTION_TASKS,)
 
@@ -39,11 +41,12 @@ class WorkerProcess:
         store: ExecutionStore,
         sandbox: Sandbox,
         clock: Clock,
+        io: StoreThread,
         worker_id: str = "worker",
         on_finished: Callable[[UUID], None] | None = None,
     ) -> None:
         self.group = worker_id
-        self.store, self.sandbox, self.clock = store, sandbox, clock
+        self.store, self.sandbox, self.clock, self.io = store, sandbox, clock, io
         self.worker_id = worker_id
         self._on_finished = on_finished
         self.runs: dict[str, asyncio.Task[None]] = {}
@@ -69,13 +72,15 @@ class WorkerProcess:
             # The task names the execution; its spec is stored once, with the request.
             spec = execution.spec
             assert spec is not None
-            uow.later(lambda: self._launch(event.execution_id, event.sandbox_id, spec))
+            uow.later(
+                lambda: self.io.call_soon(self._launch, event.execution_id, event.sandbox_id, spec)
+            )
         elif isinstance(event, SandboxStopRequested):
-            uow.later(lambda: self._stop(event.sandbox_id))
+            uow.later(lambda: self.io.call_soon(self._stop, event.sandbox_id))
 
     def abandon_lost_runs(self, execution_ids: Iterable[UUID]) -> int:
         """After a restart: runs this worker started died with it; record them as failed
-        (never run again: user code runs at most once)."""
+        (never run again: user code runs at most once), keeping the output they recorded."""
         if self.sandbox.runs_survive_restart:
             return 0
         lost = 0
@@ -87,7 +92,14 @@ class WorkerProcess:
                 and execution.worker_id == self.worker_id
                 and sandbox_id_for(execution_id) not in self._active
             ):
-                self._finish(execution_id, lambda e, c: e.fail(c, "sandbox lost: worker restarted"))
+                recorded = self.store.events_of(execution_id)
+
+                def lose(
+                    execution: Execution, cause: Cause, recorded: Iterable[DomainEvent] = recorded
+                ) -> None:
+                    execution.lose(cause, "sandbox lost: worker restarted", recorded)
+
+                self._finish(execution_id, lose)
                 lost += 1
         return lost
 
@@ -110,7 +122,7 @@ class WorkerProcess:
                 return
             except SandboxError as refused:
                 reason = str(refused)
-                self._finish(execution_id, lambda e, c: e.fail(c, reason))
+                await self._record(execution_id, lambda e, c: e.fail(c, reason))
                 return
             self._active[sandbox_id] = run
             if sandbox_id in self._stop_requested:
@@ -123,11 +135,11 @@ class WorkerProcess:
                     execution.record_output(cause, stream, data, stage)
                 execution.finish(cause, result)
 
-            self._finish(execution_id, finish)
+            await self._record(execution_id, finish)
         except Exception as failure:
             log.exception("run of %s failed inside the platform", execution_id)
             message = f"internal error: {failure!r}"
-            self._finish(execution_id, lambda e, c: e.fail(c, message))
+            await self._record(execution_id, lambda e, c: e.fail(c, message))
         finally:
             self._active.pop(sandbox_id, None)
             self._stop_requested.discard(sandbox_id)
@@ -157,17 +169,34 @@ class WorkerProcess:
                         flush_at = loop.time() + OUTPUT_FLUSH_S
                     next_chunk = asyncio.ensure_future(anext(chunks))
                 if flush_at is not None and loop.time() >= flush_at and pending:
-                    self._record_output(execution_id, pending)
+                    await self._record_output(execution_id, pending)
                     pending, flush_at = [], None
         finally:
             next_chunk.cancel()
 
-    def _record_output(self, execution_id: UUID, chunks: list[OutputChunk]) -> None:
+    async def _record_output(self, execution_id: UUID, chunks: list[OutputChunk]) -> None:
         def record(execution: Execution, cause: Cause) -> None:
             for stream, stage, data in _coalesce(chunks):
                 execution.record_output(cause, stream, data, stage)
 
-        self._finish(execution_id, record, require_running=True)
+        await self._record(execution_id, record, require_running=True)
+
+    async def _record(
+        self,
+        execution_id: UUID,
+        change: Callable[[Execution, Cause], None],
+        require_running: bool = False,
+    ) -> None:
+        """`_finish` in the store thread; a busy store is waited out, never a lost outcome."""
+        delay = 0.05
+        while True:
+            try:
+                await self.io.run(self._finish, execution_id, change, require_running)
+                return
+            except StoreBusy as busy:
+                log.warning("recording %s waits for the store: %s", execution_id, busy)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def _finish(
         self,
@@ -192,11 +221,25 @@ class WorkerProcess:
                 log.warning("conflict recording %s; retrying", execution_id, exc_info=True)
         log.error("could not record the outcome of %s", execution_id)
 
+    async def drain(self, grace_s: float) -> int:
+        """Let the runs in progress finish for up to `grace_s`; returns how many still run.
+        (Call it once this worker takes no new tasks.)"""
+        runs = list(self.runs.values())
+        if runs and grace_s > 0:
+            await asyncio.wait(runs, timeout=grace_s)
+        return sum(not task.done() for task in runs)
+
     async def close(self) -> None:
-        for sandbox_id in list(self._active):
-            await self.sandbox.stop(sandbox_id)
-        for task in list(self.runs.values()):
+        """Abandon the runs still in progress: nothing more is recorded for them (the next
+        start reports them lost, with their output so far), and their sandboxes are killed."""
+        active = list(self._active)
+        tasks = list(self.runs.values())
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        for sandbox_id in active:
+            await self.sandbox.stop(sandbox_id)
 
 
 def _coalesce(chunks: list[OutputChunk]) -> list[tuple[Stream, str, bytes]]:

@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from codeexec.data_dir import private_dir, private_file
+
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
 class Judge0Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        private_file(path)  # 0600 before SQLite opens it; its -wal and -shm take this mode
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
