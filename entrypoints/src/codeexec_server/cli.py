@@ -9,11 +9,12 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
-from codeexec.runtime import DataDirInUse, lock_data_dir
+from codeexec.runtime import DataDirInUse, StoreUnreadable, check_store, lock_data_dir
 from codeexec_server import cli_dlq, cli_replay
 from codeexec_server.cli_client import ApiClient, ServerError
 from codeexec_server.cli_run import (
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 EXIT_DATA_DIR_IN_USE = 73  # EX_CANTCREAT
+EXIT_STORE_UNREADABLE = 74  # EX_IOERR: the event store or key store is corrupt or unreadable
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -107,6 +109,11 @@ def _serve(args: argparse.Namespace) -> int:
     except DataDirInUse as error:
         print(f"codeexec: {error}", file=sys.stderr)
         return EXIT_DATA_DIR_IN_USE
+    try:  # a corrupt store fails here, in one line, not after "serving on"
+        check_store(args.data_dir)
+    except StoreUnreadable as error:
+        print(f"codeexec: {error}", file=sys.stderr)
+        return EXIT_STORE_UNREADABLE
     settings = ServerSettings(
         data_dir=args.data_dir,
         sandbox=args.sandbox,
@@ -114,8 +121,14 @@ def _serve(args: argparse.Namespace) -> int:
         allow_anonymous=args.allow_anonymous,
         allow_private_callbacks=args.allow_private_callbacks,
     )
-    keystore = KeyStore.in_data_dir(settings.data_dir)
-    if keystore.is_empty():
+    try:
+        keystore = KeyStore.in_data_dir(settings.data_dir)
+        empty = keystore.is_empty()
+    except sqlite3.DatabaseError as error:
+        path = settings.data_dir / "keys.sqlite3"
+        print(f"codeexec: the key store {path} cannot be read: {error}", file=sys.stderr)
+        return EXIT_STORE_UNREADABLE
+    if empty:
         key = keystore.create("admin", "admin")
         print(f"Created the first admin key (shown once, keep it): {key}", flush=True)
     keystore.close()
