@@ -159,32 +159,9 @@ class Consumer:
                     await self._retried(message)
             parts.append((tp, messages))
             offsets[tp] = messages[-1].offset + 1
-        if self._on_loop:
-            for tp, _ in parts:
-                await self._watermark(tp)  # the store is read here, not on the loop below
-            failed = self._handle_partitions(parts)
-        else:
-            # Every partition in one store call (one commit each): one hand-over per batch.
-            failed = await self.io.run(self._handle_partitions, parts)
-        for tp, wanted, last in failed:
-            for message in wanted:
-                assert message.position is not None
-                await self._one(message, Tracking(self._name(tp), message.position))
-            self._watermarks.pop(tp, None)
-            await self._skip_to(tp, last)
-        await sub.commit(offsets)
-
-    def _handle_partitions(
-        self, parts: Sequence[tuple[TopicPartition, Sequence[Message]]]
-    ) -> list[tuple[TopicPartition, list[Message], int]]:
-        """Handle each partition's new messages and commit their effects with its position
-        (a redelivered batch changes nothing). Returns the partitions whose batch failed,
-        to retry message by message. A busy store raises: nothing more is handled."""
-        failed: list[tuple[TopicPartition, list[Message], int]] = []
+        plan: list[tuple[TopicPartition, list[Message], int, bool]] = []
         for tp, messages in parts:
-            watermark = self._watermarks.get(tp)
-            if watermark is None:
-                watermark = self._watermarks[tp] = self.store.tracked(self._name(tp))
+            watermark = await self._watermark(tp)
             fresh = [
                 m
                 for m in messages
@@ -199,6 +176,31 @@ class Consumer:
             assert last is not None
             wanted = [m for m in fresh if self.process.interested(m.headers.get(H_TYPE, ""))]
             track = self._tracks and (bool(wanted) or last - watermark >= TRACKING_STRIDE)
+            if wanted or track:  # else nothing to do or record: no hand-over at all
+                plan.append((tp, wanted, last, track))
+        if not plan:
+            failed = []
+        elif self._on_loop:
+            failed = self._handle_partitions(plan)
+        else:
+            # Every partition in one store call (one commit each): one hand-over per batch.
+            failed = await self.io.run(self._handle_partitions, plan)
+        for tp, wanted, last in failed:
+            for message in wanted:
+                assert message.position is not None
+                await self._one(message, Tracking(self._name(tp), message.position))
+            self._watermarks.pop(tp, None)
+            await self._skip_to(tp, last)
+        await sub.commit(offsets)
+
+    def _handle_partitions(
+        self, plan: Sequence[tuple[TopicPartition, list[Message], int, bool]]
+    ) -> list[tuple[TopicPartition, list[Message], int]]:
+        """Handle each partition's wanted messages and commit their effects with its
+        position (a redelivered batch changes nothing). Returns the partitions whose batch
+        failed, to retry message by message. A busy store raises: nothing more is handled."""
+        failed: list[tuple[TopicPartition, list[Message], int]] = []
+        for tp, wanted, last, track in plan:
             try:
                 uow = self._handle(wanted)
                 self._commit(uow, Tracking(self._name(tp), last) if track else None, None)
