@@ -27,7 +27,13 @@ from codeexec.domain.admission import RecentSubmission, Refusal
 from codeexec.domain.aggregate import Cause
 from codeexec.domain.coordinator import CoordinatorConfig, QueueStatus
 from codeexec.domain.dead_letter import DeadLetterConfig
-from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent, ExecutionRequested
+from codeexec.domain.events import (
+    TERMINAL_EVENT_TYPES,
+    DomainEvent,
+    ExecutionRequested,
+    ExecutionStarted,
+    SandboxStopRequested,
+)
 from codeexec.domain.execution import Execution
 from codeexec.domain.model import RunSpec, request_digest
 from codeexec.domain.routing import TOPICS
@@ -206,6 +212,7 @@ class Codeexec:
         self._replay_task: asyncio.Task[None] | None = None
         self._lock: IO[str] | None = None
         self._listeners: list[Callable[[Sequence[DomainEvent]], None]] = []
+        self._local_worker = False  # the worker role runs in this process
         # Per user, submissions on their way into the store: admission counts them.
         self._submitting: dict[str, list[RecentSubmission]] = {}
 
@@ -258,7 +265,7 @@ class Codeexec:
             store, self.read_model, lambda user: self.coordinator.policy.config.limits_for(user)
         )
         try:
-            await io.run(self._fold_history, store)
+            started = await io.run(self._fold_history, store)
         except (sqlite3.DatabaseError, PersistenceError) as error:
             raise StoreUnreadable(self._store_name(), str(error)) from error
         self.relay = Relay(store, self.bus, io)
@@ -286,6 +293,7 @@ class Codeexec:
             task = self._spawn(consumer.run(), process.group)
             if process is self.worker:
                 self._worker = consumer, task
+                self._local_worker = True
         if "relay" in roles:
             self._spawn(self.relay.run(), "relay")
         if "saga" in roles:
@@ -295,25 +303,35 @@ class Codeexec:
         if "replay" in roles:
             self._replay_task = self._spawn(self.replays.run(), "replay")
         # Queued in the store thread before any role's first batch, so it runs first.
-        await io.run(self._recover_in_flight, store, roles)
+        await io.run(self._recover_in_flight, store, roles, started)
         self.started = True
 
     def _store_name(self) -> str:
         data_dir = self.settings.data_dir
         return str(data_dir / EVENTS_FILE) if data_dir is not None else "in memory"
 
-    def _fold_history(self, store: ExecutionStore) -> None:
+    def _fold_history(self, store: ExecutionStore) -> list[UUID]:
+        """Rebuild every role's state; returns the executions started and not ended."""
+        started: dict[UUID, None] = {}
         for position, event in store.read_all():
             self.coordinator.fold(event)
             self.saga.fold(event)
             self.read_model.apply(event, position)
             self.dead_letters.fold(event)
             self.replays.fold(event)
+            if isinstance(event, ExecutionStarted):
+                started[event.execution_id] = None
+            elif isinstance(event, TERMINAL_EVENT_TYPES):
+                started.pop(event.execution_id, None)
+        return list(started)
 
-    def _recover_in_flight(self, store: ExecutionStore, roles: frozenset[str]) -> None:
+    def _recover_in_flight(
+        self, store: ExecutionStore, roles: frozenset[str], started: list[UUID]
+    ) -> None:
         if "worker" in roles:
-            running = [saga.execution_id for saga in self.saga.active(store)]
-            self.worker.abandon_lost_runs(running)
+            # A run may have started before its saga began: both lists count.
+            sagas = [saga.execution_id for saga in self.saga.active(store)]
+            self.worker.abandon_lost_runs(dict.fromkeys([*started, *sagas]))
         if "coordinator" in roles:
             uow = UnitOfWork(store, self.clock.now())
             self.coordinator.decide_undecided(uow)
@@ -362,6 +380,11 @@ class Codeexec:
             if not isinstance(event, ExecutionRequested):
                 self.read_model.apply(event)
             self.feed.notify(event.execution_id)
+            if self._local_worker and isinstance(event, SandboxStopRequested):
+                # Straight to the worker too (its task follows; stopping twice is harmless):
+                # while a stop drains the runs, the worker takes no more tasks, yet a cancel
+                # or a time-out must still stop its run.
+                self.worker.stop_sandbox(event.sandbox_id)
         for listener in self._listeners:
             listener(events)
 
@@ -404,7 +427,7 @@ class Codeexec:
                 await task
         self._tasks.clear()
         self._consumers.clear()
-        self._worker = None
+        self._worker, self._local_worker = None, False
         io, store = self._io, self.store
         if io is not None:
             if store is not None and hasattr(self, "relay"):

@@ -9,7 +9,7 @@ from pathlib import Path
 from codeexec.adapters.fake_sandbox import FakeSandbox
 from codeexec.domain.model import Limits, RunSpec, SourceFile
 from codeexec.ports.clock import ManualClock
-from codeexec.runtime import Codeexec
+from codeexec.runtime import ALL_ROLES, Codeexec
 from tests.unit.factories import runtime, script
 
 
@@ -83,3 +83,16 @@ async def test_a_stop_lets_running_runs_finish_within_the_grace(tmp_path: Path) 
     async with runtime(FakeSandbox(), data_dir=tmp_path) as cx:
         done = await cx.wait(view.id, timeout=5)
     assert (done.status, done.stdout) == ("succeeded", b"a\nb\n")
+
+
+async def test_a_run_that_started_before_its_saga_began_is_still_reported_lost(
+    tmp_path: Path,
+) -> None:
+    # The worker recorded the start, but the server died before the saga took its turn.
+    no_saga = ALL_ROLES - {"saga", "saga-timer"}
+    async with runtime(data_dir=tmp_path, roles=no_saga, shutdown_grace_s=0) as cx:
+        view = await cx.submit("alice", script("out begun\nhang"))
+        await outputs_recorded(cx, view.id, 1)
+    async with runtime(data_dir=tmp_path) as cx:
+        lost = await cx.wait(view.id, timeout=5)
+    assert (lost.status, lost.stdout) == ("internal_error", b"begun\n")

@@ -76,7 +76,7 @@ class WorkerProcess:
                 lambda: self.io.call_soon(self._launch, event.execution_id, event.sandbox_id, spec)
             )
         elif isinstance(event, SandboxStopRequested):
-            uow.later(lambda: self.io.call_soon(self._stop, event.sandbox_id))
+            uow.later(lambda: self.io.call_soon(self.stop_sandbox, event.sandbox_id))
 
     def abandon_lost_runs(self, execution_ids: Iterable[UUID]) -> int:
         """After a restart: runs this worker started died with it; record them as failed
@@ -108,7 +108,8 @@ class WorkerProcess:
         self.runs[sandbox_id] = task
         task.add_done_callback(lambda _: self.runs.pop(sandbox_id, None))
 
-    def _stop(self, sandbox_id: str) -> None:
+    def stop_sandbox(self, sandbox_id: str) -> None:
+        """Kill a run's sandbox (now, or as soon as it starts); on the event loop."""
         self._stop_requested.add(sandbox_id)
         if sandbox_id in self._active:
             asyncio.get_running_loop().create_task(self.sandbox.stop(sandbox_id))
