@@ -1,0 +1,113 @@
+"""ExecutionStore on eventsourcing's PostgreSQL module, end to end against a real server."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from codeexec.domain.aggregate import Cause
+from codeexec.domain.events import ExecutionQueued, ExecutionRequested
+from codeexec.domain.execution import Execution
+from codeexec.service.store import ExecutionStore
+from codeexec.service.store_config import PostgresParams, store_config
+from tests.unit.factories import script
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def open_store(params: PostgresParams) -> ExecutionStore:
+    config = store_config("postgres", environ=params.env())
+    return ExecutionStore(config.env)
+
+
+def requested(user: str = "alice") -> Execution:
+    execution_id = uuid.uuid4()
+    return Execution.request(execution_id, user, script("out hi"), Cause(NOW, execution_id, None))
+
+
+def test_store_config_chooses_eventsourcings_postgres_module(postgres: PostgresParams) -> None:
+    store = open_store(postgres)
+    assert type(store.factory).__module__ == "eventsourcing.postgres"
+    store.close()
+
+
+def test_events_and_tracking_are_recorded_together_and_read_in_order(
+    postgres: PostgresParams,
+) -> None:
+    store = open_store(postgres)
+    executions = [requested() for _ in range(5)]
+    positions: list[int] = []
+    for n, execution in enumerate(executions, start=1):
+        execution.queue(Cause(NOW, execution.id, None), n)
+        positions += store.record(execution.collect_events(), [], Tracking("coordinator/p0", n))
+    assert positions == sorted(positions) and len(positions) == 10
+    assert store.tracked("coordinator/p0") == 5
+    read = store.read(1, 100)
+    assert [p for p, _ in read] == positions
+    assert [type(e) for _, e in read] == [ExecutionRequested, ExecutionQueued] * 5
+    # A batch whose tracking was recorded before records nothing: exactly-once effects.
+    again = requested()
+    with pytest.raises(IntegrityError):
+        store.record(again.collect_events(), [], Tracking("coordinator/p0", 5))
+    assert store.load(Execution, again.id) is None
+    assert store.max_position() == positions[-1]
+    store.close()
+
+
+def test_events_of_pages_through_one_execution(postgres: PostgresParams) -> None:
+    store = open_store(postgres)
+    execution = requested()
+    cause = Cause(NOW, execution.id, None)
+    execution.queue(cause, 1)
+    execution.schedule(cause)
+    execution.start(cause, "w1")
+    for n in range(6):
+        execution.record_output(cause, "stdout", f"line {n}\n".encode(), "run")
+    store.record(execution.collect_events())
+    versions: list[int] = []
+    after = 0
+    while page := store.events_of(execution.id, after, limit=4):
+        versions += [e.aggregate_version for e in page]
+        after = page[-1].aggregate_version
+    assert versions == list(range(1, 11))
+    loaded = store.load(Execution, execution.id)
+    assert loaded is not None and loaded.version == 10 and loaded.output_seq == 6
+    store.close()
+
+
+def test_two_writers_of_one_aggregate_exactly_one_wins(postgres: PostgresParams) -> None:
+    first, second = open_store(postgres), open_store(postgres)
+    execution = requested()
+    first.record(execution.collect_events())
+    copies = [first.load(Execution, execution.id), second.load(Execution, execution.id)]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def write(store: ExecutionStore, copy: Execution | None, depth: int) -> None:
+        assert copy is not None
+        copy.queue(Cause(NOW, copy.id, None), depth)
+        barrier.wait()
+        try:
+            store.record(copy.collect_events())
+            outcomes.append("won")
+        except IntegrityError:
+            outcomes.append("lost")
+
+    threads = [
+        threading.Thread(target=write, args=(store, copy, n))
+        for n, (store, copy) in enumerate(zip((first, second), copies, strict=True))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["lost", "won"]
+    assert [e.aggregate_version for e in first.events_of(execution.id)] == [1, 2]
+    first.close()
+    second.close()

@@ -1,0 +1,51 @@
+"""CODEEXEC_STORE picks the event store's persistence module; an exported one is honoured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codeexec.service.store_config import StoreConfigError, store_config
+
+PG = {"POSTGRES_DBNAME": "cx", "POSTGRES_HOST": "db.internal", "POSTGRES_PASSWORD": "s3cret"}
+
+
+def test_without_settings_memory_or_sqlite_in_the_data_dir(tmp_path: Path) -> None:
+    assert store_config(environ={}).env == {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    config = store_config(data_dir=tmp_path, environ={})
+    assert config.kind == "sqlite"
+    assert config.env["PERSISTENCE_MODULE"] == "codeexec.adapters.sqlite_store"
+    assert config.env["SQLITE_DBNAME"] == str(tmp_path / "events.sqlite3")
+
+
+def test_postgres_uses_eventsourcings_module_and_variables() -> None:
+    config = store_config(environ={"CODEEXEC_STORE": "postgres", **PG})
+    assert config.kind == "postgres"
+    assert config.env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert config.env["POSTGRES_HOST"] == "db.internal"
+    assert config.env["POSTGRES_PORT"] == "5432"
+    assert config.postgres is not None and config.postgres.password == "s3cret"
+
+
+def test_an_exported_persistence_module_is_honoured(tmp_path: Path) -> None:
+    environ = {"PERSISTENCE_MODULE": "codeexec_mongo.store", "CODEEXEC_STORE": "sqlite"}
+    config = store_config(data_dir=tmp_path, environ=environ)
+    assert config.env == {"PERSISTENCE_MODULE": "codeexec_mongo.store"}
+    assert config.kind == "sqlite"  # read model and keys stay in the data dir
+    inferred = store_config(environ={"PERSISTENCE_MODULE": "eventsourcing.postgres", **PG})
+    assert inferred.kind == "postgres"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"CODEEXEC_STORE": "oracle"}, "CODEEXEC_STORE must be one of memory, sqlite, postgres"),
+        ({"CODEEXEC_STORE": "sqlite"}, "needs a data dir"),
+        ({"CODEEXEC_STORE": "postgres"}, "needs POSTGRES_DBNAME and POSTGRES_HOST"),
+        ({"CODEEXEC_STORE": "postgres", **PG, "POSTGRES_PORT": "x"}, "POSTGRES_PORT"),
+    ],
+)
+def test_bad_store_settings_name_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(StoreConfigError, match=message):
+        store_config(environ=environ)
