@@ -75,20 +75,25 @@ class PostgresParams:
             env["POSTGRES_SCHEMA"] = self.schema
         return env
 
-    def connect_kwargs(self) -> dict[str, object]:
-        """Keyword arguments for `psycopg.connect`, tables found in `schema` first."""
-        kwargs: dict[str, object] = {
+    def conninfo(self) -> str:
+        """A libpq connection string (for psycopg), tables found in `schema` first."""
+        parts = {
             "dbname": self.dbname,
             "host": self.host,
-            "port": self.port,
+            "port": str(self.port),
             "user": self.user,
-            "connect_timeout": 10,
+            "connect_timeout": "10",
         }
         if self.password:
-            kwargs["password"] = self.password
+            parts["password"] = self.password
         if self.schema:
-            kwargs["options"] = f"-c search_path={self.schema}"
-        return kwargs
+            parts["options"] = f"-c search_path={self.schema}"
+        return " ".join(f"{key}={_quoted(value)}" for key, value in parts.items())
+
+
+def _quoted(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
 
 
 @dataclass(frozen=True)

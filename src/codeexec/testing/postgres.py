@@ -32,30 +32,32 @@ def server_params(dbname: str = "postgres") -> PostgresParams:
     )
 
 
-def _admin(sql: str) -> None:
+def _admin(statement: str, name: str) -> None:
     import psycopg
+    from psycopg import sql
 
-    with psycopg.connect(**server_params().connect_kwargs(), autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+    with psycopg.connect(server_params().conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL(statement).format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[PostgresParams]:
     """A database of its own for this test session, dropped afterwards."""
     name = f"codeexec_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    _admin(f'CREATE DATABASE "{name}"')
+    _admin("CREATE DATABASE {}", name)
     try:
         yield server_params(name)
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
 
 
 @pytest.fixture
 def postgres(postgres_database: PostgresParams) -> Iterator[PostgresParams]:
     """A fresh schema in the session's database: each test starts with no tables."""
     import psycopg
+    from psycopg import sql
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(**postgres_database.connect_kwargs(), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[arg-type]
+    with psycopg.connect(postgres_database.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     yield replace(postgres_database, schema=schema)
