@@ -8,23 +8,11 @@ from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
+from eventsourcing.persistence import Tracking
+
+from codeexec.adapters.execution_fold import fold, is_new, new_view, shown
 from codeexec.domain.admission import RecentSubmission
-from codeexec.domain.events import (
-    DomainEvent,
-    ExecutionCancelled,
-    ExecutionCancelRequested,
-    ExecutionCompleted,
-    ExecutionFailed,
-    ExecutionOutput,
-    ExecutionQueued,
-    ExecutionRejected,
-    ExecutionRequested,
-    ExecutionScheduled,
-    ExecutionStarted,
-    ExecutionTimedOut,
-)
-from codeexec.domain.execution import state_after, status_of
-from codeexec.domain.model import RunResult
+from codeexec.domain.events import DomainEvent, ExecutionRequested
 from codeexec.ports.read_model import ExecutionQuery, ExecutionReadModel, ExecutionView, Page
 
 
@@ -34,69 +22,48 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
         self._by_user: dict[str, list[UUID]] = {}
         self._all: list[UUID] = []
         self._counts: Counter[str] = Counter()
+        self._tracking: dict[str, int] = {}
 
     def apply(self, event: DomainEvent, position: int | None = None) -> ExecutionView | None:
-        if event.aggregate_id != event.execution_id:
-            return None  # saga events do not change what users see
+        if not shown(event):
+            return None
         view = self._views.get(event.execution_id)
         if isinstance(event, ExecutionRequested):
             if view is not None:
                 return view
-            view = ExecutionView(
-                id=event.execution_id,
-                user_id=event.user_id,
-                language=event.spec.language,
-                version=event.spec.version,
-                priority=event.priority,
-                state="requested",
-                status="requested",
-                created_at=event.time,
-                updated_at=event.time,
-                seq=position if position is not None else self._next_seq(),
-                idempotency_key=event.idempotency_key,
-                payload_bytes=event.spec.payload_bytes,
-            )
+            view = new_view(event, position if position is not None else self._next_seq())
             self._views[view.id] = view
             self._insert(self._by_user.setdefault(view.user_id, []), view)
             self._insert(self._all, view)
             self._counts["requested"] += 1
-        elif view is None or event.aggregate_version <= view.version_seen:
+        elif view is None or not is_new(view, event):
             return view
-        view.version_seen = event.aggregate_version
-        view.updated_at = event.time
-        view.events += 1
-        after = state_after(event)
-        new_state = after.value if after is not None else None
-        if isinstance(event, ExecutionQueued):
-            view.queued_at = event.time
-        elif isinstance(event, ExecutionScheduled):
-            view.scheduled_at = event.time
-        elif isinstance(event, ExecutionStarted):
-            view.started_at = event.time
-        elif isinstance(event, ExecutionCancelRequested):
-            view.cancel_requested = True
-        elif isinstance(event, ExecutionRejected):
-            view.message = event.message
-        elif isinstance(event, ExecutionOutput):
-            view.output_bytes += len(event.data)
-        if isinstance(
-            event, ExecutionCompleted | ExecutionFailed | ExecutionCancelled | ExecutionTimedOut
-        ):
-            self._set_result(view, event.result)
-            if isinstance(event, ExecutionFailed):
-                view.message = event.reason
-        if isinstance(event, ExecutionTimedOut):
-            view.message = "no result before the deadline"
-        if new_state is not None and new_state != view.state:
-            self._counts[view.state] -= 1
-            self._counts[new_state] += 1
-            view.state = new_state
-            if view.terminal:
-                view.finished_at = event.time
-        if after is not None:
-            result = getattr(event, "result", None)
-            view.status = status_of(after, result if isinstance(result, RunResult) else None)
+        before = view.state
+        fold(view, event)
+        if view.state != before:
+            self._counts[before] -= 1
+            self._counts[view.state] += 1
         return view
+
+    def apply_batch(
+        self, events: Sequence[tuple[int, DomainEvent]], tracking: Tracking | None = None
+    ) -> list[UUID]:
+        floor = self.tracked(tracking.application_name) if tracking else 0
+        changed: dict[UUID, None] = {}
+        for position, event in events:
+            if position <= floor:
+                continue
+            view = self._views.get(event.execution_id)
+            version = view.version_seen if view is not None else 0
+            after = self.apply(event, position)
+            if after is not None and after.version_seen != version:
+                changed[after.id] = None
+        if tracking is not None:
+            self._tracking[tracking.application_name] = max(floor, tracking.notification_id)
+        return list(changed)
+
+    def tracked(self, name: str) -> int:
+        return self._tracking.get(name, 0)
 
     def _next_seq(self) -> int:
         return (self._views[self._all[-1]].seq + 1) if self._all else 1
@@ -107,25 +74,6 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
         while index > 0 and self._views[ids[index - 1]].seq > view.seq:
             index -= 1
         ids.insert(index, view.id)
-
-    @staticmethod
-    def _set_result(view: ExecutionView, result: RunResult | None) -> None:
-        if result is None:
-            return
-        # The result repeats the streamed output (cut at the same limits): count it once.
-        kept = len(result.stdout) + len(result.stderr) + len(result.compile_output or b"")
-        view.output_bytes = max(view.output_bytes, kept)
-        view.exit_code, view.signal = result.exit_code, result.signal
-        view.stdout, view.stderr = result.stdout, result.stderr
-        view.stdout_truncated, view.stderr_truncated = (
-            result.stdout_truncated,
-            result.stderr_truncated,
-        )
-        view.compile_output = result.compile_output
-        view.cpu_time_s, view.wall_time_s = result.cpu_time_s, result.wall_time_s
-        view.memory_bytes = result.memory_bytes
-        if result.message:
-            view.message = result.message
 
     def get(self, execution_id: UUID) -> ExecutionView | None:
         view = self._views.get(execution_id)

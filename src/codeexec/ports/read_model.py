@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from eventsourcing.persistence import Tracking
+
 from codeexec.domain.admission import RecentSubmission
 from codeexec.domain.events import DomainEvent
 from codeexec.domain.execution import TERMINAL_STATES
@@ -88,6 +90,21 @@ class ExecutionReadModel(ABC):
         """Fold one event in; idempotent (an event already seen changes nothing).
         `position` (the event's place in the store) orders listings the same way however
         the events arrive; without it, arrival order is used."""
+
+    @abstractmethod
+    def apply_batch(
+        self, events: Sequence[tuple[int, DomainEvent]], tracking: Tracking | None = None
+    ) -> builtins.list[UUID]:
+        """Fold (position, event) pairs in, and record `tracking` (the projection's position
+        in what it consumes) in the same write: all or nothing. Events at or below the
+        position already tracked under that name are skipped, so a redelivered batch
+        changes nothing and a crash never applies one twice. Returns the ids of the
+        executions whose views changed."""
+
+    @abstractmethod
+    def tracked(self, name: str) -> int:
+        """The last position recorded under `name` by `apply_batch` (0: none): where a
+        projection resumes, instead of folding the history again."""
 
     @abstractmethod
     def get(self, execution_id: UUID) -> ExecutionView | None: ...

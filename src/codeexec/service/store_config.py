@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codeexec.adapters.sql_database import PostgresParams, StoreConfigError
+
 if TYPE_CHECKING:  # adapters are imported only when chosen
     from codeexec.ports.key_store import KeyStore
     from codeexec.ports.read_model import ExecutionReadModel
@@ -30,70 +32,7 @@ MODULES = {
 PERSISTENCE_MODULE = "PERSISTENCE_MODULE"
 
 
-class StoreConfigError(ValueError):
-    """The store settings are incomplete or contradict each other; says which variable."""
-
-
-@dataclass(frozen=True)
-class PostgresParams:
-    """Where the shared PostgreSQL database is: eventsourcing's POSTGRES_* variables."""
-
-    dbname: str
-    host: str
-    port: int = 5432
-    user: str = "postgres"
-    password: str = ""
-    schema: str = ""
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> PostgresParams:
-        missing = [k for k in ("POSTGRES_DBNAME", "POSTGRES_HOST") if not env.get(k)]
-        if missing:
-            raise StoreConfigError(f"CODEEXEC_STORE=postgres needs {' and '.join(missing)}")
-        port = env.get("POSTGRES_PORT") or "5432"
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise StoreConfigError(f"POSTGRES_PORT must be a TCP port number, not {port!r}")
-        return cls(
-            dbname=env["POSTGRES_DBNAME"],
-            host=env["POSTGRES_HOST"],
-            port=int(port),
-            user=env.get("POSTGRES_USER") or "postgres",
-            password=env.get("POSTGRES_PASSWORD", ""),
-            schema=env.get("POSTGRES_SCHEMA", ""),
-        )
-
-    def env(self) -> dict[str, str]:
-        """The variables eventsourcing's PostgreSQL module reads."""
-        env = {
-            "POSTGRES_DBNAME": self.dbname,
-            "POSTGRES_HOST": self.host,
-            "POSTGRES_PORT": str(self.port),
-            "POSTGRES_USER": self.user,
-            "POSTGRES_PASSWORD": self.password,
-        }
-        if self.schema:
-            env["POSTGRES_SCHEMA"] = self.schema
-        return env
-
-    def conninfo(self) -> str:
-        """A libpq connection string (for psycopg), tables found in `schema` first."""
-        parts = {
-            "dbname": self.dbname,
-            "host": self.host,
-            "port": str(self.port),
-            "user": self.user,
-            "connect_timeout": "10",
-        }
-        if self.password:
-            parts["password"] = self.password
-        if self.schema:
-            parts["options"] = f"-c search_path={self.schema}"
-        return " ".join(f"{key}={_quoted(value)}" for key, value in parts.items())
-
-
-def _quoted(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{escaped}'"
+__all__ = ["PostgresParams", "StoreConfig", "StoreConfigError", "store_config"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,104 @@
+"""How one event changes an execution's view: the fold every read model adapter shares."""
+
+from __future__ import annotations
+
+from codeexec.domain.events import (
+    DomainEvent,
+    ExecutionCancelled,
+    ExecutionCancelRequested,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionOutput,
+    ExecutionQueued,
+    ExecutionRejected,
+    ExecutionRequested,
+    ExecutionScheduled,
+    ExecutionStarted,
+    ExecutionTimedOut,
+)
+from codeexec.domain.execution import state_after, status_of
+from codeexec.domain.model import RunResult
+from codeexec.ports.read_model import ExecutionView
+
+
+def shown(event: DomainEvent) -> bool:
+    """Saga events (another aggregate of the same execution) do not change what users see."""
+    return event.aggregate_id == event.execution_id
+
+
+def new_view(event: ExecutionRequested, seq: int) -> ExecutionView:
+    """The view an execution starts with; `fold` the request into it next."""
+    return ExecutionView(
+        id=event.execution_id,
+        user_id=event.user_id,
+        language=event.spec.language,
+        version=event.spec.version,
+        priority=event.priority,
+        state="requested",
+        status="requested",
+        created_at=event.time,
+        updated_at=event.time,
+        seq=seq,
+        idempotency_key=event.idempotency_key,
+        payload_bytes=event.spec.payload_bytes,
+    )
+
+
+def is_new(view: ExecutionView, event: DomainEvent) -> bool:
+    """Idempotence: an event at or below the version the view has seen changes nothing."""
+    return event.aggregate_version > view.version_seen
+
+
+def fold(view: ExecutionView, event: DomainEvent) -> None:
+    """Apply one new event of the view's execution to it, in place."""
+    view.version_seen = event.aggregate_version
+    view.updated_at = event.time
+    view.events += 1
+    after = state_after(event)
+    new_state = after.value if after is not None else None
+    if isinstance(event, ExecutionQueued):
+        view.queued_at = event.time
+    elif isinstance(event, ExecutionScheduled):
+        view.scheduled_at = event.time
+    elif isinstance(event, ExecutionStarted):
+        view.started_at = event.time
+    elif isinstance(event, ExecutionCancelRequested):
+        view.cancel_requested = True
+    elif isinstance(event, ExecutionRejected):
+        view.message = event.message
+    elif isinstance(event, ExecutionOutput):
+        view.output_bytes += len(event.data)
+    if isinstance(
+        event, ExecutionCompleted | ExecutionFailed | ExecutionCancelled | ExecutionTimedOut
+    ):
+        _set_result(view, event.result)
+        if isinstance(event, ExecutionFailed):
+            view.message = event.reason
+    if isinstance(event, ExecutionTimedOut):
+        view.message = "no result before the deadline"
+    if new_state is not None and new_state != view.state:
+        view.state = new_state
+        if view.terminal:
+            view.finished_at = event.time
+    if after is not None:
+        result = getattr(event, "result", None)
+        view.status = status_of(after, result if isinstance(result, RunResult) else None)
+
+
+def _set_result(view: ExecutionView, result: RunResult | None) -> None:
+    if result is None:
+        return
+    # The result repeats the streamed output (cut at the same limits): count it once.
+    kept = len(result.stdout) + len(result.stderr) + len(result.compile_output or b"")
+    view.output_bytes = max(view.output_bytes, kept)
+    view.exit_code, view.signal = result.exit_code, result.signal
+    view.stdout, view.stderr = result.stdout, result.stderr
+    view.stdout_truncated, view.stderr_truncated = (
+        result.stdout_truncated,
+        result.stderr_truncated,
+    )
+    view.compile_output = result.compile_output
+    view.cpu_time_s, view.wall_time_s = result.cpu_time_s, result.wall_time_s
+    view.memory_bytes = result.memory_bytes
+    if result.message:
+        view.message = result.message

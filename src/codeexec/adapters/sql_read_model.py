@@ -1,0 +1,285 @@
+"""SqlExecutionReadModel: execution views in one SQL table, kept by the projections role.
+
+One row per execution: the columns the API filters and orders on (user, seq, state,
+status, language, creation time), the output as binary columns, the rest as a JSON body.
+A batch of events is folded in one transaction together with the projection's tracking
+position and the per-state counts, so readers never see half a batch, a redelivered batch
+changes nothing and a crash never applies one twice. Writers exclude each other (see
+SqlDatabase), readers never wait for them."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking
+
+from codeexec.adapters.execution_fold import fold, is_new, new_view, shown
+from codeexec.adapters.sql_database import Cursor, SqlDatabase
+from codeexec.domain.admission import RecentSubmission
+from codeexec.domain.events import DomainEvent, ExecutionRequested
+from codeexec.ports.read_model import ExecutionQuery, ExecutionReadModel, ExecutionView, Page
+
+COLUMNS = "id, seq, user_id, language, state, status, created_at, stdout, stderr, compile_output"
+INDEXED = frozenset(c.strip() for c in COLUMNS.split(","))
+BODY = tuple(f.name for f in fields(ExecutionView) if f.name not in INDEXED)
+TIMES = frozenset(
+    f.name for f in fields(ExecutionView) if "datetime" in str(f.type) and f.name in BODY
+)
+IN_BATCH = 500  # ids per `IN (...)` when loading the views a batch touches
+
+
+def _micros(at: datetime) -> int:
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _time(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+
+
+def _row(view: ExecutionView) -> tuple[Any, ...]:
+    body = {}
+    for name in BODY:
+        value = getattr(view, name)
+        body[name] = _micros(value) if name in TIMES and value is not None else value
+    return (
+        view.id.hex,
+        view.seq,
+        view.user_id,
+        view.language,
+        view.state,
+        view.status,
+        _micros(view.created_at),
+        view.stdout,
+        view.stderr,
+        view.compile_output,
+        json.dumps(body, separators=(",", ":")),
+    )
+
+
+def _view(row: Sequence[Any]) -> ExecutionView:
+    body = json.loads(row[10])
+    for name in TIMES:
+        if body.get(name) is not None:
+            body[name] = _time(body[name])
+    return ExecutionView(
+        id=UUID(row[0]),
+        seq=row[1],
+        user_id=row[2],
+        language=row[3],
+        state=row[4],
+        status=row[5],
+        created_at=_time(row[6]),
+        stdout=bytes(row[7]),
+        stderr=bytes(row[8]),
+        compile_output=bytes(row[9]) if row[9] is not None else None,
+        **body,
+    )
+
+
+class SqlExecutionReadModel(ExecutionReadModel):
+    def __init__(self, db: SqlDatabase, table: str = "execution_views") -> None:
+        self.db, self.table = db, table
+        self._tracking, self._counts = f"{table}_tracking", f"{table}_counts"
+        self._select = f"SELECT {COLUMNS}, body FROM {table}"
+        self._create()
+
+    def _create(self) -> None:
+        t = self.table
+        with self.db.write() as cur:
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, seq BIGINT NOT NULL,"
+                " user_id TEXT NOT NULL, language TEXT NOT NULL, state TEXT NOT NULL,"
+                f" status TEXT NOT NULL, created_at BIGINT NOT NULL, stdout {self.db.blob}"
+                f" NOT NULL, stderr {self.db.blob} NOT NULL, compile_output {self.db.blob},"
+                " body TEXT NOT NULL)"
+            )
+            for name, columns in (
+                ("seq", "seq"),  # every user's, newest first (admin)
+                ("user_seq", "user_id, seq"),  # one user's, newest first
+                ("user_status_seq", "user_id, status, seq"),
+                ("user_language_seq", "user_id, language, seq"),
+                ("status_seq", "status, seq"),
+                ("user_created", "user_id, created_at"),  # admission's recent submissions
+            ):
+                cur.execute(f"CREATE INDEX IF NOT EXISTS {t}_{name} ON {t} ({columns})")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._tracking}"
+                " (name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+            )
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._counts}"
+                " (state TEXT PRIMARY KEY, n BIGINT NOT NULL)"
+            )
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def apply(self, event: DomainEvent, position: int | None = None) -> ExecutionView | None:
+        if not shown(event):
+            return None
+        with self.db.write() as cur:
+            if position is None:
+                cur.execute(f"SELECT COALESCE(MAX(seq), 0) + 1 FROM {self.table}")
+                position = int(cur.fetchone()[0])
+            views = self._fold(cur, [(position, event)])
+        return views.get(event.execution_id) or self.get(event.execution_id)
+
+    def apply_batch(
+        self, events: Sequence[tuple[int, DomainEvent]], tracking: Tracking | None = None
+    ) -> builtins.list[UUID]:
+        with self.db.write() as cur:
+            floor = 0
+            if tracking is not None:
+                floor = self._tracked(cur, tracking.application_name)
+                events = [(p, e) for p, e in events if p > floor]
+            changed = self._fold(cur, events)
+            if tracking is not None and tracking.notification_id > floor:
+                cur.execute(
+                    self.db.sql(
+                        f"INSERT INTO {self._tracking} (name, position) VALUES (?, ?)"
+                        " ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+                    ),
+                    (tracking.application_name, tracking.notification_id),
+                )
+        return builtins.list(changed)
+
+    def _fold(
+        self, cur: Cursor, events: Sequence[tuple[int, DomainEvent]]
+    ) -> dict[UUID, ExecutionView]:
+        events = [(p, e) for p, e in events if shown(e)]
+        if not events:
+            return {}
+        views = self._load(cur, {e.execution_id for _, e in events})
+        changed: dict[UUID, ExecutionView] = {}
+        moves: Counter[str] = Counter()
+        for position, event in events:
+            view = views.get(event.execution_id)
+            if isinstance(event, ExecutionRequested):
+                if view is not None:
+                    continue
+                view = views[event.execution_id] = new_view(event, position)
+                moves["requested"] += 1
+            elif view is None or not is_new(view, event):
+                continue
+            before = view.state
+            fold(view, event)
+            if view.state != before:
+                moves[before] -= 1
+                moves[view.state] += 1
+            changed[view.id] = view
+        names = ", ".join(c.strip() for c in COLUMNS.split(",")) + ", body"
+        updates = ", ".join(f"{c} = excluded.{c}" for c in names.split(", ")[1:])
+        cur.executemany(
+            self.db.sql(
+                f"INSERT INTO {self.table} ({names}) VALUES ({', '.join('?' * 11)})"
+                f" ON CONFLICT (id) DO UPDATE SET {updates}"
+            ),
+            [_row(view) for view in changed.values()],
+        )
+        deltas = [(state, n) for state, n in moves.items() if n]
+        if deltas:
+            cur.executemany(
+                self.db.sql(
+                    f"INSERT INTO {self._counts} (state, n) VALUES (?, ?)"
+                    f" ON CONFLICT (state) DO UPDATE SET n = {self._counts}.n + excluded.n"
+                ),
+                deltas,
+            )
+        return changed
+
+    def _load(self, cur: Cursor, ids: set[UUID]) -> dict[UUID, ExecutionView]:
+        found: dict[UUID, ExecutionView] = {}
+        keys = [i.hex for i in ids]
+        for start in range(0, len(keys), IN_BATCH):
+            chunk = keys[start : start + IN_BATCH]
+            marks = ", ".join("?" * len(chunk))
+            cur.execute(self.db.sql(f"{self._select} WHERE id IN ({marks})"), chunk)
+            for row in cur.fetchall():
+                view = _view(row)
+                found[view.id] = view
+        return found
+
+    def _tracked(self, cur: Cursor, name: str) -> int:
+        cur.execute(self.db.sql(f"SELECT position FROM {self._tracking} WHERE name = ?"), (name,))
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def tracked(self, name: str) -> int:
+        with self.db.read() as cur:
+            return self._tracked(cur, name)
+
+    def get(self, execution_id: UUID) -> ExecutionView | None:
+        with self.db.read() as cur:
+            cur.execute(self.db.sql(f"{self._select} WHERE id = ?"), (execution_id.hex,))
+            row = cur.fetchone()
+        return _view(row) if row else None
+
+    def list(self, query: ExecutionQuery) -> Page:
+        where, params = self._where(query)
+        sql = f"{self._select}{where} ORDER BY seq DESC LIMIT ?"
+        with self.db.read() as cur:
+            cur.execute(self.db.sql(sql), (*params, query.limit + 1))
+            rows = cur.fetchall()
+        items = [_view(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return Page(items=items, next_cursor=items[-1].seq if more and items else None)
+
+    @staticmethod
+    def _where(query: ExecutionQuery) -> tuple[str, builtins.list[Any]]:
+        clauses: builtins.list[str] = []
+        params: builtins.list[Any] = []
+        if query.user_id is not None:
+            clauses.append("user_id = ?")
+            params.append(query.user_id)
+        if query.cursor is not None:
+            clauses.append("seq < ?")
+            params.append(query.cursor)
+        if query.statuses:
+            marks = ", ".join("?" * len(query.statuses))
+            clauses.append(f"(status IN ({marks}) OR state IN ({marks}))")
+            params += sorted(query.statuses) * 2
+        if query.language is not None:
+            clauses.append("language = ?")
+            params.append(query.language)
+        if query.created_after is not None:
+            clauses.append("created_at > ?")
+            params.append(_micros(query.created_after))
+        if query.created_before is not None:
+            clauses.append("created_at < ?")
+            params.append(_micros(query.created_before))
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def recent_submissions(self, user_id: str, since: datetime) -> Sequence[RecentSubmission]:
+        with self.db.read() as cur:
+            cur.execute(
+                self.db.sql(
+                    f"SELECT created_at, state, body FROM {self.table}"
+                    " WHERE user_id = ? AND created_at > ? ORDER BY created_at, seq"
+                ),
+                (user_id, _micros(since)),
+            )
+            rows = cur.fetchall()
+        found = []
+        for created_at, state, body in rows:
+            doc = json.loads(body)
+            stored = doc["payload_bytes"] + doc["output_bytes"]
+            found.append(RecentSubmission(_time(created_at), stored, state != "rejected"))
+        return found
+
+    def counts(self) -> Mapping[str, int]:
+        with self.db.read() as cur:
+            cur.execute(f"SELECT state, n FROM {self._counts} WHERE n > 0")
+            return {state: int(n) for state, n in cur.fetchall()}
+
+    def close(self) -> None:
+        self.db.close()
