@@ -66,6 +66,7 @@ class InMemoryEventBus(EventBus):
         self._ids = itertools.count()
         self._retention_s: dict[str, float] = {}
         self._relayed: set[str] = set()  # topics the relay publishes to
+        self._tails: list[InMemoryTail] = []
 
     async def declare(self, topics: Sequence[TopicSpec]) -> None:
         for spec in topics:
@@ -105,6 +106,9 @@ class InMemoryEventBus(EventBus):
             if group.topics & touched:
                 for member in group.members:
                     member.wake()
+        for tail in self._tails:
+            if tail.topics & touched:
+                tail.wake()
 
     async def subscribe(self, group: str, topics: Sequence[str]) -> InMemorySubscription:
         for topic in topics:
@@ -115,6 +119,14 @@ class InMemoryEventBus(EventBus):
         state.members.append(member)
         self._rebalance(state)
         return member
+
+    async def tail(self, topics: Sequence[str]) -> InMemoryTail:
+        tail = InMemoryTail(self, frozenset(topics))
+        for topic in topics:
+            for index, part in enumerate(self._partitions(topic)):
+                tail.positions[TopicPartition(topic, index)] = part.end
+        self._tails.append(tail)
+        return tail
 
     def _rebalance(self, group: _Group) -> None:
         """Every member restarts from the committed offsets: uncommitted work is redelivered."""
@@ -257,4 +269,22 @@ class InMemorySubscription(Subscription):
         if not self.closed:
             self.closed = True
             self.bus._leave(self)
+            self._signal.set()
+
+
+class InMemoryTail(InMemorySubscription):
+    """A reader from the end of its topics, in no consumer group: commits nothing, and
+    misses what expires before it reads (it is for waking, not for processing)."""
+
+    def __init__(self, bus: InMemoryEventBus, topics: frozenset[str]) -> None:
+        super().__init__(bus, "", -1)
+        self.topics = topics
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        pass
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.bus._tails.remove(self)
             self._signal.set()

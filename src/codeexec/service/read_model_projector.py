@@ -1,0 +1,113 @@
+"""ReadModelProjector: the projections role for a persisted read model.
+
+Consumes `execution_events` in the `projections` consumer group and folds each partition's
+batch into the read model together with the tracking position `projections/<topic>/<n>`,
+in one transaction of the read model's own database (not the event store's): a redelivered
+batch changes nothing, a crash never applies one twice, and a restart resumes from the
+committed offsets without folding history. Several projectors may share the group (each
+partition has one at a time; a rebalance that overlaps is still applied once). Read-model
+I/O is blocking: it goes through `blocking` (the store thread's `run`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from itertools import groupby
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking
+
+from codeexec.domain.events import DomainEvent
+from codeexec.domain.routing import EXECUTION_EVENTS
+from codeexec.ports.bus import H_DEAD_LETTER, H_REPLAY, EventBus, Message, TopicPartition
+from codeexec.ports.read_model import ExecutionReadModel
+from codeexec.service.consumer import DeadLetterSink, decode
+from codeexec.service.projections import ExecutionFeed
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Blocking(Protocol):
+    def __call__(self, fn: Callable[..., T], /, *args: Any) -> Awaitable[T]: ...
+
+
+class ReadModelProjector:
+    group = "projections"
+
+    def __init__(
+        self,
+        bus: EventBus,
+        read_model: ExecutionReadModel,
+        *,
+        feed: ExecutionFeed | None = None,
+        blocking: Blocking = asyncio.to_thread,
+        dead_letters: DeadLetterSink | None = None,
+        topics: Sequence[str] = (EXECUTION_EVENTS,),
+        batch_size: int = 500,
+        retry_s: float = 0.5,
+    ) -> None:
+        self.bus, self.read_model, self.feed = bus, read_model, feed
+        self.blocking, self.dead_letters = blocking, dead_letters
+        self.topics, self.batch_size, self.retry_s = tuple(topics), batch_size, retry_s
+        self._stopping = asyncio.Event()
+        self.applied = 0  # events folded in by this projector
+
+    def tracking_name(self, tp: TopicPartition) -> str:
+        return f"{self.group}/{tp.topic}/{tp.partition}"
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            sub = await self.bus.subscribe(self.group, self.topics)
+            try:
+                while not self._stopping.is_set():
+                    batch = await sub.poll(self.batch_size, timeout=0.5)
+                    offsets: dict[TopicPartition, int] = {}
+                    for (topic, partition), run in groupby(
+                        batch, key=lambda m: (m.topic, m.partition)
+                    ):
+                        tp = TopicPartition(topic, partition)
+                        messages = list(run)
+                        await self._project(tp, messages)
+                        offsets[tp] = messages[-1].offset + 1
+                    if offsets:
+                        await sub.commit(offsets)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Leave the group without committing: the batch comes again (applied once).
+                log.exception("projector failed; rejoining %s", self.group)
+                await asyncio.sleep(self.retry_s)
+            finally:
+                await sub.close()
+
+    async def _project(self, tp: TopicPartition, messages: Sequence[Message]) -> None:
+        events: list[tuple[int, DomainEvent]] = []
+        last = 0
+        for message in messages:
+            position = message.position
+            if position is None or H_REPLAY in message.headers:
+                continue  # a replay is never new; an unpositioned message is not the relay's
+            if H_DEAD_LETTER in message.headers:
+                continue  # the projection parks nothing, so no retry is addressed to it
+            last = max(last, position)
+            try:
+                events.append((position, decode(message)))
+            except Exception as error:
+                log.error("projector cannot read event at %s: %s", position, error)
+                if self.dead_letters is not None:
+                    await self.dead_letters(self.group, message, error, 1)
+        if not last:
+            return
+        changed: list[UUID] = await self.blocking(
+            self.read_model.apply_batch, events, Tracking(self.tracking_name(tp), last)
+        )
+        self.applied += len(events)
+        if self.feed is not None:
+            for execution_id in changed:
+                self.feed.notify(execution_id)
+
+    def stop(self) -> None:
+        self._stopping.set()

@@ -1,0 +1,60 @@
+"""Live events reach a process that did not record them: its feed follows the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from codeexec import Codeexec, Settings
+from codeexec.adapters.fake_sandbox import FakeSandbox
+from codeexec.adapters.memory_bus import InMemoryEventBus
+from codeexec.domain.events import TERMINAL_EVENT_TYPES
+from codeexec.domain.routing import EXECUTION_EVENTS, TOPICS
+from codeexec.ports.bus import Message
+from codeexec.service.live_feed import LiveFeed
+from codeexec.service.projections import ExecutionFeed
+from tests.unit.factories import roomy, script
+
+
+async def test_a_message_wakes_the_followers_of_its_execution() -> None:
+    bus = InMemoryEventBus()
+    await bus.declare(list(TOPICS.values()))
+    feed = ExecutionFeed()
+    live = LiveFeed(bus, feed)
+    task = asyncio.create_task(live.run())
+    await asyncio.wait_for(live.ready.wait(), 5)
+    mine, other = uuid.uuid4(), uuid.uuid4()
+    signal, unrelated = feed.watch(mine), feed.watch(other)
+    await bus.publish(
+        [Message(EXECUTION_EVENTS, str(mine), b"{}"), Message(EXECUTION_EVENTS, "x", b"")]
+    )
+    await asyncio.wait_for(signal.wait(), 5)
+    assert not unrelated.is_set()
+    live.stop()
+    await task
+
+
+async def test_another_process_follows_an_execution_to_its_end() -> None:
+    """An API process that records nothing itself sees every event of a run live."""
+    bus = InMemoryEventBus()
+    async with Codeexec(Settings(coordinator=roomy()), sandbox=FakeSandbox(), bus=bus) as cx:
+        api_feed = ExecutionFeed()  # the other process's feed: no local write wakes it
+        live = LiveFeed(bus, api_feed)
+        task = asyncio.create_task(live.run())
+        await asyncio.wait_for(live.ready.wait(), 5)
+        view = await cx.submit("alice", script("out a\nsleep 0.05\nout b"))
+        assert cx.store is not None
+        seen, version, wakes = [], 0, 0
+        while not (seen and isinstance(seen[-1], TERMINAL_EVENT_TYPES)):
+            signal = api_feed.watch(view.id)
+            new = cx.store.events_of(view.id, version)
+            if not new:
+                await asyncio.wait_for(signal.wait(), 5)  # only the bus can wake it
+                wakes += 1
+            api_feed.unwatch(view.id, signal)
+            seen += new
+            version = seen[-1].aggregate_version if seen else 0
+        assert wakes >= 2 and live.woken >= len(seen)
+        assert [e.aggregate_version for e in seen] == list(range(1, len(seen) + 1))
+        live.stop()
+        await task
