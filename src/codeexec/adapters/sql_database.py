@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 from eventsourcing.persistence import OperationalError
 
+from codeexec.data_dir import private_dir, private_file
+
 
 class StoreConfigError(ValueError):
     """The store settings are incomplete or contradict each other; says which variable."""
@@ -105,6 +107,7 @@ class Cursor(Protocol):
 class SqlDatabase(ABC):
     placeholder = "?"
     blob = "BLOB"
+    real = "REAL"  # a float64 column
     operational_errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self, name: str) -> None:
@@ -149,7 +152,10 @@ class SQLiteDatabase(SqlDatabase):
 
     def __init__(self, path: Path, name: str, busy_timeout_s: float = 10.0) -> None:
         super().__init__(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Private like the rest of the data dir; 0600 before SQLite opens it, so its -wal
+        # and -shm files take that mode too.
+        private_dir(path.parent)
+        private_file(path)
         self._db = sqlite3.connect(
             str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_s
         )
@@ -185,6 +191,7 @@ class SQLiteDatabase(SqlDatabase):
 class PostgresDatabase(SqlDatabase):
     placeholder = "%s"
     blob = "BYTEA"
+    real = "DOUBLE PRECISION"  # PostgreSQL's REAL is float32: seconds would lose precision
 
     def __init__(self, params: PostgresParams, name: str) -> None:
         import psycopg

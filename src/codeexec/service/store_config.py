@@ -61,11 +61,11 @@ class StoreConfig:
     def key_store(self) -> KeyStore:
         """API keys (hashes only): a SQLite file in the data dir, or the shared database."""
         if self.kind == "postgres":
-            from codeexec.adapters.postgres_key_store import PostgresKeyStore
+            from codeexec.adapters.sql_key_store import PostgresKeyStore
 
             assert self.postgres is not None
             return PostgresKeyStore(self.postgres)
-        from codeexec.adapters.sqlite_key_store import SQLiteKeyStore
+        from codeexec.adapters.sql_key_store import SQLiteKeyStore
 
         if self.data_dir is None:
             raise StoreConfigError("API keys need a data dir (CODEEXEC_DATA_DIR) or postgres")

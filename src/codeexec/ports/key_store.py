@@ -1,0 +1,70 @@
+"""The key-store port: API keys, shown once at creation and kept only as sha256 hashes."""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
+
+Role = Literal["user", "admin"]
+ROLES: tuple[Role, ...] = ("user", "admin")
+KEY_PREFIX = "cx_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the user id that owns executions, and their role."""
+
+    user_id: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: str
+    user_id: str
+    role: Role
+    created_at: float
+    revoked_at: float | None
+
+
+def key_digest(key: str) -> str:
+    """What is stored instead of a key: its sha256 (keys are random, so no salt is needed)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def check_new_key(user_id: str, role: str) -> None:
+    if not user_id or len(user_id) > 128:
+        raise ValueError("user id must be 1-128 characters")
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+
+
+class KeyStore(ABC):
+    @abstractmethod
+    def create(self, user_id: str, role: Role = "user") -> str:
+        """A new key for the user, returned this once; ValueError for a bad user or role."""
+
+    @abstractmethod
+    def authenticate(self, key: str) -> Principal | None:
+        """Whose key this is, or None (unknown or revoked)."""
+
+    @abstractmethod
+    def list(self) -> builtins.list[KeyRecord]:
+        """Every key's record (never the key), oldest first."""
+
+    @abstractmethod
+    def revoke(self, key_id: str) -> bool:
+        """False when there is no such key or it was revoked before."""
+
+    @abstractmethod
+    def is_empty(self) -> bool: ...
+
+    def close(self) -> None:
+        """Release connections."""
