@@ -22,6 +22,7 @@ from codeexec.domain.events import (
     to_document,
     to_json,
 )
+from codeexec.domain.limits import LimitsDocument, ResourceMaxima, UserLimitsModel
 from codeexec.domain.model import RunResult, SandboxStatus, request_digest
 from codeexec.domain.operations_events import ReplayFilter
 from codeexec.domain.routing import EXECUTION_EVENTS, ROUTES, TOPICS, topics_for
@@ -88,6 +89,14 @@ SAMPLE_PAYLOADS: dict[str, dict[str, object]] = {
     "DeadLetterResolved": {"attempt": 2},
     "DeadLetterDiscarded": {"by": "root", "reason": "obsolete"},
     "DeadLetterArchived": {"by": "root"},
+    "LimitsChanged": {
+        "limits": LimitsDocument(
+            max_running=3,
+            user_limits={"bob": UserLimitsModel(rate_limit=5)},
+            max_resource_limits=ResourceMaxima(wall_time_s=20.0),
+        ),
+        "by": "root",
+    },
 }
 
 

@@ -15,11 +15,13 @@ from codeexec.domain.aggregate import IllegalTransition
 from codeexec.domain.dead_letter import DeadLetterConfig, DeadLetterState, RetryPolicy
 from codeexec.domain.envelope import DomainEvent
 from codeexec.domain.events import from_json
+from codeexec.domain.limits import LimitsDocument, ResourceMaxima
 from codeexec.domain.operations_events import ReplayFilter
 from codeexec.domain.replay import ReplayState
 from codeexec.domain.routing import EXECUTION_EVENTS, EXECUTION_TASKS, REPLAY_SCRATCH, TOPICS
 from codeexec.ports.bus import Message
 from codeexec.runtime import Codeexec, Settings
+from codeexec.service.limits import StoredLimits
 from codeexec.service.replays import InvalidReplay
 from codeexec.service.unit_of_work import UnitOfWork
 from tests.unit.factories import roomy, script
@@ -242,6 +244,9 @@ async def test_every_operations_event_type_is_emitted() -> None:
         finished = cx.replays.create("root", ReplayFilter(until_position=3), REPLAY_SCRATCH)
         await eventually(lambda: cx.replays.get(finished.id).finished)
         assert cx.store is not None
+        limits = StoredLimits(cx.store, LimitsDocument(max_resource_limits=ResourceMaxima()))
+        limits.change(limits.current().model_copy(update={"max_queue": 7}), "root", cx.clock.now())
+        await eventually(lambda: cx.coordinator.policy.config.max_queue == 7)
         emitted = {e.type_name for _, e in cx.store.read_all()}
         assert emitted >= OPERATIONS_EVENT_TYPES
 

@@ -20,6 +20,7 @@ from codeexec.domain.operations_events import (
     DeadLetterRetried,
     DeadLetterRetryFailed,
     DeadLetterRetryScheduled,
+    LimitsChanged,
     ReplayCancelled,
     ReplayCompleted,
     ReplayPaused,
@@ -196,7 +197,8 @@ AnyEvent: TypeAlias = Annotated[
     | DeadLetterRetryFailed
     | DeadLetterResolved
     | DeadLetterDiscarded
-    | DeadLetterArchived,
+    | DeadLetterArchived
+    | LimitsChanged,
     Field(discriminator="type"),
 ]
 

@@ -1,4 +1,4 @@
-"""Events of the operators' tools: replay sessions and dead letters (admin audit trail)."""
+"""Events of the operators' tools: replay sessions, dead letters and limits (admin audit trail)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from codeexec.domain.envelope import DomainEvent
+from codeexec.domain.limits import LimitsDocument
 from codeexec.domain.model import Bytes
 
 
@@ -120,4 +121,13 @@ class DeadLetterDiscarded(DomainEvent):
 
 class DeadLetterArchived(DomainEvent):
     type: Literal["DeadLetterArchived"] = "DeadLetterArchived"
+    by: str
+
+
+class LimitsChanged(DomainEvent):
+    """An admin replaced the limits: every coordinator applies them to its next decisions,
+    every API process to admission and the per-run maxima."""
+
+    type: Literal["LimitsChanged"] = "LimitsChanged"
+    limits: LimitsDocument
     by: str

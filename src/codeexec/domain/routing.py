@@ -65,6 +65,9 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "DeadLetterResolved": _AUDIT,
     "DeadLetterDiscarded": _AUDIT,
     "DeadLetterArchived": _AUDIT,
+    # On the audit log, keyed by the limits' id: coordinators consume it; every process
+    # following the log (LiveFeed) learns of it and reloads the limits from the store.
+    "LimitsChanged": _AUDIT,
 }
 """Every event is on the audit log; only scheduled work and stop commands are tasks."""
 

@@ -18,6 +18,7 @@ from codeexec.domain.events import (
     SlotReleased,
 )
 from codeexec.domain.execution import Execution, State
+from codeexec.domain.operations_events import LimitsChanged
 from codeexec.domain.routing import EXECUTION_EVENTS
 from codeexec.service.unit_of_work import UnitOfWork
 
@@ -29,7 +30,9 @@ class CoordinatorProcess:
 
     group = "coordinator"
     topics: tuple[str, ...] = (EXECUTION_EVENTS,)
-    _types = frozenset({"ExecutionRequested", "ExecutionCancelRequested", "SlotReleased"})
+    _types = frozenset(
+        {"ExecutionRequested", "ExecutionCancelRequested", "SlotReleased", "LimitsChanged"}
+    )
 
     def __init__(
         self,
@@ -70,6 +73,8 @@ class CoordinatorProcess:
         elif isinstance(event, ExecutionRejected | ExecutionCancelled):
             self.undecided.pop(eid, None)
             self.policy.restore_removed(eid)
+        elif isinstance(event, LimitsChanged):
+            self.policy.set_config(event.limits.coordinator_config())
 
     def recover(self) -> None:
         self.restore(self._history())
@@ -93,6 +98,10 @@ class CoordinatorProcess:
                     execution.cancel(uow.cause(event))
         elif isinstance(event, SlotReleased):
             self.policy.release(event.execution_id)
+            self._schedule(event, uow)
+        elif isinstance(event, LimitsChanged):
+            # Higher caps may let queued work run now.
+            self.policy.set_config(event.limits.coordinator_config())
             self._schedule(event, uow)
 
     def _on_request(self, event: ExecutionRequested, uow: UnitOfWork) -> None:
