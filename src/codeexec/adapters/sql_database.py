@@ -126,7 +126,7 @@ class SqlDatabase(ABC):
 
     @contextmanager
     def read(self) -> Iterator[Cursor]:
-        """A consistent snapshot for reading (one statement or several)."""
+        """For reading: each statement sees a consistent snapshot of committed writes."""
         with self._lock, self._translated(), self._read() as cursor:
             yield cursor
 
@@ -176,12 +176,7 @@ class SQLiteDatabase(SqlDatabase):
 
     @contextmanager
     def _read(self) -> Iterator[Cursor]:
-        cursor = self._db.cursor()
-        cursor.execute("BEGIN")
-        try:
-            yield cursor
-        finally:
-            cursor.execute("COMMIT")
+        yield self._db.cursor()  # autocommit: no BEGIN/COMMIT round trips for a read
 
     def close(self) -> None:
         with self._lock:
@@ -218,9 +213,7 @@ class PostgresDatabase(SqlDatabase):
 
     @contextmanager
     def _read(self) -> Iterator[Cursor]:
-        conn = self._connection()
-        with conn.transaction(), conn.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        with self._connection().cursor() as cursor:  # autocommit: one round trip a query
             yield cursor
 
     def close(self) -> None:
