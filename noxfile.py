@@ -73,6 +73,7 @@ def bench(session: nox.Session) -> None:
         "bench/replay_bench.py",
         "bench/storage_bench.py",
         "bench/sse_memory_bench.py",
+        "bench/shared_store_bench.py",
         "bench/kafka_bench.py",
     ):
         if Path(script).exists():
