@@ -49,3 +49,20 @@ def test_an_exported_persistence_module_is_honoured(tmp_path: Path) -> None:
 def test_bad_store_settings_name_the_variable(environ: dict[str, str], message: str) -> None:
     with pytest.raises(StoreConfigError, match=message):
         store_config(environ=environ)
+
+
+def test_each_store_opens_its_read_model_and_key_store(tmp_path: Path) -> None:
+    from codeexec.adapters.memory_read_model import InMemoryExecutionReadModel
+    from codeexec.adapters.sql_key_store import SQLiteKeyStore
+    from codeexec.adapters.sqlite_read_model import SQLiteExecutionReadModel
+
+    assert isinstance(store_config(environ={}).read_model(), InMemoryExecutionReadModel)
+    with pytest.raises(StoreConfigError, match="API keys need a data dir"):
+        store_config(environ={}).key_store()
+    config = store_config("sqlite", tmp_path, environ={})
+    model, keys = config.read_model(), config.key_store()
+    assert isinstance(model, SQLiteExecutionReadModel)
+    assert isinstance(keys, SQLiteKeyStore)
+    assert {p.name for p in tmp_path.iterdir()} >= {"read_model.sqlite3", "keys.sqlite3"}
+    model.close()
+    keys.close()

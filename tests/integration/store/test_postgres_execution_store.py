@@ -111,3 +111,23 @@ def test_two_writers_of_one_aggregate_exactly_one_wins(postgres: PostgresParams)
     assert [e.aggregate_version for e in first.events_of(execution.id)] == [1, 2]
     first.close()
     second.close()
+
+
+def test_one_database_holds_events_read_model_and_keys(postgres: PostgresParams) -> None:
+    from codeexec.adapters.postgres_read_model import PostgresExecutionReadModel
+    from codeexec.adapters.sql_key_store import PostgresKeyStore
+
+    config = store_config(environ={"CODEEXEC_STORE": "postgres", **postgres.env()})
+    store, model, keys = ExecutionStore(config.env), config.read_model(), config.key_store()
+    assert isinstance(model, PostgresExecutionReadModel)
+    assert isinstance(keys, PostgresKeyStore)
+    execution = requested()
+    events = execution.collect_events()
+    positions = store.record(events)
+    model.apply_batch(list(zip(positions, events, strict=True)))
+    key = keys.create("alice")
+    view = model.get(execution.id)
+    assert view is not None and view.seq == positions[0]
+    assert keys.authenticate(key) is not None
+    for closable in (store, model, keys):
+        closable.close()
