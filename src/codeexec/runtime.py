@@ -50,6 +50,7 @@ from codeexec.service.relay import Relay
 from codeexec.service.replays import ReplayService
 from codeexec.service.saga_orchestrator import SagaOrchestrator
 from codeexec.service.store import ExecutionStore
+from codeexec.service.store_config import store_config
 from codeexec.service.store_thread import StoreBusy, StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
 from codeexec.service.worker import WorkerProcess
@@ -128,19 +129,17 @@ class Settings:
     """On stop, how long runs in progress may take to finish; what still runs after it is
     abandoned and reported lost (with its output so far) on the next start."""
 
+    store: str | None = None
+    """memory, sqlite or postgres (codeexec.service.store_config); None: CODEEXEC_STORE, else
+    sqlite with a data dir, memory without. An exported PERSISTENCE_MODULE is honoured."""
+
     def store_env(self) -> dict[str, str]:
-        if self.data_dir is None:
-            return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
-        private_dir(self.data_dir)
-        # Created 0600 before SQLite opens it: its -wal and -shm files take this mode.
-        database = private_file(self.data_dir / EVENTS_FILE)
-        return {
-            "PERSISTENCE_MODULE": "codeexec.adapters.sqlite_store",
-            "SQLITE_DBNAME": str(database),
+        sqlite = {
             "SQLITE_LOCK_TIMEOUT": str(max(1, math.ceil(self.store_busy_timeout_s))),
             "SQLITE_BUSY_TIMEOUT_S": str(self.store_busy_timeout_s),
             "SQLITE_SYNCHRONOUS": self.sqlite_synchronous,
         }
+        return store_config(self.store, self.data_dir, sqlite_env=sqlite).env
 
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
@@ -202,6 +201,7 @@ class Codeexec:
         self.feed = ExecutionFeed()
         self.store: ExecutionStore | None = None
         self._io: StoreThread | None = None
+        self._store_file: str | None = None  # the SQLite event store's file, if it is one
         self._tasks: list[asyncio.Task[None]] = []
         self._consumers: list[Consumer] = []
         self._worker: tuple[Consumer, asyncio.Task[None]] | None = None
@@ -236,6 +236,7 @@ class Codeexec:
     async def _start_roles(self) -> None:
         settings = self.settings
         env = settings.store_env()
+        self._store_file = env.get("SQLITE_DBNAME")
         # An in-memory store has no I/O that could block: its calls need no thread.
         inline = env["PERSISTENCE_MODULE"] == "eventsourcing.popo"
         io = self._io = StoreThread(settings.store_busy_timeout_s, inline=inline)
@@ -681,7 +682,9 @@ class Codeexec:
         store = self._store()
         if self.settings.data_dir is None:
             return store.recorded_bytes
-        return sqlite_store.database_bytes(str(self.settings.data_dir / EVENTS_FILE))
+        if self._store_file is None:
+            return store.recorded_bytes  # another module's store (PostgreSQL...): ours only
+        return sqlite_store.database_bytes(self._store_file)
 
     async def queue_status(self) -> QueueStatus:
         return await self.in_store(self.coordinator.policy.status)

@@ -66,3 +66,13 @@ def test_each_store_opens_its_read_model_and_key_store(tmp_path: Path) -> None:
     assert {p.name for p in tmp_path.iterdir()} >= {"read_model.sqlite3", "keys.sqlite3"}
     model.close()
     keys.close()
+
+
+def test_the_runtime_settings_honour_an_exported_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codeexec import Settings
+
+    assert Settings(data_dir=tmp_path).store_env()["SQLITE_SYNCHRONOUS"] == "normal"
+    monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.sqlite")
+    assert Settings(data_dir=tmp_path).store_env() == {"PERSISTENCE_MODULE": "eventsourcing.sqlite"}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codeexec.adapters.sql_database import PostgresParams, StoreConfigError
+from codeexec.data_dir import private_dir, private_file
 
 if TYPE_CHECKING:  # adapters are imported only when chosen
     from codeexec.ports.key_store import KeyStore
@@ -94,10 +95,12 @@ def store_config(
     if kind == "sqlite":
         if data_dir is None:
             raise StoreConfigError("CODEEXEC_STORE=sqlite needs a data dir (CODEEXEC_DATA_DIR)")
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)  # it holds every user's code and output, and the key hashes
         if not module:
+            # Created 0600 before SQLite opens it: its -wal and -shm files take this mode.
+            database = private_file(data_dir / "events.sqlite3")
             env.update(
-                SQLITE_DBNAME=str(data_dir / "events.sqlite3"),
+                SQLITE_DBNAME=str(database),
                 SQLITE_LOCK_TIMEOUT="10",
                 SQLITE_SYNCHRONOUS="normal",
             )

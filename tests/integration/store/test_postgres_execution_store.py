@@ -131,3 +131,20 @@ def test_one_database_holds_events_read_model_and_keys(postgres: PostgresParams)
     assert keys.authenticate(key) is not None
     for closable in (store, model, keys):
         closable.close()
+
+
+async def test_the_embedded_runtime_runs_on_postgres(
+    postgres: PostgresParams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codeexec import Codeexec, Settings
+    from codeexec.adapters.fake_sandbox import FakeSandbox
+
+    for name, value in postgres.env().items():
+        monkeypatch.setenv(name, value)
+    async with Codeexec(Settings(store="postgres"), sandbox=FakeSandbox()) as cx:
+        view = await cx.submit("alice", script("out héllo"))
+        done = await cx.wait(view.id, timeout=10)
+        assert done.status == "succeeded" and "héllo".encode() in done.stdout
+    again = open_store(postgres)
+    assert [type(e).__name__ for e in again.events_of(view.id)][-1] == "ExecutionCompleted"
+    again.close()
