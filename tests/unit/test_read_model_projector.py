@@ -83,3 +83,23 @@ async def test_a_persisted_projection_matches_the_embedded_one(tmp_path: Path) -
             mine, theirs = model.get(view.id), cx.get(view.id)
             assert mine is not None and asdict(mine) == asdict(theirs)
     model.close()
+
+
+async def test_an_unreadable_message_is_skipped_not_retried_forever(tmp_path: Path) -> None:
+    bus = InMemoryEventBus()
+    await bus.declare(list(TOPICS.values()))
+    model = SQLiteExecutionReadModel(tmp_path / "views.sqlite3")
+    story = Story()
+    events = story.record(story.finished("alice"))
+    execution_id = str(events[0][1].execution_id)
+    garbage = Message(EXECUTION_EVENTS, execution_id, b"{not json", {H_POSITION: "3"})
+    projector = ReadModelProjector(bus, model)
+    task = asyncio.create_task(projector.run())
+    await bus.publish([relayed(p, e) for p, e in events[:2]] + [garbage])
+    await bus.publish([relayed(p + 1, e) for p, e in events[2:]])  # after the garbage
+    await eventually(lambda: projector.applied == 6 and bus.backlog("projections") == 0)
+    projector.stop()
+    await task
+    view = model.get(events[0][1].execution_id)
+    assert view is not None and view.state == "completed" and view.events == 6
+    model.close()

@@ -23,7 +23,7 @@ from codeexec.domain.events import DomainEvent
 from codeexec.domain.routing import EXECUTION_EVENTS
 from codeexec.ports.bus import H_DEAD_LETTER, H_REPLAY, EventBus, Message, TopicPartition
 from codeexec.ports.read_model import ExecutionReadModel
-from codeexec.service.consumer import DeadLetterSink, decode
+from codeexec.service.consumer import decode
 from codeexec.service.projections import ExecutionFeed
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,12 @@ class ReadModelProjector:
         *,
         feed: ExecutionFeed | None = None,
         blocking: Blocking = asyncio.to_thread,
-        dead_letters: DeadLetterSink | None = None,
         topics: Sequence[str] = (EXECUTION_EVENTS,),
         batch_size: int = 500,
         retry_s: float = 0.5,
     ) -> None:
         self.bus, self.read_model, self.feed = bus, read_model, feed
-        self.blocking, self.dead_letters = blocking, dead_letters
+        self.blocking = blocking
         self.topics, self.batch_size, self.retry_s = tuple(topics), batch_size, retry_s
         self._stopping = asyncio.Event()
         self.applied = 0  # events folded in by this projector
@@ -96,9 +95,9 @@ class ReadModelProjector:
             try:
                 events.append((position, decode(message)))
             except Exception as error:
-                log.error("projector cannot read event at %s: %s", position, error)
-                if self.dead_letters is not None:
-                    await self.dead_letters(self.group, message, error, 1)
+                # Unreadable bytes stay unreadable: retrying or parking would not help. The
+                # store still has the event; the views of its execution miss it.
+                log.error("projector skips unreadable event at %s: %s", position, error)
         if not last:
             return
         changed: list[UUID] = await self.blocking(
