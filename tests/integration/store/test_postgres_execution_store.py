@@ -148,3 +148,18 @@ async def test_the_embedded_runtime_runs_on_postgres(
     again = open_store(postgres)
     assert [type(e).__name__ for e in again.events_of(view.id)][-1] == "ExecutionCompleted"
     again.close()
+
+
+def test_limits_changed_on_one_host_are_read_on_another(postgres: PostgresParams) -> None:
+    from codeexec.domain.limits import LimitsDocument, ResourceMaxima
+    from codeexec.service.limits import StoredLimits
+
+    default = LimitsDocument(max_resource_limits=ResourceMaxima())
+    here, there = open_store(postgres), open_store(postgres)
+    StoredLimits(here, default).change(default.model_copy(update={"max_running": 3}), "a", NOW)
+    StoredLimits(there, default).change(default.model_copy(update={"max_running": 4}), "b", NOW)
+    assert StoredLimits(here, default).current().max_running == 4
+    latest = StoredLimits(here, default).latest()
+    assert latest is not None and (latest.aggregate_version, latest.by) == (2, "b")
+    here.close()
+    there.close()
