@@ -16,7 +16,7 @@ from codeexec.domain.routing import EXECUTION_EVENTS, TOPICS
 from codeexec.ports.bus import H_POSITION, H_REPLAY, H_TYPE, Message
 from codeexec.ports.read_model import ExecutionQuery
 from codeexec.service.projections import ExecutionFeed
-from codeexec.service.read_model_projector import ReadModelProjector
+from codeexec.service.read_model_projector import ReadModelProjector, backfill
 from codeexec.testing.read_model import Story
 from tests.unit.factories import roomy, script
 
@@ -103,3 +103,18 @@ async def test_an_unreadable_message_is_skipped_not_retried_forever(tmp_path: Pa
     view = model.get(events[0][1].execution_id)
     assert view is not None and view.state == "completed" and view.events == 6
     model.close()
+
+
+async def test_a_new_persisted_read_model_backfills_from_the_store(tmp_path: Path) -> None:
+    async with Codeexec(Settings(coordinator=roomy()), sandbox=FakeSandbox()) as cx:
+        views = [await cx.submit("alice", script(f"out {n}")) for n in range(5)]
+        for view in views:
+            await cx.wait(view.id, timeout=5)
+        assert cx.store is not None
+        model = SQLiteExecutionReadModel(tmp_path / "views.sqlite3")
+        read = backfill(cx.store, model, batch=7)
+        assert read == cx.store.max_position()
+        assert backfill(cx.store, model) == 0  # resumes where it stopped: nothing new
+        for view in views:
+            assert asdict(model.get(view.id)) == asdict(cx.get(view.id))  # type: ignore[arg-type]
+        model.close()

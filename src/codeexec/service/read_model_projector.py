@@ -25,9 +25,28 @@ from codeexec.ports.bus import H_DEAD_LETTER, H_REPLAY, EventBus, Message, Topic
 from codeexec.ports.read_model import ExecutionReadModel
 from codeexec.service.consumer import decode
 from codeexec.service.projections import ExecutionFeed
+from codeexec.service.store import ExecutionStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+BACKFILL = "projections/store"
+"""The tracking name under which `backfill` records how far it read the store."""
+
+
+def backfill(store: ExecutionStore, read_model: ExecutionReadModel, batch: int = 1000) -> int:
+    """Fold into the read model what the store holds beyond the backfill's tracked position:
+    a new persisted read model on an existing store (an upgrade) starts complete, instead
+    of showing only what the bus still delivers. Blocking (run it in the store thread);
+    resumable (each batch carries its tracking); events the projector also delivers are
+    applied once, by version. Returns how many events it read."""
+    start, read = read_model.tracked(BACKFILL) + 1, 0
+    while page := store.read(start, batch):
+        read_model.apply_batch(page, Tracking(BACKFILL, page[-1][0]))
+        read += len(page)
+        start = page[-1][0] + 1
+    return read
 
 
 class Blocking(Protocol):
