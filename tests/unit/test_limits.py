@@ -18,6 +18,7 @@ from codeexec.service.limits import LimitsFollower, StoredLimits
 from codeexec.service.live_feed import LiveFeed
 from codeexec.service.projections import ExecutionFeed
 from codeexec.service.store import ExecutionStore
+from codeexec.service.store_thread import StoreThread
 from tests.unit.factories import roomy, script
 from tests.unit.test_runtime import eventually
 
@@ -97,6 +98,7 @@ async def test_a_coordinator_applies_a_change_and_schedules_what_now_fits() -> N
     async with Codeexec(settings, sandbox=FakeSandbox()) as cx:
         assert cx.store is not None
         hanging = await cx.submit("alice", script("hang"))
+        await eventually(lambda: cx.get(hanging.id).state == "running")
         waiting = await cx.submit("bob", script("out b"))
         await eventually(lambda: cx.get(waiting.id).state == "queued")
         limits = StoredLimits(cx.store, DEFAULT)
@@ -115,8 +117,12 @@ async def test_another_process_follows_changes_through_the_bus() -> None:
         feed = ExecutionFeed()  # an API process's: it records nothing itself
         live = LiveFeed(bus, feed)
         seen: list[int] = []
+        io = StoreThread(busy_timeout_s=2.0)
         follower = LimitsFollower(
-            StoredLimits(cx.store, DEFAULT), feed, lambda d: seen.append(d.max_queue)
+            StoredLimits(cx.store, DEFAULT),
+            feed,
+            lambda d: seen.append(d.max_queue),
+            blocking=io.run,
         )
         tasks = [asyncio.create_task(live.run()), asyncio.create_task(follower.run())]
         await asyncio.wait_for(live.ready.wait(), 5)
@@ -128,3 +134,4 @@ async def test_another_process_follows_changes_through_the_bus() -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await io.close()

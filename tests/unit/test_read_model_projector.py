@@ -17,6 +17,7 @@ from codeexec.ports.bus import H_POSITION, H_REPLAY, H_TYPE, Message
 from codeexec.ports.read_model import ExecutionQuery
 from codeexec.service.projections import ExecutionFeed
 from codeexec.service.read_model_projector import ReadModelProjector, backfill
+from codeexec.service.store_thread import StoreThread
 from codeexec.testing.read_model import Story
 from tests.unit.factories import roomy, script
 
@@ -47,7 +48,8 @@ async def test_events_on_the_bus_reach_the_persisted_views_once(tmp_path: Path) 
     executions = [story.finished("alice", n) for n in range(10)]
     events = story.record(*executions)
     woken = feed.watch(executions[3].id)
-    projector = ReadModelProjector(bus, model, feed=feed)
+    io = StoreThread(busy_timeout_s=2.0)  # read-model I/O off the event loop, as wired
+    projector = ReadModelProjector(bus, model, feed=feed, blocking=io.run)
     task = asyncio.create_task(projector.run())
     await bus.publish([relayed(p, e) for p, e in events])
     await bus.publish([relayed(p, e, **{H_REPLAY: "r1"}) for p, e in events])  # never new
@@ -61,7 +63,7 @@ async def test_events_on_the_bus_reach_the_persisted_views_once(tmp_path: Path) 
     await task
     assert all(v.events == 6 for v in model.list(ExecutionQuery(limit=100)).items)
     assert sum(model.tracked(f"projections/{EXECUTION_EVENTS}/{n}") > 0 for n in range(16)) > 1
-    model.close()
+    await io.close(model.close)
 
 
 async def test_a_persisted_projection_matches_the_embedded_one(tmp_path: Path) -> None:
