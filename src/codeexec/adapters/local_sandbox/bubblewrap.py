@@ -172,9 +172,6 @@ class BubblewrapSandbox(Sandbox):
         if sandbox_id in self._started:  # raced with another start while detecting
             raise SandboxAlreadyStarted(sandbox_id)
         check_names(spec.files)
-        tree = self._cgroup_tree()
-        if tree is not None:
-            tree.keep_warm()  # as early as possible: the first move after a quiet spell is slow
         # As root each run gets a uid of its own; otherwise the code runs as our uid, mapped
         # through a user namespace (weaker: per-uid limits then count our processes too).
         uid = self._uids.acquire() if self._as_root else os.geteuid()
@@ -188,6 +185,12 @@ class BubblewrapSandbox(Sandbox):
             boxes = [self._fast.take(toolchain.binds)]
             if toolchain.recipe.compile is not None:  # the run stage's box, ready after it
                 boxes.append(self._fast.make_for(boxes[0].workspace, toolchain.binds))
+        tree = self._cgroup_tree()
+        if tree is not None and (boxes is None or not boxes[0].ready):
+            # As early as possible: the first move into a cgroup after a quiet spell is slow,
+            # and this run's box joins its cgroup on the way to its code (a prepared box
+            # joined it ahead).
+            tree.keep_warm()
 
         async def open_workspace() -> Workspace:
             if boxes:

@@ -58,8 +58,6 @@ class RunStages:
     ) -> Stage:
         sb = self.sandbox
         tree = sb._cgroup_tree()
-        if tree is not None:
-            tree.keep_warm()
         launch: Launch
         if self._boxes is not None and sb._fast is not None:
             box = (
@@ -89,6 +87,8 @@ class RunStages:
     ) -> Launch:
         sb = self.sandbox
         tree = sb._cgroup_tree()
+        if tree is not None:
+            tree.keep_warm()
 
         def make_cgroup() -> RunCgroup:
             assert tree is not None

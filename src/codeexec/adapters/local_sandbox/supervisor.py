@@ -41,6 +41,8 @@ class StageOutcome:
     memory_bytes: int | None = None
     error: str | None = None
     """Set when the box itself could not be set up (not the code's fault)."""
+    timeline: dict[str, float] = field(default_factory=dict)
+    """When each step happened (time.monotonic()): where a stage's time goes."""
 
 
 @dataclass(frozen=True)
@@ -112,17 +114,21 @@ class Stage:
     def _exited(self) -> None:
         if self._ended_at is None:
             self._ended_at = time.monotonic()
+            self.outcome.timeline["exited"] = self._ended_at
         # The main process is gone: nothing it left behind may outlive it.
         self._kill_tree()
 
     async def run(self) -> StageOutcome:
         launch = self.plan.launch
+        timeline = self.outcome.timeline
+        timeline["start"] = time.monotonic()
         try:
             box = await launch.open(self._received, self._exited)
         except BaseException:
             launch.close()
             raise
         self._box = box
+        timeline["opened"] = time.monotonic()
         try:
             await self._supervise(launch)
         finally:
@@ -137,6 +143,7 @@ class Stage:
             for pidfd in (self._pidfd, self._main_pidfd):
                 if pidfd is not None:
                     os.close(pidfd)
+            timeline["empty"] = time.monotonic()
         return self.outcome
 
     async def _supervise(self, launch: Launch) -> None:
@@ -146,6 +153,7 @@ class Stage:
         except OSError as exc:
             failure = exc
         child_pid = await launch.init_pid()
+        self.outcome.timeline["init"] = time.monotonic()
         try:
             if child_pid is not None:
                 with contextlib.suppress(ProcessLookupError):
@@ -159,7 +167,9 @@ class Stage:
                     self.cgroup.join(child_pid)
                 rl.apply(child_pid, self.plan.rlimits)
                 self._started_at = time.monotonic()
+                self.outcome.timeline["limited"] = self._started_at
                 launch.go()  # the box starts the code only now, limits in place
+                self.outcome.timeline["go"] = time.monotonic()
                 self._find_main(child_pid, _FIND_MAIN_TRIES)
         finally:
             launch.close()
@@ -252,6 +262,7 @@ class Stage:
             out.cpu_time_s = cgroup.cpu_time_s()
             out.memory_bytes = cgroup.peak_memory_bytes()
             out.oom_kills = cgroup.oom_kills()
+        out.timeline["collected"] = time.monotonic()
         await self._until_empty(cgroup)
 
     def _main_status(self) -> int | None:
