@@ -286,4 +286,11 @@ class BubblewrapSandbox(Sandbox):
                 + (", seccomp filter" if self._seccomp else "")
             ),
         }
+        if self._fast_possible():
+            limits["isolation"] = (
+                "boxes forked by a zygote and built as bubblewrap builds them (bubblewrap "
+                "per stage when it is unavailable): new pid, net, ipc, uts, mount and cgroup "
+                "namespaces; read-only runtime; a per-run uid set as setpriv sets it, "
+                "no capabilities, no_new_privs" + (", seccomp filter" if self._seccomp else "")
+            )
         return limits

@@ -30,6 +30,16 @@ class RunCgroup(ABC):
         self.dirs = dict(dirs)
         """controller -> directory ("unified" for v2)."""
         self._cpu_base = 0.0
+        self._limits: Limits | None = None
+
+    def limit(self, limits: Limits) -> None:
+        """Set the memory and process limits (again, for a box prepared ahead)."""
+        if limits.memory_bytes == getattr(self._limits, "memory_bytes", None) and (
+            limits.processes == getattr(self._limits, "processes", None)
+        ):
+            return  # as prepared: the common case, nothing to write
+        self._limit(limits)
+        self._limits = limits
 
     def join(self, pid: int) -> None:
         for d in self.dirs.values():
@@ -62,8 +72,7 @@ class RunCgroup(ABC):
         return None if total is None else max(0.0, total - self._cpu_base)
 
     @abstractmethod
-    def limit(self, limits: Limits) -> None:
-        """Set the memory and process limits (again, for a box prepared ahead)."""
+    def _limit(self, limits: Limits) -> None: ...
 
     @abstractmethod
     def _cpu_total(self) -> float | None: ...
@@ -79,7 +88,7 @@ class RunCgroup(ABC):
 
 
 class V1Run(RunCgroup):
-    def limit(self, limits: Limits) -> None:
+    def _limit(self, limits: Limits) -> None:
         # One more process than asked for: the box's init (its pid 1) is in the group.
         write(os.path.join(self.dirs["pids"], "pids.max"), str(limits.processes + 1))
         memory = self.dirs["memory"]
@@ -118,7 +127,7 @@ class V1Run(RunCgroup):
 
 
 class V2Run(RunCgroup):
-    def limit(self, limits: Limits) -> None:
+    def _limit(self, limits: Limits) -> None:
         d = self.dirs["unified"]
         write(os.path.join(d, "pids.max"), str(limits.processes + 1))
         write(os.path.join(d, "memory.max"), str(limits.memory_bytes))
