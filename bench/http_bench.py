@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from cpumeter import CpuMeter
 
 HELLO = 'print("Hello, world!")'
 
@@ -256,14 +257,37 @@ async def peak_rss(pid: int, until: asyncio.Future[None]) -> float:
     return peak
 
 
+def others_cpu(meter: CpuMeter) -> float:
+    """CPU of everything in the meter's cgroup but this process (the client side)."""
+    return meter.seconds() - time.process_time()
+
+
 async def http_sustained_with_rss(
-    url: str, key: str, language: str, clients: int, seconds: float, pid: int | None
-) -> tuple[float, float]:
+    url: str,
+    key: str,
+    language: str,
+    clients: int,
+    seconds: float,
+    pid: int | None,
+    meter: CpuMeter,
+) -> tuple[float, float, float]:
+    """Runs per second, the server's peak RSS meanwhile, and the server's CPU per run."""
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     sampler = asyncio.ensure_future(peak_rss(pid, done)) if pid else None
+    cpu, started = others_cpu(meter), time.perf_counter()
     rate = await sustained(url, key, language, clients, seconds)
+    runs = rate * (time.perf_counter() - started)
     done.set_result(None)
-    return rate, (await sampler) if sampler else 0.0
+    return rate, (await sampler) if sampler else 0.0, (others_cpu(meter) - cpu) / max(runs, 1)
+
+
+async def bare_sustained_cpu(
+    python: str, clients: int, seconds: float, meter: CpuMeter
+) -> tuple[float, float]:
+    cpu, started = others_cpu(meter), time.perf_counter()
+    rate = await bare_sustained(python, clients, seconds)
+    runs = rate * (time.perf_counter() - started)
+    return rate, (others_cpu(meter) - cpu) / max(runs, 1)
 
 
 Setup = Callable[[str, Path], tuple[subprocess.Popen[str], str, str]]
@@ -293,7 +317,7 @@ def main() -> int:
     def out(name: str, value: float, unit: str) -> None:
         report(prefix + name, value, unit)
 
-    with tempfile.TemporaryDirectory() as data_dir:
+    with tempfile.TemporaryDirectory() as data_dir, CpuMeter() as meter:
         if args.server:
             url, key = args.server, args.key
         else:
@@ -326,18 +350,25 @@ def main() -> int:
                 out("accept_mean", statistics.fmean(accepts) * 1000, "ms")
                 drain(client)
                 rates: dict[str, list[float]] = {"http": [], "bare": []}
+                cpus: dict[str, list[float]] = {"http": [], "bare": []}
                 peak = 0.0
                 for _ in range(2):  # 8 at a time, interleaved with the bare interpreter
-                    rate, rss = asyncio.run(
-                        http_sustained_with_rss(url, key, language, 8, args.seconds, pid)
+                    rate, rss, cpu = asyncio.run(
+                        http_sustained_with_rss(url, key, language, 8, args.seconds, pid, meter)
                     )
                     rates["http"].append(rate)
+                    cpus["http"].append(cpu)
                     peak = max(peak, rss)
                     if local:
-                        rates["bare"].append(asyncio.run(bare_sustained(python, 8, args.seconds)))
+                        rate, cpu = asyncio.run(bare_sustained_cpu(python, 8, args.seconds, meter))
+                        rates["bare"].append(rate)
+                        cpus["bare"].append(cpu)
                 out("http_sustained_8", statistics.median(rates["http"]), "runs/s")
+                # Server and sandbox CPU per run (not the benchmark's own client), by cgroup.
+                out("http_cpu_per_run", statistics.median(cpus["http"]) * 1000, "ms")
                 if local:
                     out("bare_python_sustained_8", statistics.median(rates["bare"]), "runs/s")
+                    out("bare_python_cpu_per_run", statistics.median(cpus["bare"]) * 1000, "ms")
                     ratio = statistics.median(rates["http"]) / statistics.median(rates["bare"])
                     out("http_sustained_8_over_bare", ratio, "x")
                 if pid:

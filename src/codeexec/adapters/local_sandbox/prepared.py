@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from codeexec.adapters.local_sandbox.boxprocess import BoxProcess, OnOutput
 from codeexec.adapters.local_sandbox.cgroup_run import RunCgroup
 from codeexec.adapters.local_sandbox.workspace import Workspace
-from codeexec.adapters.local_sandbox.zygote_client import Zygote
+from codeexec.adapters.local_sandbox.zygote_client import Zygote, pack_fds
 
 _READY_TIMEOUT_S = 10.0
 _MARSHAL_VERSION = 4
@@ -116,7 +116,7 @@ class PreparedBox:
         assert self._control is not None
         fds = [stdin] if stdin is not None else []
         data = marshal.dumps(dict(program), _MARSHAL_VERSION)
-        self._control.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _pack(fds))])
+        self._control.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, pack_fds(fds))])
 
     def close_control(self) -> None:
         """Closing it unsent makes the box exit without running anything."""
@@ -145,26 +145,6 @@ class PreparedBox:
             self.cgroup.remove()
 
     def memory_pids(self) -> list[int]:
-        """The processes of the box that hold memory while it waits (for reports)."""
-        pids = []
-        if self._init.done() and self._init.result() is not None and self._exit_code is None:
-            init = self._init.result()
-            assert init is not None
-            pids.append(init)
-            parent = _parent_of(init)
-            if parent is not None:
-                pids.append(parent)
-        return pids
-
-
-def _parent_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        return int(stat[stat.rindex(b")") + 2 :].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _pack(fds: list[int]) -> bytes:
-    return b"".join(fd.to_bytes(4, "little") for fd in fds)
+        """The process of the box that holds memory while it waits: its pid 1 (for reports)."""
+        init = self._init.result() if self._init.done() else None
+        return [init] if init is not None and self._exit_code is None else []

@@ -109,7 +109,7 @@ class Zygote:
         self._pending[tag] = (future, on_exit)
         data = marshal.dumps({**request, "tag": tag}, _MARSHAL_VERSION)
         try:
-            self._sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _pack(fds))])
+            self._sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, pack_fds(fds))])
         except OSError as exc:
             del self._pending[tag]
             raise ZygoteGone(f"the zygote refused a request: {exc}") from exc
@@ -187,7 +187,7 @@ class Zygote:
         self._proc = None
 
 
-def _pack(fds: list[int]) -> bytes:
+def pack_fds(fds: list[int]) -> bytes:
     return b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
 
 
