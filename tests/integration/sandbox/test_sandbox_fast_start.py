@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from boxkit import UID_COUNT, box_processes, run, spec
+from boxkit import UID_COUNT, box_processes, host_entries, run, spec
 
 from codeexec.adapters.local_sandbox import BubblewrapSandbox
 from codeexec.domain.model import Limits, SandboxStatus
@@ -197,8 +197,12 @@ async def test_the_fast_start_keeps_working_after_the_zygote_dies(uid_base: int)
             if result.status is SandboxStatus.SUCCEEDED:
                 break
         assert result.stdout == b"still here\n", (result.status, result.message)
+        assert box._fast.zygote is not None and box._fast.zygote.pid != pid
     finally:
         await box.close()
+    # The dead zygote's waiting boxes went with it; what the host made for them is gone too.
+    tree = box._cgroups
+    assert tree is None or not any(host_entries(p) for p in tree.parents.values())
 
 
 def _exists(path: str) -> bool:

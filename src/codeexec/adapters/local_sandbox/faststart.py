@@ -10,6 +10,7 @@ interpreter, another entry file), exec their runtime in the same kind of box."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
@@ -52,11 +53,15 @@ class FastStart:
         self.zygote: Zygote | None = None
         self.pool: BoxPool | None = None
         self.python: Toolchain | None = None
+        self._retired: set[asyncio.Future[None]] = set()
 
     def start(self, toolchains: Sequence[Toolchain]) -> None:
         """Start the zygote (with the host's Python, else our own interpreter) and prepare."""
         if self.zygote is not None and self.zygote.alive:
             return
+        if self.pool is not None:  # a zygote that died: its boxes died with it
+            old, self.pool = self.pool, None
+            self._retired.add(asyncio.ensure_future(old.close()))
         self.python = zygote_toolchain(toolchains)
         if self.python is not None:
             python, env = self.python.tools["run"], environment(self.python)
@@ -128,6 +133,9 @@ class FastStart:
         return pids
 
     async def close(self) -> None:
+        if self._retired:
+            await asyncio.gather(*self._retired, return_exceptions=True)
+            self._retired.clear()
         if self.pool is not None:
             await self.pool.close()
             self.pool = None

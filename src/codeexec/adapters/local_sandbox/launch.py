@@ -47,6 +47,10 @@ class Launch(ABC):
     def close(self) -> None:
         """Release what the handshake used; a box never told to go then stays blocked."""
 
+    def failure(self) -> str | None:
+        """Why the box could not be made, when its own output does not say."""
+        return None
+
 
 class BwrapLaunch(Launch):
     """A bubblewrap process spawned now, blocked on a pipe until the go."""
@@ -172,3 +176,6 @@ class PreparedLaunch(Launch):
 
     def close(self) -> None:
         self.box.close_control()
+
+    def failure(self) -> str | None:
+        return self.box.failure

@@ -236,9 +236,9 @@ class Stage:
             )
         elif self._started_at is None:
             if out.killed_for is None:
-                out.error = (
-                    "the box could not be set up: "
-                    + bytes(out.stderr).decode("utf-8", "replace").strip()
+                said = bytes(out.stderr).decode("utf-8", "replace").strip()
+                out.error = "the box could not be set up: " + (
+                    said or self.plan.launch.failure() or "it exited before its go"
                 )
         elif (status := self._main_status()) is not None:
             if os.WIFSIGNALED(status):
