@@ -213,3 +213,26 @@ def _uid_of(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         line = next(line for line in f if line.startswith("Uid:"))
     return int(line.split()[1])
+
+
+async def test_a_host_where_boxes_cannot_be_forked_falls_back_to_bubblewrap(
+    uid_base: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A zygote whose boxes fail to build their root (here: an operation it does not know)
+    # must not fail the runs: the sandbox says why and uses bubblewrap per stage instead.
+    from codeexec.adapters.local_sandbox import bubblewrap
+
+    real_ops = bubblewrap.box_ops
+
+    def broken_ops(**kw: object) -> list[tuple[str, ...]]:
+        return [*real_ops(**kw), ("no-such-operation", "/")]  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bubblewrap, "box_ops", broken_ops)
+    box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT)
+    try:
+        results = [await run(box, "python", "print('ran')") for _ in range(4)]
+    finally:
+        await box.close()
+    assert all(r.stdout == b"ran\n" for r in results), [r.message for r in results]
+    assert box._fast_failures == 3 and not box._fast_possible()
+    assert "unknown box operation 'no-such-operation'" in caplog.text

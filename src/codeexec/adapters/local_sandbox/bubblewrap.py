@@ -32,6 +32,8 @@ from codeexec.ports.sandbox import (
 
 INSTALL_HINT = "install it with `apt-get install bubblewrap` (Debian/Ubuntu package `bubblewrap`)"
 _CLOSE_TIMEOUT_S = 10.0
+_FAST_START_TRIES = 3
+"""After this many zygotes failed to start (or to make a box), bubblewrap per stage only."""
 log = logging.getLogger(__name__)
 
 
@@ -82,6 +84,7 @@ class BubblewrapSandbox(Sandbox):
         self._fast_start = fast_start
         self._pool_size = pool_size
         self._fast: FastStart | None = None
+        self._fast_failures = 0
 
     def _available(self) -> bool:
         return bool(self._bwrap) and os.access(self._bwrap or "", os.X_OK)
@@ -127,6 +130,7 @@ class BubblewrapSandbox(Sandbox):
         # and (for the filter) the architecture our seccomp program is written for.
         return (
             self._fast_start
+            and self._fast_failures < _FAST_START_TRIES
             and self._as_root
             and self._work.dev() is not None
             and (self._seccomp is not None or platform.machine() != "x86_64")
@@ -160,9 +164,11 @@ class BubblewrapSandbox(Sandbox):
         if not self._fast.running:
             toolchains = await detect_toolchains(self._search_path)
             try:
-                self._fast.start(toolchains)
+                await self._fast.start(toolchains)
             except Exception as exc:  # the cold path still works: say why and use it
+                self._fast_failures += 1
                 log.warning("sandbox fast start unavailable, using bubblewrap per stage: %s", exc)
+                await self._fast.close()
 
     async def start(self, sandbox_id: str, spec: RunSpec) -> SandboxRun:
         self._require()

@@ -16,13 +16,14 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
+from codeexec.adapters.local_sandbox import ownership
 from codeexec.adapters.local_sandbox.boxcommand import environment, identity_files
 from codeexec.adapters.local_sandbox.boxpool import BoxPool, OpsFor
 from codeexec.adapters.local_sandbox.cgroup_run import RunCgroup
 from codeexec.adapters.local_sandbox.prepared import PreparedBox
 from codeexec.adapters.local_sandbox.recipes import BOX, Toolchain
 from codeexec.adapters.local_sandbox.workspace import Workspace
-from codeexec.adapters.local_sandbox.zygote_client import MAIN, Zygote
+from codeexec.adapters.local_sandbox.zygote_client import MAIN, Zygote, ZygoteGone
 
 USER_SITE_PREFIX = ".local/"
 """A run shipping its own user site-packages needs a cold start: `site` looks for it early."""
@@ -55,8 +56,9 @@ class FastStart:
         self.python: Toolchain | None = None
         self._retired: set[asyncio.Future[None]] = set()
 
-    def start(self, toolchains: Sequence[Toolchain]) -> None:
-        """Start the zygote (with the host's Python, else our own interpreter) and prepare."""
+    async def start(self, toolchains: Sequence[Toolchain]) -> None:
+        """Start the zygote (with the host's Python, else our own interpreter) and make a
+        first box; raises ZygoteGone (saying why) if either cannot be had on this host."""
         if self.zygote is not None and self.zygote.alive:
             return
         if self.pool is not None:  # a zygote that died: its boxes died with it
@@ -69,6 +71,7 @@ class FastStart:
             python, env = sys.executable, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         self.zygote = Zygote(python, env)
         self.zygote.start()
+        await self.zygote.started()
         self.pool = BoxPool(
             self.zygote,
             make_workspace=self._make_workspace,
@@ -77,6 +80,15 @@ class FastStart:
             seccomp=self._seccomp,
             size=self._pool_size,
         )
+        first = self.pool.make_for(self._make_workspace(ownership.new_id()), ())
+        try:
+            if await first.init_pid() is None:
+                why = first.early_error() or first.failure or "it exited"
+                raise ZygoteGone(f"a box could not be made here: {why}")
+        finally:
+            await first.destroy()
+            first.workspace.remove()
+            self.pool.done()
         self.pool.prepare(())
 
     @property

@@ -144,6 +144,16 @@ class PreparedBox:
                 await asyncio.sleep(0.005)
             self.cgroup.remove()
 
+    def early_error(self) -> str:
+        """What the box wrote before anyone took it (why it failed to build its root)."""
+        if self._err_r < 0 or self._process is not None:
+            return ""
+        os.set_blocking(self._err_r, False)
+        try:
+            return os.read(self._err_r, 4096).decode("utf-8", "replace").strip()
+        except OSError:
+            return ""
+
     def memory_pids(self) -> list[int]:
         """The process of the box that holds memory while it waits: its pid 1 (for reports)."""
         init = self._init.result() if self._init.done() else None

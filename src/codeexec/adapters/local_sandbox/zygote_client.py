@@ -53,6 +53,7 @@ class Zygote:
         self._tag = 0
         self._pending: dict[int, tuple[asyncio.Future[tuple[int, int]], Callable[[int], None]]] = {}
         self._on_exit: dict[int, Callable[[int], None]] = {}
+        self._ready: asyncio.Future[None] | None = None
         self.forks = 0
 
     @property
@@ -92,9 +93,20 @@ class Zygote:
         self._sock = ours
         self._log_fd = log_r
         loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
         loop.add_reader(ours.fileno(), self._readable)
         os.set_blocking(log_r, False)
         loop.add_reader(log_r, self._log)
+
+    async def started(self, timeout: float = 10.0) -> None:
+        """Wait until the zygote serves (its interpreter started and imported what it needs)."""
+        if self._ready is None:
+            raise ZygoteGone("the zygote was not started")
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        except TimeoutError:
+            self._gone(f"the zygote did not start within {timeout:g} s")
+            raise ZygoteGone(f"the zygote {self.python} did not start") from None
 
     async def fork_box(
         self, request: Mapping[str, object], fds: list[int], on_exit: Callable[[int], None]
@@ -131,7 +143,10 @@ class Zygote:
                 return
             fds = _unpack(ancdata)
             message = marshal.loads(data)
-            if "tag" in message:
+            if "ready" in message:
+                if self._ready is not None and not self._ready.done():
+                    self._ready.set_result(None)
+            elif "tag" in message:
                 future, on_exit = self._pending.pop(message["tag"], (None, None))
                 if "error" in message and future is not None and not future.done():
                     future.set_exception(ZygoteGone(f"the zygote: {message['error']}"))
@@ -171,6 +186,9 @@ class Zygote:
             if not future.done():
                 future.set_exception(ZygoteGone(why))
         self._pending.clear()
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(ZygoteGone(why))
+            self._ready.exception()  # retrieved: nobody may be waiting
         # Its boxes die with it (they are bound to their parent); their exits go unreported.
         exits, self._on_exit = self._on_exit, {}
         for callback in exits.values():

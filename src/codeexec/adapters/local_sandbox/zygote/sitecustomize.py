@@ -64,6 +64,7 @@ def serve(sock: _socket.socket) -> Program:
 
     _signal.signal(_signal.SIGCHLD, reap)
     own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    box.send(sock, marshal.dumps({"ready": os.getpid()}), [])
     while True:
         data, fds = box.recv(sock)
         if not data:
