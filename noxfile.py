@@ -68,6 +68,7 @@ def bench(session: nox.Session) -> None:
     session.run(PY, "bench/core_bench.py")
     for script in (
         "bench/sandbox_bench.py",
+        "bench/sandbox_profile.py",
         "bench/http_bench.py",
         "bench/compat_bench.py",
         "bench/replay_bench.py",
@@ -78,3 +79,5 @@ def bench(session: nox.Session) -> None:
     ):
         if Path(script).exists():
             session.run(PY, script)
+    # The platform alone: the same HTTP figures with the fake sandbox (no code runs).
+    session.run(PY, "bench/http_bench.py", "--sandbox", "fake")

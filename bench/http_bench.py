@@ -1,10 +1,20 @@
-"""HTTP benchmark: hello-world Python over `codeexec serve` (wait=true) vs the bare interpreter.
+"""HTTP benchmark: hello-world Python through `codeexec serve`, side by side with bare Python.
 
-Prints `bench: NAME VALUE UNIT` lines: end-to-end p50/p99 and their ratio to a bare
-`python3 -c`, accept latency (submit until 202) p50/p99 with 32 concurrent clients, and
-sustained executions per second. Starts its own server unless --server/--key are given.
+Prints `bench: NAME VALUE UNIT` lines, each measured in this run against the same Debian
+interpreter the sandbox runs:
 
-    python bench/http_bench.py [--sandbox local|fake] [--runs 50] [--seconds 10]
+    http_wait_p50 / p99 and bare_python_p50 / p99: `POST ?wait=true` end to end, interleaved
+    http_wait_over_bare_p50 / p99
+    accept_p50 / p99_<N>_clients: submit until 202, N (32) clients at once
+    http_sustained_8 and bare_python_sustained_8 runs/s, and their ratio: 8 at a time
+    sustained_executions: runs/s with N clients (with --sandbox fake: the platform alone)
+    server_rss_idle / _8_running / _pool_full (MiB) and sandbox_helpers_pss_idle /
+    _pool_full (MiB): the server process, and the zygote and prepared boxes under it
+
+Names carry a `fake_` prefix with --sandbox fake, and the setup's name for other setups.
+Starts its own server unless --server/--key are given.
+
+    python bench/http_bench.py [--sandbox local|fake] [--setup embedded] [--runs 50]
 """
 
 from __future__ import annotations
@@ -20,9 +30,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from cpumeter import CpuMeter
 
 HELLO = 'print("Hello, world!")'
 
@@ -36,18 +48,37 @@ def report(name: str, value: float, unit: str) -> None:
     print(f"bench: {name} {value:.3f} {unit}", flush=True)
 
 
-def bare_interpreter(runs: int, python: str | None) -> list[float]:
+def bare_python(python: str | None) -> str:
     # The local sandbox prefers the Debian interpreter; compare against the same binary.
-    python = python or next(
+    return python or next(
         (p for p in ("/usr/bin/python3",) if os.path.exists(p)),
         os.path.realpath(shutil.which("python3") or sys.executable),
     )
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run([python, "-c", HELLO], check=True, capture_output=True)
-        samples.append(time.perf_counter() - started)
-    return samples
+
+
+def bare_once(python: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([python, "-c", HELLO], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+async def bare_sustained(python: str, clients: int, seconds: float) -> float:
+    """The bare interpreter run `clients` at a time for `seconds`: runs per second."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            proc = await asyncio.create_subprocess_exec(
+                python, "-c", HELLO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            await proc.communicate()
+            done += proc.returncode == 0
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return done / (time.perf_counter() - started)
 
 
 def start_server(sandbox: str, data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
@@ -104,17 +135,35 @@ def body(language: str) -> dict[str, str]:
     return {"language": language, "source": HELLO if language != "fake" else "out Hello"}
 
 
+def wait_once(client: httpx.Client, language: str) -> float:
+    started = time.perf_counter()
+    response = client.post("/api/v1/executions", params={"wait": "true"}, json=body(language))
+    elapsed = time.perf_counter() - started
+    result = response.json()
+    if response.status_code != 200 or result["status"] != "succeeded":
+        raise SystemExit(f"hello world did not succeed: {result}")
+    return elapsed
+
+
 def end_to_end(client: httpx.Client, language: str, runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs + 3):
-        started = time.perf_counter()
-        response = client.post("/api/v1/executions", params={"wait": "true"}, json=body(language))
-        elapsed = time.perf_counter() - started
-        result = response.json()
-        if response.status_code != 200 or result["status"] != "succeeded":
-            raise SystemExit(f"hello world did not succeed: {result}")
-        samples.append(elapsed)
-    return samples[3:]  # the first runs warm caches
+    for _ in range(3):  # the first runs warm caches
+        wait_once(client, language)
+    return [wait_once(client, language) for _ in range(runs)]
+
+
+def interleaved(
+    client: httpx.Client, language: str, runs: int, python: str
+) -> tuple[list[float], list[float]]:
+    """End to end and bare, taken in turns: the same load on both."""
+    for _ in range(3):
+        wait_once(client, language)
+        bare_once(python)
+    http: list[float] = []
+    bare: list[float] = []
+    for _ in range(runs):
+        http.append(wait_once(client, language))
+        bare.append(bare_once(python))
+    return http, bare
 
 
 async def accept_latency(url: str, key: str, language: str, clients: int, each: int) -> list[float]:
@@ -164,46 +213,173 @@ def drain(client: httpx.Client, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        line = next(line for line in f if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (the zygote and its boxes, under a server)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    stat = f.read()
+                parents[int(entry)] = int(stat[stat.rindex(b")") + 2 :].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def pss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                total += int(next(line for line in f if line.startswith("Pss:")).split()[1])
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
+
+
+async def peak_rss(pid: int, until: asyncio.Future[None]) -> float:
+    peak = 0.0
+    while not until.done():
+        peak = max(peak, rss_mib(pid))
+        await asyncio.sleep(0.1)
+    return peak
+
+
+def others_cpu(meter: CpuMeter) -> float:
+    """CPU of everything in the meter's cgroup but this process (the client side)."""
+    return meter.seconds() - time.process_time()
+
+
+async def http_sustained_with_rss(
+    url: str,
+    key: str,
+    language: str,
+    clients: int,
+    seconds: float,
+    pid: int | None,
+    meter: CpuMeter,
+) -> tuple[float, float, float]:
+    """Runs per second, the server's peak RSS meanwhile, and the server's CPU per run."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    sampler = asyncio.ensure_future(peak_rss(pid, done)) if pid else None
+    cpu, started = others_cpu(meter), time.perf_counter()
+    rate = await sustained(url, key, language, clients, seconds)
+    runs = rate * (time.perf_counter() - started)
+    done.set_result(None)
+    return rate, (await sampler) if sampler else 0.0, (others_cpu(meter) - cpu) / max(runs, 1)
+
+
+async def bare_sustained_cpu(
+    python: str, clients: int, seconds: float, meter: CpuMeter
+) -> tuple[float, float]:
+    cpu, started = others_cpu(meter), time.perf_counter()
+    rate = await bare_sustained(python, clients, seconds)
+    runs = rate * (time.perf_counter() - started)
+    return rate, (others_cpu(meter) - cpu) / max(runs, 1)
+
+
+Setup = Callable[[str, Path], tuple[subprocess.Popen[str], str, str]]
+SETUPS: dict[str, Setup] = {"embedded": start_server}
+"""How the platform is brought up for the benchmark. `embedded` is `codeexec serve`: every
+role in one process. A setup returns (its API process, base URL, admin key); another (roles
+in processes of their own) registers itself here and every figure is measured on it too."""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sandbox", default=os.environ.get("CODEEXEC_SANDBOX", "local"))
+    parser.add_argument("--setup", default="embedded", choices=sorted(SETUPS))
     parser.add_argument("--server")
     parser.add_argument("--key")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--python", help="the bare interpreter to compare with")
     args = parser.parse_args()
-    language = "fake" if args.sandbox == "fake" else "python"
+    local = args.sandbox != "fake"
+    language = "python" if local else "fake"
+    prefix = ("" if args.setup == "embedded" else f"{args.setup}_") + ("" if local else "fake_")
+    python = bare_python(args.python)
     process = None
-    with tempfile.TemporaryDirectory() as data_dir:
+
+    def out(name: str, value: float, unit: str) -> None:
+        report(prefix + name, value, unit)
+
+    with tempfile.TemporaryDirectory() as data_dir, CpuMeter() as meter:
         if args.server:
             url, key = args.server, args.key
         else:
-            process, url, key = start_server(args.sandbox, Path(data_dir))
+            process, url, key = SETUPS[args.setup](args.sandbox, Path(data_dir))
+        pid = process.pid if process is not None else None
         try:
             with httpx.Client(
                 base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=70
             ) as client:
                 open_the_gates(client)
-                bare = bare_interpreter(args.runs, args.python)
-                http = end_to_end(client, language, args.runs)
-                for name, samples in (("bare_python", bare), ("http_wait", http)):
-                    report(f"{name}_p50", percentile(samples, 0.5) * 1000, "ms")
-                    report(f"{name}_p99", percentile(samples, 0.99) * 1000, "ms")
-                report(
-                    "http_wait_over_bare_p50", percentile(http, 0.5) / percentile(bare, 0.5), "x"
-                )
-                report(
-                    "http_wait_over_bare_p99", percentile(http, 0.99) / percentile(bare, 0.99), "x"
-                )
+                if pid:
+                    time.sleep(1.0)  # start-up done: the pool's first box made
+                    out("server_rss_idle", rss_mib(pid), "MiB")
+                    out("sandbox_helpers_pss_idle", pss_mib(descendants(pid)), "MiB")
+                if local:
+                    http, bare = interleaved(client, language, args.runs, python)
+                    out("bare_python_p50", percentile(bare, 0.5) * 1000, "ms")
+                    out("bare_python_p99", percentile(bare, 0.99) * 1000, "ms")
+                else:
+                    http = end_to_end(client, language, args.runs)
+                out("http_wait_p50", percentile(http, 0.5) * 1000, "ms")
+                out("http_wait_p99", percentile(http, 0.99) * 1000, "ms")
+                if local:
+                    for q, name in ((0.5, "p50"), (0.99, "p99")):
+                        ratio = percentile(http, q) / percentile(bare, q)
+                        out(f"http_wait_over_bare_{name}", ratio, "x")
                 accepts = asyncio.run(accept_latency(url, key, language, args.clients, 10))
-                report(f"accept_p50_{args.clients}_clients", percentile(accepts, 0.5) * 1000, "ms")
-                report(f"accept_p99_{args.clients}_clients", percentile(accepts, 0.99) * 1000, "ms")
-                report("accept_mean", statistics.fmean(accepts) * 1000, "ms")
+                out(f"accept_p50_{args.clients}_clients", percentile(accepts, 0.5) * 1000, "ms")
+                out(f"accept_p99_{args.clients}_clients", percentile(accepts, 0.99) * 1000, "ms")
+                out("accept_mean", statistics.fmean(accepts) * 1000, "ms")
                 drain(client)
+                rates: dict[str, list[float]] = {"http": [], "bare": []}
+                cpus: dict[str, list[float]] = {"http": [], "bare": []}
+                peak = 0.0
+                for _ in range(2):  # 8 at a time, interleaved with the bare interpreter
+                    rate, rss, cpu = asyncio.run(
+                        http_sustained_with_rss(url, key, language, 8, args.seconds, pid, meter)
+                    )
+                    rates["http"].append(rate)
+                    cpus["http"].append(cpu)
+                    peak = max(peak, rss)
+                    if local:
+                        rate, cpu = asyncio.run(bare_sustained_cpu(python, 8, args.seconds, meter))
+                        rates["bare"].append(rate)
+                        cpus["bare"].append(cpu)
+                out("http_sustained_8", statistics.median(rates["http"]), "runs/s")
+                # Server and sandbox CPU per run (not the benchmark's own client), by cgroup.
+                out("http_cpu_per_run", statistics.median(cpus["http"]) * 1000, "ms")
+                if local:
+                    out("bare_python_sustained_8", statistics.median(rates["bare"]), "runs/s")
+                    out("bare_python_cpu_per_run", statistics.median(cpus["bare"]) * 1000, "ms")
+                    ratio = statistics.median(rates["http"]) / statistics.median(rates["bare"])
+                    out("http_sustained_8_over_bare", ratio, "x")
+                if pid:
+                    out("server_rss_8_running", peak, "MiB")
+                    time.sleep(1.5)  # the pool refilled to the demand just seen
+                    helpers = descendants(pid)
+                    out("server_rss_pool_full", rss_mib(pid), "MiB")
+                    out("sandbox_helpers_pss_pool_full", pss_mib(helpers), "MiB")
+                    out("sandbox_processes_pool_full", len(helpers), "processes")
                 rate = asyncio.run(sustained(url, key, language, args.clients, args.seconds))
-                report("sustained_executions", rate, "per_s")
+                out("sustained_executions", rate, "per_s")
         finally:
             if process is not None:
                 process.terminate()

@@ -32,9 +32,16 @@ def uid_base() -> int:
     return 2_000_000 + (os.getpid() % 10_000) * UID_COUNT
 
 
+@pytest.fixture(params=[True, False], ids=["zygote", "bwrap"])
+def fast_start(request: pytest.FixtureRequest) -> bool:
+    """Both ways of starting a box: forked from the zygote (the default as root), and
+    bubblewrap per stage (the fallback); every hostile test holds for both."""
+    return bool(request.param)
+
+
 @pytest.fixture
-async def sandbox(uid_base: int) -> AsyncIterator[BubblewrapSandbox]:
-    box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT)
+async def sandbox(uid_base: int, fast_start: bool) -> AsyncIterator[BubblewrapSandbox]:
+    box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT, fast_start=fast_start)
     yield box
     await box.close()
     assert box_processes(uid_base) == [], "a process of a run outlived the sandbox"

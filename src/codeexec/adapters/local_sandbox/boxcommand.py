@@ -42,24 +42,35 @@ def identity_files(uid: int) -> Mapping[str, bytes]:
     }
 
 
+Op = tuple[str, ...]
+"""One step of building a box's root, as bubblewrap's option of the same name: ("ro-bind",
+src, dest), ("bind", src, dest), ("dev-bind", src, dest), ("symlink", target, dest),
+("dir", dest, perms), ("tmpfs", dest, perms, size), ("proc", dest), ("dev", dest),
+("ro-bind-data", name, dest, perms); perms in octal digits. bubblewrap and the zygote both
+build boxes from this one list."""
+
+DATA_PERMS = 0o644
+"""/etc/passwd and /etc/group: world-readable, as on any host (bubblewrap's default is 0600)."""
+
+
 @functools.lru_cache(maxsize=1)
-def _host_root() -> tuple[str, ...]:
+def _host_root() -> tuple[Op, ...]:
     """Bind /usr; mirror the host's /bin, /lib... (symlinks into /usr on merged-usr hosts)."""
-    args = ["--ro-bind", "/usr", "/usr"]
+    ops: list[Op] = [("ro-bind", "/usr", "/usr")]
     for name in _ROOT_LINKS:
         path = "/" + name
         if os.path.islink(path):
-            args += ["--symlink", os.readlink(path), path]
+            ops.append(("symlink", os.readlink(path), path))
         elif os.path.isdir(path):
-            args += ["--ro-bind", path, path]
-    return tuple(args)
+            ops.append(("ro-bind", path, path))
+    return tuple(ops)
 
 
-def _runtime_binds(binds: Sequence[str]) -> list[str]:
+def _runtime_binds(binds: Sequence[str]) -> list[Op]:
     # A runtime outside /usr (pyenv, rustup) is bound at its own path so its compiled-in
     # prefix still works; the directories above it are made traversable (the host's /root
     # is mode 0700) without exposing anything else that lives there.
-    args: list[str] = []
+    ops: list[Op] = []
     made: set[str] = set()
     for bind in binds:
         parts = bind.strip("/").split("/")
@@ -67,8 +78,47 @@ def _runtime_binds(binds: Sequence[str]) -> list[str]:
             ancestor = "/" + "/".join(parts[:i])
             if ancestor not in made and ancestor not in ("/usr", "/etc", "/tmp"):
                 made.add(ancestor)
-                args += ["--perms", "0755", "--dir", ancestor]
-        args += ["--ro-bind", bind, bind]
+                ops.append(("dir", ancestor, "0755"))
+        ops.append(("ro-bind", bind, bind))
+    return ops
+
+
+def box_ops(
+    *,
+    etc: str,
+    dev: str | None,
+    scratch_bytes: int,
+    binds: Sequence[str],
+    workspace: str,
+) -> list[Op]:
+    """The root of a box: the runtime read-only, the boxes' /etc with this run's identity,
+    a private /proc, /dev, size-limited /tmp and /dev/shm, and the run's work dir at /box."""
+    scratch = str(scratch_bytes)
+    return [
+        *_host_root(),
+        ("ro-bind", etc, "/etc"),
+        ("ro-bind-data", "passwd", "/etc/passwd", f"{DATA_PERMS:04o}"),
+        ("ro-bind-data", "group", "/etc/group", f"{DATA_PERMS:04o}"),
+        ("proc", "/proc"),
+        ("dev-bind", dev, "/dev") if dev else ("dev", "/dev"),
+        ("tmpfs", "/tmp", "1777", scratch),
+        ("tmpfs", "/dev/shm", "1777", scratch),
+        *_runtime_binds(binds),
+        ("bind", workspace, BOX),
+    ]
+
+
+def _bwrap_options(ops: Sequence[Op], data_fds: Mapping[str, int]) -> list[str]:
+    args: list[str] = []
+    for kind, *rest in ops:
+        if kind == "dir":
+            args += ["--perms", rest[1], "--dir", rest[0]]
+        elif kind == "tmpfs":
+            args += ["--perms", rest[1], "--size", rest[2], "--tmpfs", rest[0]]
+        elif kind == "ro-bind-data":
+            args += ["--perms", rest[2], "--ro-bind-data", str(data_fds[rest[0]]), rest[1]]
+        else:
+            args += [f"--{kind}", *rest]
     return args
 
 
@@ -92,11 +142,7 @@ def bwrap_argv(
     bwrap: str,
     setpriv: str | None,
     uid: int,
-    workspace: str,
-    etc: str,
-    dev: str | None,
-    scratch_bytes: int,
-    toolchain: Toolchain,
+    ops: Sequence[Op],
     fds: BoxFiles,
     command: Sequence[str],
 ) -> list[str]:
@@ -112,35 +158,7 @@ def bwrap_argv(
         "sandbox",
         "--die-with-parent",
         "--new-session",
-        *_host_root(),
-        "--ro-bind",
-        etc,
-        "/etc",
-        "--ro-bind-data",
-        str(fds.passwd),
-        "/etc/passwd",
-        "--ro-bind-data",
-        str(fds.group),
-        "/etc/group",
-        "--proc",
-        "/proc",
-        *(["--dev-bind", dev, "/dev"] if dev else ["--dev", "/dev"]),
-        "--perms",
-        "1777",
-        "--size",
-        str(scratch_bytes),
-        "--tmpfs",
-        "/tmp",
-        "--perms",
-        "1777",
-        "--size",
-        str(scratch_bytes),
-        "--tmpfs",
-        "/dev/shm",
-        *_runtime_binds(toolchain.binds),
-        "--bind",
-        workspace,
-        BOX,
+        *_bwrap_options(ops, {"passwd": fds.passwd, "group": fds.group}),
         "--chdir",
         BOX,
         "--info-fd",

@@ -85,10 +85,15 @@ _PIDFD_INFO = struct.Struct("=QQ11IiI")
 def child_of(pid: int) -> int | None:
     """The first child of `pid`, if it has one yet."""
     try:
-        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
-            children = f.read().split()
+        fd = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        children = os.read(fd, 4096).split()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     return int(children[0]) if children else None
 
 

@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import platform
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from codeexec.adapters.local_sandbox import ownership, seccomp, uidrange
-from codeexec.adapters.local_sandbox import rlimits as rl
-from codeexec.adapters.local_sandbox.boxcommand import (
-    BoxFiles,
-    bwrap_argv,
-    environment,
-    identity_files,
-)
+from codeexec.adapters.local_sandbox.boxcommand import box_ops
 from codeexec.adapters.local_sandbox.cgroup_discovery import find_cgroups
 from codeexec.adapters.local_sandbox.cgroups import CgroupTree, RunCgroup
+from codeexec.adapters.local_sandbox.faststart import FastStart
 from codeexec.adapters.local_sandbox.languages import choose, detect_toolchains
-from codeexec.adapters.local_sandbox.recipes import Toolchain
+from codeexec.adapters.local_sandbox.prepared import PreparedBox
 from codeexec.adapters.local_sandbox.run import BubblewrapRun
-from codeexec.adapters.local_sandbox.supervisor import Stage, StagePlan
+from codeexec.adapters.local_sandbox.stages import RunStages
 from codeexec.adapters.local_sandbox.workroot import WorkRoot
 from codeexec.adapters.local_sandbox.workspace import Workspace, check_names
-from codeexec.domain.model import Limits, RunSpec, Stream
+from codeexec.domain.model import Limits, RunSpec
 from codeexec.ports.sandbox import (
     Language,
     Sandbox,
@@ -35,6 +32,9 @@ from codeexec.ports.sandbox import (
 
 INSTALL_HINT = "install it with `apt-get install bubblewrap` (Debian/Ubuntu package `bubblewrap`)"
 _CLOSE_TIMEOUT_S = 10.0
+_FAST_START_TRIES = 3
+"""After this many zygotes failed to start (or to make a box), bubblewrap per stage only."""
+log = logging.getLogger(__name__)
 
 
 class BubblewrapSandbox(Sandbox):
@@ -60,6 +60,8 @@ class BubblewrapSandbox(Sandbox):
         cgroup_parent: str | None = None,
         use_seccomp: bool = True,
         search_path: str | None = None,
+        fast_start: bool = True,
+        pool_size: int = 8,
     ) -> None:
         self._bwrap = bwrap_path if bwrap_path is not None else shutil.which("bwrap")
         self._as_root = os.geteuid() == 0
@@ -79,6 +81,10 @@ class BubblewrapSandbox(Sandbox):
         self._search_path = search_path
         self._started: set[str] = set()
         self._active: dict[str, BubblewrapRun] = {}
+        self._fast_start = fast_start
+        self._pool_size = pool_size
+        self._fast: FastStart | None = None
+        self._fast_failures = 0
 
     def _available(self) -> bool:
         return bool(self._bwrap) and os.access(self._bwrap or "", os.X_OK)
@@ -116,7 +122,53 @@ class BubblewrapSandbox(Sandbox):
         self._work.etc()
         self._work.dev()
         self._cgroup_tree()
+        await self._start_fast()
         return found
+
+    def _fast_possible(self) -> bool:
+        # The zygote builds boxes itself: it needs root, a tmpfs of ours for the boxes' /dev,
+        # and (for the filter) the architecture our seccomp program is written for.
+        return (
+            self._fast_start
+            and self._fast_failures < _FAST_START_TRIES
+            and self._as_root
+            and self._work.dev() is not None
+            and (self._seccomp is not None or platform.machine() != "x86_64")
+        )
+
+    async def _start_fast(self) -> None:
+        if not self._fast_possible():
+            return
+        if self._fast is None:
+            tree = self._cgroup_tree()
+
+            def make_cgroup(name: str) -> RunCgroup | None:
+                return None if tree is None else tree.create(name, Limits())
+
+            def ops_for(workspace: Workspace, binds: tuple[str, ...]) -> list[tuple[str, ...]]:
+                return box_ops(
+                    etc=self._work.etc(),
+                    dev=self._work.dev(),
+                    scratch_bytes=self._scratch_bytes,
+                    binds=binds,
+                    workspace=workspace.path,
+                )
+
+            self._fast = FastStart(
+                make_workspace=lambda name: self._work.create(name, 0),
+                make_cgroup=make_cgroup,
+                ops_for=ops_for,
+                seccomp=self._seccomp,
+                pool_size=self._pool_size,
+            )
+        if not self._fast.running:
+            toolchains = await detect_toolchains(self._search_path)
+            try:
+                await self._fast.start(toolchains)
+            except Exception as exc:  # the cold path still works: say why and use it
+                self._fast_failures += 1
+                log.warning("sandbox fast start unavailable, using bubblewrap per stage: %s", exc)
+                await self._fast.close()
 
     async def start(self, sandbox_id: str, spec: RunSpec) -> SandboxRun:
         self._require()
@@ -126,17 +178,32 @@ class BubblewrapSandbox(Sandbox):
         if sandbox_id in self._started:  # raced with another start while detecting
             raise SandboxAlreadyStarted(sandbox_id)
         check_names(spec.files)
-        tree = self._cgroup_tree()
-        if tree is not None:
-            tree.keep_warm()  # as early as possible: the first move after a quiet spell is slow
         # As root each run gets a uid of its own; otherwise the code runs as our uid, mapped
         # through a user namespace (weaker: per-uid limits then count our processes too).
         uid = self._uids.acquire() if self._as_root else os.geteuid()
         self._started.add(sandbox_id)
         name = ownership.new_id()
 
+        boxes: list[PreparedBox] | None = None
+        if self._fast_possible():
+            await self._start_fast()
+        if self._fast is not None and self._fast.running:
+            boxes = [self._fast.take(toolchain.binds)]
+            if toolchain.recipe.compile is not None:  # the run stage's box, ready after it
+                boxes.append(self._fast.make_for(boxes[0].workspace, toolchain.binds))
+        tree = self._cgroup_tree()
+        if tree is not None and (boxes is None or not boxes[0].ready):
+            # As early as possible: the first move into a cgroup after a quiet spell is slow,
+            # and this run's box joins its cgroup on the way to its code (a prepared box
+            # joined it ahead).
+            tree.keep_warm()
+
         async def open_workspace() -> Workspace:
-            workspace = self._work.create(name, uid)
+            if boxes:
+                workspace = boxes[0].workspace
+                workspace.give_to(uid)
+            else:
+                workspace = self._work.create(name, uid)
             try:
                 workspace.write(spec.files)
             except BaseException:
@@ -149,7 +216,7 @@ class BubblewrapSandbox(Sandbox):
             if self._as_root:
                 self._uids.release(uid)
 
-        stages = _Stages(self, uid, name)
+        stages = RunStages(self, uid, name, tuple(f.name for f in spec.files), boxes)
         run = BubblewrapRun(sandbox_id, spec, toolchain, open_workspace, stages, on_end)
         self._active[sandbox_id] = run
         return run
@@ -169,6 +236,9 @@ class BubblewrapSandbox(Sandbox):
             await asyncio.wait(
                 [asyncio.ensure_future(r.finished()) for r in runs], timeout=_CLOSE_TIMEOUT_S
             )
+        if self._fast is not None:
+            await self._fast.close()
+            self._fast = None
         if self._cgroups is not None:
             self._cgroups.close()
         self._work.close()
@@ -222,68 +292,11 @@ class BubblewrapSandbox(Sandbox):
                 + (", seccomp filter" if self._seccomp else "")
             ),
         }
-        return limits
-
-
-class _Stages:
-    """The host side of each stage of one run: its cgroup, rlimits and command line."""
-
-    def __init__(self, sandbox: BubblewrapSandbox, uid: int, run_name: str) -> None:
-        self.sandbox = sandbox
-        self.uid = uid
-        self.run_name = run_name
-
-    def stage(
-        self,
-        *,
-        name: str,
-        toolchain: Toolchain,
-        argv: list[str],
-        limits: Limits,
-        stdin: bytes,
-        workspace: Workspace,
-        on_output: Callable[[Stream, bytes], None],
-    ) -> Stage:
-        sb = self.sandbox
-        tree = sb._cgroup_tree()
-        if tree is not None:
-            tree.keep_warm()
-
-        def make_cgroup() -> RunCgroup:
-            assert tree is not None
-            return tree.create(f"{self.run_name}.{name}", limits)
-
-        bwrap, setpriv = sb._bwrap or "bwrap", sb._setpriv
-        etc, dev = sb._work.etc(), sb._work.dev()
-
-        def argv_for(fds: BoxFiles) -> list[str]:
-            return bwrap_argv(
-                bwrap=bwrap,
-                setpriv=setpriv,
-                uid=self.uid,
-                workspace=workspace.path,
-                etc=etc,
-                dev=dev,
-                scratch_bytes=sb._scratch_bytes,
-                toolchain=toolchain,
-                fds=fds,
-                command=argv,
+        if self._fast_possible():
+            limits["isolation"] = (
+                "boxes forked by a zygote and built as bubblewrap builds them (bubblewrap "
+                "per stage when it is unavailable): new pid, net, ipc, uts, mount and cgroup "
+                "namespaces; read-only runtime; a per-run uid set as setpriv sets it, "
+                "no capabilities, no_new_privs" + (", seccomp filter" if self._seccomp else "")
             )
-
-        data = dict(identity_files(self.uid))
-        if sb._seccomp is not None:
-            data["seccomp"] = sb._seccomp
-        plan = StagePlan(
-            argv_for=argv_for,
-            env=environment(toolchain),
-            limits=limits,
-            stdin=stdin,
-            data=data,
-            rlimits=rl.rlimits_for(limits, memory_in_cgroup=tree is not None, own_uid=sb._as_root),
-            make_cgroup=make_cgroup if tree is not None else None,
-        )
-        return Stage(plan, on_output)
-
-    def release(self, stage: Stage) -> None:
-        if stage.cgroup is not None:
-            stage.cgroup.remove()
+        return limits

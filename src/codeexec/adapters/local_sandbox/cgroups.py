@@ -6,29 +6,21 @@ import contextlib
 import errno
 import os
 import re
-import signal
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 from codeexec.adapters.local_sandbox import ownership
+from codeexec.adapters.local_sandbox.cgroup_run import RunCgroup, V1Run, V2Run, read, write
 from codeexec.domain.model import Limits
+
+__all__ = ["CgroupTree", "CgroupV1Tree", "CgroupV2Tree", "RunCgroup", "read", "write"]
 
 _OWNER = re.compile(r"^codeexec\.(?:(\d{1,7})|[0-9a-f]{16})$")
 """`codeexec.<id>`, flock'd by its live owner; `codeexec.<pid>` from versions before that."""
 _WARM_FOR_S = 2.0
 _WARM_EVERY_S = 0.01
-
-
-def read(path: str) -> str:
-    with open(path, encoding="ascii") as f:
-        return f.read()
-
-
-def write(path: str, value: str) -> None:
-    with open(path, "w", encoding="ascii") as f:
-        f.write(value)
 
 
 def process_alive(pid: int) -> bool:
@@ -41,88 +33,6 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-class RunCgroup(ABC):
-    """The cgroup of one stage of one run. Every process of the stage is in it."""
-
-    def __init__(self, dirs: Mapping[str, str]) -> None:
-        self.dirs = dict(dirs)
-        """controller -> directory ("unified" for v2)."""
-
-    def join(self, pid: int) -> None:
-        for d in self.dirs.values():
-            write(os.path.join(d, "cgroup.procs"), str(pid))
-
-    def pids(self) -> list[int]:
-        d = next(iter(self.dirs.values()))
-        try:
-            return [int(p) for p in read(os.path.join(d, "cgroup.procs")).split()]
-        except FileNotFoundError:
-            return []
-
-    def kill_all(self) -> None:
-        for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-    def remove(self) -> None:
-        for d in self.dirs.values():
-            with contextlib.suppress(FileNotFoundError):
-                os.rmdir(d)
-
-    @abstractmethod
-    def cpu_time_s(self) -> float | None: ...
-
-    @abstractmethod
-    def peak_memory_bytes(self) -> int | None: ...
-
-    @abstractmethod
-    def oom_kills(self) -> int: ...
-
-
-class _V1Run(RunCgroup):
-    def cpu_time_s(self) -> float | None:
-        if "cpuacct" not in self.dirs:
-            return None
-        return int(read(os.path.join(self.dirs["cpuacct"], "cpuacct.usage"))) / 1e9
-
-    def peak_memory_bytes(self) -> int | None:
-        return int(read(os.path.join(self.dirs["memory"], "memory.max_usage_in_bytes")))
-
-    def oom_kills(self) -> int:
-        text = read(os.path.join(self.dirs["memory"], "memory.oom_control"))
-        match = re.search(r"^oom_kill (\d+)", text, re.MULTILINE)
-        return int(match.group(1)) if match else 0
-
-
-class _V2Run(RunCgroup):
-    def kill_all(self) -> None:
-        try:
-            write(os.path.join(self.dirs["unified"], "cgroup.kill"), "1")
-        except OSError:  # before Linux 5.14
-            super().kill_all()
-
-    def _keyed(self, name: str, key: str) -> int | None:
-        try:
-            text = read(os.path.join(self.dirs["unified"], name))
-        except OSError:
-            return None
-        match = re.search(rf"^{key} (\d+)", text, re.MULTILINE)
-        return int(match.group(1)) if match else None
-
-    def cpu_time_s(self) -> float | None:
-        usec = self._keyed("cpu.stat", "usage_usec")
-        return None if usec is None else usec / 1e6
-
-    def peak_memory_bytes(self) -> int | None:
-        try:
-            return int(read(os.path.join(self.dirs["unified"], "memory.peak")))
-        except OSError:  # before Linux 5.19
-            return None
-
-    def oom_kills(self) -> int:
-        return self._keyed("memory.events", "oom_kill") or 0
 
 
 class CgroupTree(ABC):
@@ -194,17 +104,16 @@ class CgroupTree(ABC):
         dirs = {c: os.path.join(p, name) for c, p in self.parents.items()}
         for d in dirs.values():
             os.mkdir(d, 0o755)
+        run = self._run(dirs)
         try:
-            return self._limit(dirs, limits)
+            run.limit(limits)
         except OSError:
-            self._run(dirs).remove()
+            run.remove()
             raise
+        return run
 
     @abstractmethod
     def _run(self, dirs: Mapping[str, str]) -> RunCgroup: ...
-
-    @abstractmethod
-    def _limit(self, dirs: Mapping[str, str], limits: Limits) -> RunCgroup: ...
 
     def close(self) -> None:
         self._made = False
@@ -222,38 +131,20 @@ class CgroupV1Tree(CgroupTree):
     version = "v1"
 
     def _run(self, dirs: Mapping[str, str]) -> RunCgroup:
-        return _V1Run(dirs)
-
-    def _limit(self, dirs: Mapping[str, str], limits: Limits) -> RunCgroup:
-        # One more process than asked for: bubblewrap's init (pid 1 of the box) is in the group.
-        write(os.path.join(dirs["pids"], "pids.max"), str(limits.processes + 1))
-        memory = dirs["memory"]
-        write(os.path.join(memory, "memory.limit_in_bytes"), str(limits.memory_bytes))
-        # With swap accounting, memory+swap gets the same cap so nothing spills into swap.
-        with contextlib.suppress(OSError):
-            write(os.path.join(memory, "memory.memsw.limit_in_bytes"), str(limits.memory_bytes))
-        return _V1Run(dirs)
+        return V1Run(dirs)
 
 
 class CgroupV2Tree(CgroupTree):
     version = "v2"
 
     def _run(self, dirs: Mapping[str, str]) -> RunCgroup:
-        return _V2Run(dirs)
+        return V2Run(dirs)
 
     def _prepare(self) -> None:
         fresh = not self._made
         super()._prepare()
         if fresh:
             write(os.path.join(self.parents["unified"], "cgroup.subtree_control"), "+memory +pids")
-
-    def _limit(self, dirs: Mapping[str, str], limits: Limits) -> RunCgroup:
-        d = dirs["unified"]
-        write(os.path.join(d, "pids.max"), str(limits.processes + 1))
-        write(os.path.join(d, "memory.max"), str(limits.memory_bytes))
-        with contextlib.suppress(OSError):
-            write(os.path.join(d, "memory.swap.max"), "0")
-        return _V2Run(dirs)
 
 
 def _sweep_stale(base: str) -> None:
@@ -287,7 +178,7 @@ def _sweep_stale(base: str) -> None:
 
 
 def _remove_killing(path: str) -> None:
-    stale = _V1Run({"any": path})
+    stale = V1Run({"any": path})
     for _ in range(50):
         stale.kill_all()
         try:

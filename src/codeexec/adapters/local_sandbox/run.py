@@ -33,6 +33,9 @@ class StageFactory(Protocol):
 
     def release(self, stage: Stage) -> None: ...
 
+    async def finish(self) -> None:
+        """After the last stage: release what was made for stages that never ran."""
+
 
 class BubblewrapRun(SandboxRun):
     """Live output for any number of readers (each sees every chunk from the start) and a
@@ -117,6 +120,7 @@ class BubblewrapRun(SandboxRun):
         try:
             for stage in self._used:
                 self._stages.release(stage)
+            await self._stages.finish()
             if workspace is not None:
                 await asyncio.get_running_loop().run_in_executor(None, workspace.remove)
         finally:

@@ -6,23 +6,19 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from codeexec.adapters.local_sandbox import boxio
 from codeexec.adapters.local_sandbox import rlimits as rl
-from codeexec.adapters.local_sandbox.boxcommand import BoxFiles, split_options
-from codeexec.adapters.local_sandbox.boxprocess import BoxProcess, spawn
-from codeexec.adapters.local_sandbox.cgroups import RunCgroup
+from codeexec.adapters.local_sandbox.boxprocess import BoxProcess
+from codeexec.adapters.local_sandbox.cgroup_run import RunCgroup
+from codeexec.adapters.local_sandbox.launch import Launch
 from codeexec.domain.model import Limits, Stream
 
-_HANDSHAKE_TIMEOUT_S = 10.0
 _DRAIN_TIMEOUT_S = 5.0
 _FIND_MAIN_TRIES = 250
-_BOX_UMASK = 0o077
-"""What the code creates is its own uid's alone, whatever the server's umask is."""
 
 OnOutput = Callable[[Stream, bytes], None]
 
@@ -45,19 +41,16 @@ class StageOutcome:
     memory_bytes: int | None = None
     error: str | None = None
     """Set when the box itself could not be set up (not the code's fault)."""
+    timeline: dict[str, float] = field(default_factory=dict)
+    """When each step happened (time.monotonic()): where a stage's time goes."""
 
 
 @dataclass(frozen=True)
 class StagePlan:
-    argv_for: Callable[[BoxFiles], list[str]]
-    env: Mapping[str, str]
+    launch: Launch
+    """How the box comes to be (bubblewrap now, or prepared ahead by the zygote)."""
     limits: Limits
-    stdin: bytes
-    data: Mapping[str, bytes]
-    """Contents bubblewrap reads from pipes: "passwd", "group", optional "seccomp"."""
     rlimits: Sequence[rl.RLimit]
-    make_cgroup: Callable[[], RunCgroup] | None
-    """Makes the stage's cgroup; called while bubblewrap starts, which it does not need."""
 
 
 class Stage:
@@ -121,61 +114,25 @@ class Stage:
     def _exited(self) -> None:
         if self._ended_at is None:
             self._ended_at = time.monotonic()
+            self.outcome.timeline["exited"] = self._ended_at
         # The main process is gone: nothing it left behind may outlive it.
         self._kill_tree()
 
     async def run(self) -> StageOutcome:
-        child_side: list[int] = []
-        info_r = -1
-        block_w = -1
+        launch = self.plan.launch
+        timeline = self.outcome.timeline
+        timeline["start"] = time.monotonic()
         try:
-            info_r, info_w = os.pipe2(os.O_CLOEXEC)
-            child_side.append(info_w)
-            block_r, block_w = os.pipe2(os.O_CLOEXEC)
-            child_side.append(block_r)
-            # The box also holds the write end (as its --sync-fd), so its read of the block
-            # pipe can never end in EOF: if this process dies before saying go, the box
-            # stays blocked, and no code ever runs without its limits.
-            hold = os.dup(block_w)
-            child_side.append(hold)
-            data = {name: boxio.pipe_with(content) for name, content in self.plan.data.items()}
-            child_side += data.values()
-            stdin: int = subprocess.DEVNULL
-            if self.plan.stdin:
-                stdin = boxio.stdin_file(self.plan.stdin)
-                child_side.append(stdin)
-            fds = BoxFiles(
-                info=info_w,
-                block=block_r,
-                hold=hold,
-                passwd=data["passwd"],
-                group=data["group"],
-                seccomp=data.get("seccomp"),
-            )
-            bwrap, options, command = split_options(self.plan.argv_for(fds))
-            args = boxio.stdin_file(options, "options")
-            child_side.append(args)
-            box = spawn(
-                [bwrap, "--args", str(args), "--", *command],
-                stdin=stdin,
-                pass_fds=(*fds.all(), args),
-                env=self.plan.env,
-                umask=_BOX_UMASK,
-                on_output=self._received,
-                on_exit=self._exited,
-            )
-            self._box = box
+            box = await launch.open(self._received, self._exited)
         except BaseException:
-            for fd in (info_r, block_w):
-                if fd >= 0:
-                    os.close(fd)
+            launch.close()
             raise
-        finally:
-            for fd in child_side:
-                os.close(fd)
+        self._box = box
+        timeline["opened"] = time.monotonic()
         try:
-            await self._supervise(info_r, block_w, box)
+            await self._supervise(launch)
         finally:
+            launch.close()
             self._kill_tree()
             box.close()
             self._closed = True
@@ -186,21 +143,17 @@ class Stage:
             for pidfd in (self._pidfd, self._main_pidfd):
                 if pidfd is not None:
                     os.close(pidfd)
+            timeline["empty"] = time.monotonic()
         return self.outcome
 
-    async def _supervise(self, info_r: int, block_w: int, box: BoxProcess) -> None:
+    async def _supervise(self, launch: Launch) -> None:
         failure: OSError | None = None
-        if self.plan.make_cgroup is not None:
-            try:  # while bubblewrap starts; a failure must still end in killing the box
-                self.cgroup = self.plan.make_cgroup()
-            except OSError as exc:
-                failure = exc
-        try:
-            child_pid = await asyncio.wait_for(boxio.read_child_pid(info_r), _HANDSHAKE_TIMEOUT_S)
-        except (TimeoutError, ValueError):
-            child_pid = None  # bubblewrap failed before making the box; stderr says why
-        finally:
-            os.close(info_r)
+        try:  # a failure must still end in killing the box
+            self.cgroup = launch.cgroup()
+        except OSError as exc:
+            failure = exc
+        child_pid = await launch.init_pid()
+        self.outcome.timeline["init"] = time.monotonic()
         try:
             if child_pid is not None:
                 with contextlib.suppress(ProcessLookupError):
@@ -210,16 +163,20 @@ class Stage:
                 self._kill_tree()
             else:
                 assert child_pid is not None
-                if self.cgroup is not None:
+                if self.cgroup is not None and not launch.joined:
                     self.cgroup.join(child_pid)
                 rl.apply(child_pid, self.plan.rlimits)
                 self._started_at = time.monotonic()
-                os.write(block_w, b"go")  # the box execs the code only now, limits in place
+                self.outcome.timeline["limited"] = self._started_at
+                launch.go()  # the box starts the code only now, limits in place
+                self.outcome.timeline["go"] = time.monotonic()
                 self._find_main(child_pid, _FIND_MAIN_TRIES)
         finally:
-            os.close(block_w)
+            launch.close()
         if failure is not None:
             raise failure
+        assert self._box is not None
+        box = self._box
         watchers = self._start_watchers() if self._started_at is not None else []
         try:
             await box.finished
@@ -279,9 +236,9 @@ class Stage:
             )
         elif self._started_at is None:
             if out.killed_for is None:
-                out.error = (
-                    "the box could not be set up: "
-                    + bytes(out.stderr).decode("utf-8", "replace").strip()
+                said = bytes(out.stderr).decode("utf-8", "replace").strip()
+                out.error = "the box could not be set up: " + (
+                    said or self.plan.launch.failure() or "it exited before its go"
                 )
         elif (status := self._main_status()) is not None:
             if os.WIFSIGNALED(status):
@@ -305,6 +262,7 @@ class Stage:
             out.cpu_time_s = cgroup.cpu_time_s()
             out.memory_bytes = cgroup.peak_memory_bytes()
             out.oom_kills = cgroup.oom_kills()
+        out.timeline["collected"] = time.monotonic()
         await self._until_empty(cgroup)
 
     def _main_status(self) -> int | None:

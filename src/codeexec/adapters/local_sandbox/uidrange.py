@@ -8,6 +8,7 @@ kernel releases the lock when the instance dies, and the range is free for the n
 
 from __future__ import annotations
 
+import collections
 import errno
 import fcntl
 import os
@@ -98,7 +99,10 @@ class InstanceUids:
     def __init__(self, lock_file: str, base: int, count: int, ranges: int) -> None:
         self.lock_file, self.base, self.count, self.ranges = lock_file, base, count, ranges
         self._claimed: UidRange | None = None
-        self._free: list[int] = []
+        # Handed out oldest-released first: a uid comes back only after every other uid of
+        # the range ran once since, however briefly its last run ended before.
+        self._free: collections.deque[int] = collections.deque()
+        self._free_set: set[int] = set()
 
     @property
     def held(self) -> range | None:
@@ -110,30 +114,36 @@ class InstanceUids:
         if self._claimed is None:
             self._claimed = claim(self.lock_file, self.base, self.count, self.ranges)
             first = self._claimed.first
-            self._free = list(range(first + self.count - 1, first - 1, -1))
+            self._free = collections.deque(range(first, first + self.count))
+            self._free_set = set(self._free)
 
     def acquire(self) -> int:
         self.claim()
         if not self._free:
             raise SandboxError(f"all {self.count} sandbox user ids are in use")
-        return self._free.pop()
+        uid = self._free.popleft()
+        self._free_set.discard(uid)
+        return uid
 
     def release(self, uid: int) -> None:
         mine = self.held
-        if mine is not None and uid in mine and uid not in self._free:
+        if mine is not None and uid in mine and uid not in self._free_set:
             self._free.append(uid)
+            self._free_set.add(uid)
 
     def close(self) -> None:
         if self._claimed is not None:
             self._claimed.release()
             self._claimed = None
-            self._free = []
+            self._free.clear()
+            self._free_set.clear()
 
     def describe(self) -> str:
         mine = self.held
         held = f"{mine.start}-{mine.stop - 1}" if mine else "claimed at the first run"
         return (
-            f"one uid per active run from this instance's own range ({held}): the first "
+            f"one uid per active run (the one released longest ago) from this instance's own "
+            f"range ({held}): the first "
             f"free of {self.ranges} ranges of {self.count} from {self.base}, held host-wide "
             f"in {self.lock_file} for the instance's life"
         )

@@ -106,9 +106,10 @@ class WorkRoot:
         os.mkdir(path, 0o700)
         try:
             if self._mounted:
-                options = f"size={self.size_bytes},nr_inodes=16384,mode=0700,uid={uid},gid={uid}"
-                mount_tmpfs(path, options)
-            elif uid != os.geteuid():
+                # Owned by a chown, not a uid= option, so a work dir made ahead for a box
+                # (root's until its run) looks the same in the box's mountinfo.
+                mount_tmpfs(path, f"size={self.size_bytes},nr_inodes=16384,mode=0700")
+            if uid != os.geteuid():
                 os.chown(path, uid, uid)
             # Owner only. bubblewrap enters it as root without DAC capabilities: it is given
             # CAP_DAC_READ_SEARCH for that, which setpriv drops before the code starts.

@@ -53,6 +53,11 @@ class Workspace:
         self.uid = uid
         self.mounted = mounted
 
+    def give_to(self, uid: int) -> None:
+        """Hand a work dir made ahead (root's, empty, no code ran with it) to the run's uid."""
+        os.chown(self.path, uid, uid, follow_symlinks=False)
+        self.uid = uid
+
     def write(self, files: tuple[SourceFile, ...]) -> None:
         check_names(files)
         root = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
