@@ -43,11 +43,12 @@ class RejectionReason(StrEnum):
 
 
 class ExecutionRequested(DomainEvent):
-    """The one stored copy of a submission's payload. v3 adds the request's digest (so a
-    reused idempotency key is told apart from a repeat); v2 carries a full RunSpec; v1
-    (single `source` text and `language`) and v2 are upcast."""
+    """The one stored copy of a submission's payload. v4: the spec may carry annotations
+    (so a client's extras are recorded atomically with the request); v3 adds the request's
+    digest (so a reused idempotency key is told apart from a repeat); v2 carries a full
+    RunSpec; v1 (single `source` text and `language`) and v2 are upcast."""
 
-    schema_version: int = 3
+    schema_version: int = 4
     type: Literal["ExecutionRequested"] = "ExecutionRequested"
     spec: RunSpec
     priority: int = Field(default=0, ge=0, le=9)
@@ -286,6 +287,13 @@ def _requested_v2_to_v3(doc: dict[str, Any]) -> dict[str, Any]:
     # repeat of them computes today.
     spec = RunSpec.model_validate(doc["spec"])
     doc["request_digest"] = request_digest(spec, int(doc.get("priority", 0)))
+    return doc
+
+
+@upcaster("ExecutionRequested", 3)
+def _requested_v3_to_v4(doc: dict[str, Any]) -> dict[str, Any]:
+    # v3 specs had no annotations: the field's default (none) is exactly what they meant.
+    # The bump makes a v3-only reader refuse v4 events plainly instead of misreading them.
     return doc
 
 

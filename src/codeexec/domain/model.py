@@ -21,6 +21,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from codeexec.domain.annotations import Annotations, size_of
+
 
 def _bytes_from_wire(value: object) -> bytes:
     # On the wire bytes travel as base64 text; in Python they are bytes. Accept both.
@@ -141,6 +143,7 @@ class RunSpec(Value):
     args: tuple[Arg, ...] = ()
     limits: Limits = Limits()
     compile_limits: Limits = DEFAULT_COMPILE_LIMITS
+    annotations: Annotations = {}
 
     @model_validator(mode="after")
     def _runnable(self, info: ValidationInfo) -> RunSpec:
@@ -176,10 +179,16 @@ class RunSpec(Value):
             message = f"args and file names together must be at most {MAX_ARGV_BYTES} bytes"
             raise _field_error(("args",), message, len(self.args))
 
+    def annotated(self, annotations: dict[str, Any]) -> RunSpec:
+        """This spec with these annotations, checked as a submitted spec's are."""
+        return RunSpec.model_validate({**self.__dict__, "annotations": annotations})
+
     @property
     def payload_bytes(self) -> int:
-        """What the submission asks the store to keep: its files' and stdin's bytes."""
-        return sum(len(f.content) for f in self.files) + len(self.stdin)
+        """What the submission asks the store to keep: its files', stdin's and annotations'
+        bytes."""
+        kept = sum(len(f.content) for f in self.files) + len(self.stdin)
+        return kept + size_of(self.annotations)
 
 
 def request_digest(spec: RunSpec, priority: int) -> str:
