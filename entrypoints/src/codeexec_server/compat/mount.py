@@ -1,5 +1,5 @@
 """Mount the peers' APIs on our app and run what they need beside the runtime (the Judge0
-extras store and its callback sender)."""
+callback outbox and its sender)."""
 
 from __future__ import annotations
 
@@ -24,15 +24,15 @@ def mount_compat(app: FastAPI) -> None:
 
 
 def start_compat(state: State, runtime: Codeexec) -> None:
-    """After the runtime started: open the store, resume callbacks left pending."""
+    """After the runtime started: open the outbox, resume callbacks left pending."""
     settings: ServerSettings = state.settings
     store = Judge0Store.in_data_dir(settings.data_dir)
     config = Judge0Config.of(state.limits.document)
     service: Judge0Service | None = None
 
-    def render(token: UUID) -> dict[str, object]:
+    async def render(token: UUID) -> dict[str, object]:
         assert service is not None
-        return service.callback_body(runtime, token)
+        return await service.callback_body(runtime, token)
 
     sender = CallbackSender(
         store,

@@ -11,7 +11,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -22,7 +22,7 @@ from codeexec_server.compat.judge0.store import Judge0Store
 
 log = logging.getLogger(__name__)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Render = Callable[[UUID], dict[str, Any]]
+Render = Callable[[UUID], Awaitable[dict[str, Any]]]
 
 
 class CallbackRefused(ValueError):
@@ -97,7 +97,7 @@ class CallbackSender:
     async def _deliver(self, runtime: Codeexec, token: UUID, url: str) -> None:
         try:
             await runtime.wait(token)
-            body = self.render(token)
+            body = await self.render(token)
         except Exception:  # a bug here must not leave the callback pending forever
             log.exception("callback of %s could not be prepared", token)
             self.store.callback_done(token, False)

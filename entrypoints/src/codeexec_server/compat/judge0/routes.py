@@ -73,7 +73,7 @@ async def create(request: Request, caller: Caller) -> Any:
     prepared = await j0.prepare(request, caller, s, base64_encoded)
     with waiter_slot(request, caller) if wait else nullcontext():
         view = await submit(request, caller, prepared.spec)
-        j0.record(runtime, view, caller, prepared.echo)
+        j0.record(runtime, view, prepared.echo)
         if not wait:
             return {"token": str(view.id)}
         view = await wait_for(request, view)
@@ -108,7 +108,7 @@ async def create_batch(request: Request, caller: Caller) -> JSONResponse:
         except ApiProblem as problem:  # refused by admission or over a bound: this one only
             answers.append({"error": problem.detail})
             continue
-        j0.record(runtime, view, caller, prepared.echo)
+        j0.record(runtime, view, prepared.echo)
         answers.append({"token": str(view.id)})
     accepted = any("token" in a for a in answers)
     return JSONResponse(answers, 201 if accepted else 422)

@@ -1,5 +1,7 @@
-"""The Judge0 side of one submission: turn the request into our spec, keep Judge0's extras
-beside the execution, schedule its callback, and show it back as Judge0 does."""
+"""The Judge0 side of one submission: turn the request into our spec, with Judge0's extras
+as its `judge0` annotation (recorded atomically with the request, so every API process sees
+them and a crash cannot separate them from it), schedule its callback, and show it back as
+Judge0 does."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import Request
+from pydantic import ValidationError
 
 from codeexec.domain.model import RunSpec
 from codeexec.ports.read_model import ExecutionView
@@ -23,16 +26,27 @@ from codeexec_server.compat.judge0.request import (
     run_inputs,
 )
 from codeexec_server.compat.judge0.store import Judge0Store
-from codeexec_server.compat.judge0.view import DEFAULT_FIELDS, SPEC_FIELDS, Submission
+from codeexec_server.compat.judge0.view import DEFAULT_FIELDS, Submission
 from codeexec_server.compat.running import requested_spec, runtime_of, spec_of
 from codeexec_server.keystore import Principal
 from codeexec_server.problems import ApiProblem
+
+ANNOTATION = "judge0"
 
 
 @dataclass
 class Prepared:
     spec: RunSpec
-    echo: dict[str, Any]
+
+    @property
+    def echo(self) -> dict[str, Any]:
+        return extras(self.spec)
+
+
+def extras(spec: RunSpec | None) -> dict[str, Any]:
+    """Judge0's extras recorded with this spec; empty for executions made through our API."""
+    found = spec.annotations.get(ANNOTATION) if spec is not None else None
+    return found if isinstance(found, dict) else {}
 
 
 @dataclass
@@ -70,13 +84,14 @@ class Judge0Service:
             for e in problem.errors:
                 found.setdefault(our_field(e.field), []).append(e.message)
             raise Judge0Rejected(found or {"submission": [problem.detail]}) from None
-        return Prepared(spec, echo(s, config, inputs.expected_output))
+        try:
+            return Prepared(spec.annotated({ANNOTATION: echo(s, config, inputs.expected_output)}))
+        except ValidationError:  # the expected output is what can make the extras too big
+            raise Judge0Rejected({"expected_output": ["is too long"]}) from None
 
-    def record(
-        self, runtime: Codeexec, view: ExecutionView, principal: Principal, e: dict[str, Any]
-    ) -> None:
-        self.store.add(view.id, principal.user_id, e)
+    def record(self, runtime: Codeexec, view: ExecutionView, e: dict[str, Any]) -> None:
         if e.get("callback_url"):
+            self.store.add(view.id, e["callback_url"])
             self.callbacks.send_when_done(runtime, view.id, e["callback_url"])
 
     async def shown(
@@ -87,12 +102,11 @@ class Judge0Service:
         base64_encoded: bool,
         spec: RunSpec | None = None,
     ) -> dict[str, Any]:
-        e = self.store.echo(view.id)
-        if spec is None and (not e or SPEC_FIELDS & set(fields)):
+        if spec is None:
             spec = await requested_spec(runtime, view)
+        e = extras(spec) or self.store.legacy_echo(view.id)
         return Submission(view, e, spec).render(fields, base64_encoded)
 
-    def callback_body(self, runtime: Codeexec, token: UUID) -> dict[str, Any]:
+    async def callback_body(self, runtime: Codeexec, token: UUID) -> dict[str, Any]:
         """What Judge0 PUTs: the default fields, base64-encoded."""
-        view = runtime.get(token)
-        return Submission(view, self.store.echo(token)).render(DEFAULT_FIELDS, True)
+        return await self.shown(runtime, runtime.get(token), DEFAULT_FIELDS, True)

@@ -1,6 +1,9 @@
-"""What Judge0 keeps with a submission that our executions do not hold (its language id,
-expected output, callback URL and the limits as it states them), in a SQLite file beside the
-data dir's keys, keyed by the execution's id (the Judge0 token)."""
+"""Judge0 callbacks still to deliver (the callback outbox), in a SQLite file beside the data
+dir's keys, keyed by the execution's id (the Judge0 token).
+
+The submission's extras themselves (expected output, callback URL, limits as stated) are no
+longer here: they are annotations recorded with the request (see service.py). Files written
+before that kept them in a `submissions` table; it is only read, for those old tokens."""
 
 from __future__ import annotations
 
@@ -26,24 +29,36 @@ class Judge0Store:
         # WAL with synchronous=NORMAL: a crash loses at most the last moments, never the file.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS submissions (token TEXT PRIMARY KEY, user_id TEXT NOT"
-            " NULL, echo TEXT NOT NULL, callback_state TEXT)"
+            "CREATE TABLE IF NOT EXISTS callbacks (token TEXT PRIMARY KEY, url TEXT NOT NULL,"
+            " state TEXT NOT NULL)"
         )
+        self._legacy = self._has_table("submissions")
+        if self._legacy:  # once: callbacks an older version left pending move to the outbox
+            self._db.execute(
+                "INSERT OR IGNORE INTO callbacks SELECT token, json_extract(echo,"
+                " '$.callback_url'), callback_state FROM submissions WHERE callback_state = ?",
+                (PENDING,),
+            )
+            self._db.execute("UPDATE submissions SET callback_state = NULL")
+
+    def _has_table(self, name: str) -> bool:
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return self._db.execute(query, (name,)).fetchone() is not None
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> Judge0Store:
         return cls(data_dir / "judge0.sqlite3")
 
-    def add(self, token: UUID, user_id: str, echo: dict[str, Any]) -> None:
-        state = PENDING if echo.get("callback_url") else None
+    def add(self, token: UUID, url: str) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO submissions VALUES (?, ?, ?, ?)",
-                (str(token), user_id, json.dumps(echo), state),
+                "INSERT OR REPLACE INTO callbacks VALUES (?, ?, ?)", (str(token), url, PENDING)
             )
 
-    def echo(self, token: UUID) -> dict[str, Any]:
-        """Judge0's extras for this token; empty for executions made through our own API."""
+    def legacy_echo(self, token: UUID) -> dict[str, Any]:
+        """The extras an older version kept here for this token; empty for any other."""
+        if not self._legacy:
+            return {}
         with self._lock:
             row = self._db.execute(
                 "SELECT echo FROM submissions WHERE token = ?", (str(token),)
@@ -54,14 +69,14 @@ class Judge0Store:
     def pending_callbacks(self) -> list[tuple[UUID, str]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT token, echo FROM submissions WHERE callback_state = ?", (PENDING,)
+                "SELECT token, url FROM callbacks WHERE state = ?", (PENDING,)
             ).fetchall()
-        return [(UUID(token), json.loads(echo)["callback_url"]) for token, echo in rows]
+        return [(UUID(token), url) for token, url in rows]
 
     def callback_done(self, token: UUID, delivered: bool) -> None:
         with self._lock:
             self._db.execute(
-                "UPDATE submissions SET callback_state = ? WHERE token = ?",
+                "UPDATE callbacks SET state = ? WHERE token = ?",
                 (DELIVERED if delivered else FAILED, str(token)),
             )
 
