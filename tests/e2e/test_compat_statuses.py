@@ -107,6 +107,30 @@ def test_a_compile_error_shows_the_compiler_output(client: judge0.Client) -> Non
     assert ok.status == Status.ACCEPTED and ok.stdout == "hi\n"
 
 
+ANSWER = '#include <stdio.h>\nint main(void){printf("%d\\n", ANSWER);return 0;}\n'
+
+
+def test_compiler_options_reach_the_compiler(client: judge0.Client) -> None:
+    # Split as a shell would (quotes kept together), but no shell runs them.
+    done = run(client, ANSWER, language=C, compiler_options="-DANSWER=42 '-DUNUSED=a b'")
+    assert done.status == Status.ACCEPTED and done.stdout == "42\n"
+    done = run(client, ANSWER, language=C, compiler_options="-DANSWER=7")
+    assert done.stdout == "7\n"
+    assert run(client, ANSWER, language=C).status == Status.COMPILATION_ERROR
+
+
+def test_bad_compiler_options_are_refused_naming_the_field(local: Server) -> None:
+    with httpx.Client(
+        base_url=f"{local.url}/judge0", headers={"X-Auth-Token": local.alice_key}
+    ) as j0:
+        for options, message in [("'-O3", "cannot be split"), ("-Dx=\x00", "NUL")]:
+            body = {"language_id": C, "source_code": ANSWER, "compiler_options": options}
+            bad = j0.post("/submissions", json=body)
+            assert bad.status_code == 422
+            (found,) = bad.json()["compiler_options"]
+            assert list(bad.json()) == ["compiler_options"] and message in found
+
+
 def test_a_cancelled_run_is_an_internal_error_and_in_flight_is_queue_or_processing(
     local: Server,
 ) -> None:

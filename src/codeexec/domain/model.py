@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -141,6 +142,7 @@ class RunSpec(Value):
     files: tuple[SourceFile, ...] = Field(min_length=1)
     stdin: Bytes = b""
     args: tuple[Arg, ...] = ()
+    compile_args: tuple[Arg, ...] = ()  # given to the compiler, for compiled languages
     limits: Limits = Limits()
     compile_limits: Limits = DEFAULT_COMPILE_LIMITS
     annotations: Annotations = {}
@@ -173,15 +175,19 @@ class RunSpec(Value):
             raise _field_error(("files", i, "name"), message, file.name)
 
     def _argv_fits(self) -> None:
-        size = sum(len(a.encode("utf-8")) + 1 for a in self.args)
+        size = sum(len(a.encode("utf-8")) + 1 for a in (*self.args, *self.compile_args))
         size += sum(len(f.name) + 1 for f in self.files)
         if size > MAX_ARGV_BYTES:
-            message = f"args and file names together must be at most {MAX_ARGV_BYTES} bytes"
+            message = (
+                f"args, compile_args and file names together must be at most {MAX_ARGV_BYTES} bytes"
+            )
             raise _field_error(("args",), message, len(self.args))
 
-    def annotated(self, annotations: dict[str, Any]) -> RunSpec:
-        """This spec with these annotations, checked as a submitted spec's are."""
-        return RunSpec.model_validate({**self.__dict__, "annotations": annotations})
+    def annotated(self, annotations: dict[str, Any], compile_args: Sequence[str] = ()) -> RunSpec:
+        """This spec with these annotations (and compiler options), checked as a submitted
+        spec's are."""
+        changed = {"annotations": annotations, "compile_args": tuple(compile_args)}
+        return RunSpec.model_validate({**self.__dict__, **changed})
 
     @property
     def payload_bytes(self) -> int:

@@ -17,7 +17,8 @@ BINARY = f"{BOX}/main"
 
 @dataclass(frozen=True)
 class Job:
-    """What one run asks of a toolchain: its files (first is the entry point) and arguments."""
+    """What one run asks of a toolchain: its files (first is the entry point) and arguments
+    (the program's, or for a compile the compiler's extra options, after ours so they win)."""
 
     files: tuple[str, ...]
     args: tuple[str, ...] = ()
@@ -97,6 +98,7 @@ def _gcc(tc: Toolchain, job: Job) -> Argv:
         "-fdiagnostics-color=never",
         "-o",
         BINARY,
+        *job.args,
         *job.sources(".c"),
         "-lm",
     ]
@@ -110,6 +112,7 @@ def _gxx(tc: Toolchain, job: Job) -> Argv:
         "-fdiagnostics-color=never",
         "-o",
         BINARY,
+        *job.args,
         *job.sources(".cpp", ".cc", ".cxx"),
     ]
 
@@ -136,6 +139,7 @@ def _javac(tc: Toolchain, job: Job) -> Argv:
         "UTF-8",
         "-d",
         BOX,
+        *job.args,
         *job.sources(".java"),
     ]
 
@@ -156,12 +160,13 @@ def _rustc(tc: Toolchain, job: Job) -> Argv:
         "never",
         "-o",
         BINARY,
+        *job.args,
         posixpath.join(BOX, job.entry),
     ]
 
 
 def _go(tc: Toolchain, job: Job) -> Argv:
-    return [tc.tools["compile"], "build", "-o", BINARY, *job.sources(".go")]
+    return [tc.tools["compile"], "build", "-o", BINARY, *job.args, *job.sources(".go")]
 
 
 RECIPES: tuple[Recipe, ...] = (

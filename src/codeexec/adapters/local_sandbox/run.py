@@ -130,7 +130,9 @@ class BubblewrapRun(SandboxRun):
         spec, tc = self._spec, self._toolchain
         files = tuple(f.name for f in spec.files)
         compile_output: bytes | None = None
-        compile_argv = tc.compile_argv(Job(files, (), spec.compile_limits.memory_bytes))
+        compile_argv = tc.compile_argv(
+            Job(files, spec.compile_args, spec.compile_limits.memory_bytes)
+        )
         if compile_argv is not None:
             combined = bytearray()
             outcome = await self._stage(

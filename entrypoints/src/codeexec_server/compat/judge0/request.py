@@ -66,6 +66,7 @@ OUR_FIELDS = {
     "limits.processes": "max_processes_and_or_threads",
     "limits.file_size_bytes": "max_file_size",
     "args": "command_line_arguments",
+    "compile_args": "compiler_options",
     "stdin": "stdin",
 }
 
@@ -135,8 +136,6 @@ def check_rules(s: SubmissionIn, config: Judge0Config, errors: Errors) -> None:
     for name in ("compiler_options", "command_line_arguments"):
         if len(getattr(s, name) or "") > 512:
             errors.setdefault(name, []).append("is too long (maximum is 512 characters)")
-    if s.compiler_options and s.compiler_options.strip():
-        errors.setdefault("compiler_options", []).append("setting compiler options is not allowed")
     if s.enable_network:
         errors.setdefault("enable_network", []).append("enabling network is not allowed")
     if s.redirect_stderr_to_stdout:
@@ -209,6 +208,7 @@ class RunInputs:
     stdin: bytes
     expected_output: bytes | None
     args: list[str]
+    compile_args: list[str]
 
 
 def run_inputs(
@@ -234,11 +234,13 @@ def run_inputs(
         archive = decoded(s.additional_files, "additional_files", errors)
         if archive is not None:
             extra = unzipped(archive, config.max_extract_size * KB, errors)
-    try:
-        args = shlex.split(s.command_line_arguments or "")
-    except ValueError as error:
-        errors.setdefault("command_line_arguments", []).append(f"cannot be split: {error}")
-        args = []
+    args = _split(s.command_line_arguments, "command_line_arguments", errors)
+    # Judge0 hands compiler_options to a shell; here the same words go to the compiler, no shell.
+    compile_args = _split(s.compiler_options, "compiler_options", errors)
+    if compile_args and found is not None and not found[1].compiled:
+        errors.setdefault("compiler_options", []).append(
+            "setting compiler options is only allowed for compiled languages"
+        )
     inputs = RunInputs(
         language=found[1] if found else None,
         source_file=found[0].source_file if found else "",
@@ -247,8 +249,17 @@ def run_inputs(
         stdin=text["stdin"] or b"",
         expected_output=text["expected_output"],
         args=args,
+        compile_args=compile_args,
     )
     return inputs, errors
+
+
+def _split(text: str | None, field: str, errors: Errors) -> list[str]:
+    try:
+        return shlex.split(text or "")
+    except ValueError as error:
+        errors.setdefault(field, []).append(f"cannot be split: {error}")
+        return []
 
 
 def our_field(name: str) -> str:

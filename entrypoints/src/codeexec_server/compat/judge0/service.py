@@ -84,10 +84,14 @@ class Judge0Service:
             for e in problem.errors:
                 found.setdefault(our_field(e.field), []).append(e.message)
             raise Judge0Rejected(found or {"submission": [problem.detail]}) from None
+        extra = {ANNOTATION: echo(s, config, inputs.expected_output)}
         try:
-            return Prepared(spec.annotated({ANNOTATION: echo(s, config, inputs.expected_output)}))
-        except ValidationError:  # the expected output is what can make the extras too big
-            raise Judge0Rejected({"expected_output": ["is too long"]}) from None
+            return Prepared(spec.annotated(extra, inputs.compile_args))
+        except ValidationError as error:  # a compiler option, or extras made too big
+            options = [str(d["msg"]) for d in error.errors() if d["loc"][0] == "compile_args"]
+            raise Judge0Rejected(
+                {"compiler_options": options} if options else {"expected_output": ["is too long"]}
+            ) from None
 
     def record(self, runtime: Codeexec, view: ExecutionView, e: dict[str, Any]) -> None:
         if e.get("callback_url"):
