@@ -151,3 +151,22 @@ def test_serve_keeps_the_data_dir_private_even_with_umask_000(tmp_path: Path) ->
         assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
         assert {"events.sqlite3-wal", "events.sqlite3-shm", "runtime.lock"} <= set(modes)
         assert modes == dict.fromkeys(modes, 0o600)
+
+
+def test_serve_takes_the_api_bounds_from_the_environment(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    keys = KeyStore.in_data_dir(data_dir)
+    key = keys.create("alice")
+    keys.close()
+    with serving(data_dir, {"CODEEXEC_MAX_STREAMS_PER_USER": "1"}) as (url, _):
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+            body = {"language": "fake", "source": "sleep 30"}
+            execution_id = client.post("/api/v1/executions", json=body).json()["id"]
+            events = f"/api/v1/executions/{execution_id}/events"
+            with client.stream("GET", events) as first:
+                assert first.status_code == 200
+                second = client.get(events)
+                assert second.status_code == 429, second.text
+                assert second.json()["limit"] == "max_streams_per_user"
+            client.post(f"/api/v1/executions/{execution_id}/cancel")

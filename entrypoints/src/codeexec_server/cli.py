@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -114,12 +115,16 @@ def _serve(args: argparse.Namespace) -> int:
     except StoreUnreadable as error:
         print(f"codeexec: {error}", file=sys.stderr)
         return EXIT_STORE_UNREADABLE
-    settings = ServerSettings(
+    # The CODEEXEC_* variables configure `serve` as they configure `uvicorn --factory`;
+    # flags given on the command line win.
+    from_env = ServerSettings.from_env()
+    settings = dataclasses.replace(
+        from_env,
         data_dir=args.data_dir,
         sandbox=args.sandbox,
         host=args.host,
-        allow_anonymous=args.allow_anonymous,
-        allow_private_callbacks=args.allow_private_callbacks,
+        allow_anonymous=args.allow_anonymous or from_env.allow_anonymous,
+        allow_private_callbacks=args.allow_private_callbacks or from_env.allow_private_callbacks,
     )
     try:
         keystore = KeyStore.in_data_dir(settings.data_dir)
