@@ -16,6 +16,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from codeexec.domain.aggregate import IllegalTransition
+from codeexec.ports.sandbox import UnknownLanguage, UnknownVersion
 from codeexec.runtime import IdempotencyKeyReused
 from codeexec.service.admission import AdmissionRefused
 from codeexec.service.store_thread import StoreBusy
@@ -202,3 +203,19 @@ class BodySizeLimit:
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(413, f"the body is larger than {self.max_bytes} bytes")
         await response(scope, receive, send)
+
+
+@contextmanager
+def submission_problems() -> Iterator[None]:
+    """The embedded API's refusals of a submission as problem documents: one mapping for
+    our own route and the peers' compat routes alike."""
+    try:
+        yield
+    except UnknownVersion as error:
+        raise field_error("version", str(error)) from None
+    except UnknownLanguage as error:
+        raise field_error("language", str(error)) from None
+    except AdmissionRefused as error:
+        raise refused_problem(error) from None
+    except IdempotencyKeyReused as error:
+        raise reused_key_problem(error) from None

@@ -9,19 +9,15 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from codeexec.ports.read_model import ExecutionQuery, ExecutionView
-from codeexec.ports.sandbox import UnknownLanguage, UnknownVersion
-from codeexec.runtime import Codeexec, IdempotencyKeyReused, NotFound
-from codeexec.service.admission import AdmissionRefused
+from codeexec.runtime import Codeexec, NotFound
 from codeexec_server.auth import CurrentUser
 from codeexec_server.keystore import Principal
 from codeexec_server.limits import LimitsPolicy
 from codeexec_server.open_requests import OpenRequests, unless_gone
 from codeexec_server.problems import (
     ApiProblem,
-    field_error,
     problem_responses,
-    refused_problem,
-    reused_key_problem,
+    submission_problems,
 )
 from codeexec_server.schemas import (
     ExecutionOut,
@@ -81,19 +77,10 @@ async def submit(
     with ExitStack() as held:
         if wait:  # a waiter's slot is taken first: over the bound nothing is recorded
             held.enter_context(open_requests.waiters.hold(principal.user_id, idempotency_key))
-        with open_requests.accepting_one():
-            try:
-                view = await runtime.submit(
-                    principal.user_id, spec, priority=priority, idempotency_key=idempotency_key
-                )
-            except UnknownVersion as error:
-                raise field_error("version", str(error)) from None
-            except UnknownLanguage as error:
-                raise field_error("language", str(error)) from None
-            except AdmissionRefused as error:
-                raise refused_problem(error) from None
-            except IdempotencyKeyReused as error:
-                raise reused_key_problem(error) from None
+        with open_requests.accepting_one(), submission_problems():
+            view = await runtime.submit(
+                principal.user_id, spec, priority=priority, idempotency_key=idempotency_key
+            )
         if wait and not view.terminal:
             bound = min(timeout, request.app.state.settings.max_wait_s)
             view = await unless_gone(request.receive, runtime.wait(view.id, bound)) or view

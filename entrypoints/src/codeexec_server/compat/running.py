@@ -16,12 +16,10 @@ from pydantic import ValidationError
 from codeexec.domain.events import DomainEvent, ExecutionRequested
 from codeexec.domain.model import RunSpec
 from codeexec.ports.read_model import ExecutionView
-from codeexec.ports.sandbox import UnknownLanguage, UnknownVersion
 from codeexec.runtime import Codeexec
-from codeexec.service.admission import AdmissionRefused
 from codeexec_server.keystore import Principal
 from codeexec_server.open_requests import OpenRequests, unless_gone
-from codeexec_server.problems import ApiProblem, field_error, refused_problem
+from codeexec_server.problems import ApiProblem, submission_problems
 from codeexec_server.schemas import FieldError, LimitsIn, SubmissionIn
 from codeexec_server.submissions import build_spec
 
@@ -83,15 +81,8 @@ def spec_of(
 
 async def submit(request: Request, principal: Principal, spec: RunSpec) -> ExecutionView:
     open_requests: OpenRequests = request.app.state.open_requests
-    with open_requests.accepting_one():
-        try:
-            return await runtime_of(request).submit(principal.user_id, spec)
-        except UnknownVersion as error:
-            raise field_error("version", str(error)) from None
-        except UnknownLanguage as error:
-            raise field_error("language", str(error)) from None
-        except AdmissionRefused as error:
-            raise refused_problem(error) from None
+    with open_requests.accepting_one(), submission_problems():
+        return await runtime_of(request).submit(principal.user_id, spec)
 
 
 def waiter_slot(request: Request, principal: Principal) -> AbstractContextManager[None]:
