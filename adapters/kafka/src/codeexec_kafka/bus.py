@@ -13,6 +13,7 @@ from codeexec.domain.routing import TopicSpec
 from codeexec.ports.bus import EventBus, Message, UnknownTopic
 from codeexec_kafka.settings import KafkaSettings
 from codeexec_kafka.subscription import AioKafkaSubscription
+from codeexec_kafka.tail import AioKafkaTail
 from codeexec_kafka.topics import declare_topics, existing_topics
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,14 @@ class AioKafkaEventBus(EventBus):
         await subscription.start()
         members.append(subscription)
         return subscription
+
+    async def tail(self, topics: Sequence[str]) -> AioKafkaTail:
+        if self._closed:
+            raise RuntimeError("the bus is closed")
+        await self._require(set(topics))
+        tail = AioKafkaTail(self.settings, {t: self._partitions[t] for t in topics})
+        await tail.start()
+        return tail
 
     async def lag(self) -> Mapping[str, int]:
         """Per group this bus has a member of: messages on the group's partitions after its

@@ -12,6 +12,7 @@ from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStat
 from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
 from codeexec.ports.bus import Message, Subscription, TopicPartition
+from codeexec_kafka.records import to_messages
 from codeexec_kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -64,17 +65,7 @@ class AioKafkaSubscription(Subscription):
             if ktp not in owned or not records:
                 continue  # revoked while the fetch was on its way
             tp = TopicPartition(ktp.topic, ktp.partition)
-            out.extend(
-                Message(
-                    topic=r.topic,
-                    key=r.key.decode("utf-8") if r.key is not None else "",
-                    value=r.value if r.value is not None else b"",
-                    headers={k: v.decode("utf-8") for k, v in r.headers},
-                    partition=r.partition,
-                    offset=r.offset,
-                )
-                for r in records
-            )
+            out.extend(to_messages(records))
             self._delivered[tp] = records[-1].offset + 1
         return out
 
