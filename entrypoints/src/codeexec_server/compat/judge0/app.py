@@ -3,14 +3,11 @@ routes (about, configuration, statuses, languages). Submissions are in routes.py
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.datastructures import State
-from starlette.exceptions import HTTPException
 
 from codeexec_server.compat.judge0 import routes
 from codeexec_server.compat.judge0.catalog import (
@@ -24,11 +21,11 @@ from codeexec_server.compat.judge0.catalog import (
 from codeexec_server.compat.judge0.request import Judge0Rejected, our_field
 from codeexec_server.compat.judge0.view import NOT_UTF8, NotUtf8
 from codeexec_server.compat.keys import compat_principal
+from codeexec_server.compat.peer_app import peer_app
 from codeexec_server.compat.running import runtime_of
 from codeexec_server.keystore import Principal
 from codeexec_server.problems import ApiProblem
 
-log = logging.getLogger(__name__)
 Caller = Annotated[Principal, Depends(compat_principal)]
 info = APIRouter()
 
@@ -38,8 +35,7 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
 
 
 def build(state: State) -> FastAPI:
-    api = FastAPI(title="Judge0 CE API (codeexec)", openapi_url=None, docs_url=None, redoc_url=None)
-    api.state = state  # the main app's: settings, keys, runtime, limits, bounds
+    api = peer_app("Judge0 CE API (codeexec)", state, error)
 
     @api.exception_handler(ApiProblem)
     async def _problem(request: Request, exc: ApiProblem) -> JSONResponse:
@@ -57,19 +53,6 @@ def build(state: State) -> FastAPI:
     @api.exception_handler(NotUtf8)
     async def _not_utf8(request: Request, exc: NotUtf8) -> JSONResponse:
         return error(400, NOT_UTF8)
-
-    @api.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error(400, "; ".join(str(e.get("msg", "")) for e in exc.errors()))
-
-    @api.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
-
-    @api.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error(500, "internal error; see the server log")
 
     api.include_router(info)
     api.include_router(routes.router)

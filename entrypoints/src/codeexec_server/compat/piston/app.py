@@ -4,16 +4,14 @@ piston-client sends its JSON as text/plain."""
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import State
-from starlette.exceptions import HTTPException
 
 from codeexec_server.compat.keys import compat_principal
+from codeexec_server.compat.peer_app import peer_app
 from codeexec_server.compat.piston.request import PistonRejected, parse
 from codeexec_server.compat.piston.result import piston_result
 from codeexec_server.compat.piston.runtimes import choose, runtimes
@@ -28,7 +26,6 @@ from codeexec_server.compat.running import (
 from codeexec_server.keystore import Principal
 from codeexec_server.problems import ApiProblem
 
-log = logging.getLogger(__name__)
 Caller = Annotated[Principal, Depends(compat_principal)]
 router = APIRouter(prefix="/api/v2")
 
@@ -38,8 +35,7 @@ def message(status: int, text: str, headers: dict[str, str] | None = None) -> JS
 
 
 def build(state: State) -> FastAPI:
-    api = FastAPI(title="Piston v2 API (codeexec)", openapi_url=None, docs_url=None, redoc_url=None)
-    api.state = state  # the main app's: settings, keys, runtime, limits, bounds
+    api = peer_app("Piston v2 API (codeexec)", state, message)
 
     @api.exception_handler(ApiProblem)
     async def _problem(request: Request, exc: ApiProblem) -> JSONResponse:
@@ -48,19 +44,6 @@ def build(state: State) -> FastAPI:
     @api.exception_handler(PistonRejected)
     async def _rejected(request: Request, exc: PistonRejected) -> JSONResponse:
         return message(400, str(exc))
-
-    @api.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return message(400, "; ".join(str(e.get("msg", "")) for e in exc.errors()))
-
-    @api.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return message(exc.status_code, str(exc.detail), dict(exc.headers or {}))
-
-    @api.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return message(500, "internal error; see the server log")
 
     api.include_router(router)
     return api
