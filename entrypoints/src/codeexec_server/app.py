@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,7 +21,7 @@ from codeexec_server import (
     routes_replays,
 )
 from codeexec_server.compat.mount import mount_compat, start_compat, stop_compat
-from codeexec_server.container import Container
+from codeexec_server.container import Container, provided
 from codeexec_server.metrics import Metrics, RequestTimer
 from codeexec_server.open_requests import OpenRequests
 from codeexec_server.problems import BodySizeLimit, install_problem_handlers
@@ -30,10 +29,6 @@ from codeexec_server.schemas import Problem
 from codeexec_server.settings import ServerSettings
 
 STATIC = Path(__file__).parent / "static"
-
-
-async def _provided(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
 
 
 def create_app(
@@ -46,11 +41,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await _provided(container.init_resources())
+        await provided(container.init_resources())
         try:
-            app.state.keystore = await _provided(container.keystore())
+            app.state.keystore = await provided(container.keystore())
             app.state.limits = container.limits()
-            runtime = await _provided(container.runtime())
+            runtime = await provided(container.runtime())
             app.state.runtime = runtime
             app_metrics.attach(runtime)
             start_compat(app.state, runtime)
@@ -58,7 +53,7 @@ def create_app(
         finally:
             await stop_compat(app.state)
             app.state.runtime = None
-            await _provided(container.shutdown_resources())
+            await provided(container.shutdown_resources())
 
     app = FastAPI(
         title="codeexec",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import logging
 import os
@@ -15,9 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codeexec.runtime import DataDirInUse, StoreUnreadable, check_store, lock_data_dir
-from codeexec_server import cli_dlq, cli_replay
+from eventsourcing.persistence import OperationalError
+
+from codeexec.runtime import DataDirInUse, StoreUnreadable
+from codeexec_server import cli_dlq, cli_processes, cli_replay
 from codeexec_server.cli_client import ApiClient, ServerError
+from codeexec_server.cli_processes import EXIT_DATA_DIR_IN_USE, EXIT_STORE_UNREADABLE
 from codeexec_server.cli_run import (
     EXIT_CODES,
     EXIT_UNAVAILABLE,
@@ -28,8 +30,19 @@ from codeexec_server.cli_run import (
     run_embedded,
     run_remote,
 )
-from codeexec_server.keystore import KeyStore, Role
-from codeexec_server.settings import ServerSettings, default_data_dir, default_sandbox_kind
+from codeexec_server.deployment import (
+    ALL_ROLES,
+    EX_CONFIG,
+    SANDBOXES,
+    STORES,
+    ConfigError,
+    Deployment,
+)
+from codeexec_server.gateways import make_store_config
+from codeexec_server.keystore import Role
+from codeexec_server.settings import default_data_dir, default_sandbox_kind
+
+ALL, NONE = frozenset(ALL_ROLES), frozenset[str]()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,18 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     def data_dir(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data-dir", type=Path, default=default_data_dir())
 
-    serve = sub.add_parser("serve", help="the API, the web page and every role in one process")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--sandbox", choices=("local", "fake"), default=default_sandbox_kind())
-    serve.add_argument("--allow-anonymous", action="store_true", help="loopback hosts only")
-    serve.add_argument(
-        "--allow-private-callbacks",
-        action="store_true",
-        default=os.environ.get("CODEEXEC_ALLOW_PRIVATE_CALLBACKS", "") == "1",
-        help="let Judge0 callbacks go to loopback and private addresses",
-    )
-    data_dir(serve)
+    cli_processes.add_parsers(sub)
 
     run = sub.add_parser(
         "run",
@@ -67,23 +69,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("file", type=Path)
     run.add_argument("--language")
     run.add_argument("--stdin", type=Path, help="a file to feed to the program's stdin")
-    run.add_argument("--sandbox", choices=("local", "fake"), default=default_sandbox_kind())
+    run.add_argument("--sandbox", choices=SANDBOXES, default=default_sandbox_kind())
     remote(run)
 
     languages = sub.add_parser("languages", help="the languages available")
-    languages.add_argument("--sandbox", choices=("local", "fake"), default=default_sandbox_kind())
+    languages.add_argument("--sandbox", choices=SANDBOXES, default=default_sandbox_kind())
     remote(languages)
 
-    keys = sub.add_parser("keys", help="manage API keys in the data dir")
+    keys = sub.add_parser(
+        "keys", help="manage API keys in the configured store (CODEEXEC_STORE, POSTGRES_*)"
+    )
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="print a new key (shown only once)")
     create.add_argument("--admin", action="store_true")
     create.add_argument("--user", default=None)
-    data_dir(create)
-    data_dir(keys_sub.add_parser("list", help="key ids, users and roles (never the keys)"))
+    listing = keys_sub.add_parser("list", help="key ids, users and roles (never the keys)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
-    data_dir(revoke)
+    for p in (create, listing, revoke):
+        data_dir(p)
+        p.add_argument("--store", choices=STORES, help="CODEEXEC_STORE (default sqlite)")
 
     status = sub.add_parser("status", help="an execution's status and result, as JSON")
     status.add_argument("id")
@@ -96,63 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXIT_DATA_DIR_IN_USE = 73  # EX_CANTCREAT
-EXIT_STORE_UNREADABLE = 74  # EX_IOERR: the event store or key store is corrupt or unreadable
-
-
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from codeexec_server.app import create_app
-
-    try:  # fail fast with a clear message rather than a startup traceback
-        lock_data_dir(args.data_dir).close()
-    except DataDirInUse as error:
-        print(f"codeexec: {error}", file=sys.stderr)
-        return EXIT_DATA_DIR_IN_USE
-    try:  # a corrupt store fails here, in one line, not after "serving on"
-        check_store(args.data_dir)
-    except StoreUnreadable as error:
-        print(f"codeexec: {error}", file=sys.stderr)
-        return EXIT_STORE_UNREADABLE
-    # The CODEEXEC_* variables configure `serve` as they configure `uvicorn --factory`;
-    # flags given on the command line win.
-    from_env = ServerSettings.from_env()
-    settings = dataclasses.replace(
-        from_env,
-        data_dir=args.data_dir,
-        sandbox=args.sandbox,
-        host=args.host,
-        allow_anonymous=args.allow_anonymous or from_env.allow_anonymous,
-        allow_private_callbacks=args.allow_private_callbacks or from_env.allow_private_callbacks,
-    )
-    try:
-        keystore = KeyStore.in_data_dir(settings.data_dir)
-        empty = keystore.is_empty()
-    except sqlite3.DatabaseError as error:
-        path = settings.data_dir / "keys.sqlite3"
-        print(f"codeexec: the key store {path} cannot be read: {error}", file=sys.stderr)
-        return EXIT_STORE_UNREADABLE
-    if empty:
-        key = keystore.create("admin", "admin")
-        print(f"Created the first admin key (shown once, keep it): {key}", flush=True)
-    keystore.close()
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(
-        f"codeexec serving on http://{shown}:{args.port}/ (data in {settings.data_dir})", flush=True
-    )
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        timeout_graceful_shutdown=5,  # open event streams must not hold a shutdown forever
-    )
-    return 0
-
-
 def _keys(args: argparse.Namespace) -> int:
-    store = KeyStore.in_data_dir(args.data_dir)
+    deployment = Deployment.from_env(store=args.store, data_dir=args.data_dir)
+    try:
+        store = make_store_config(deployment).key_store()
+    except sqlite3.DatabaseError as error:
+        print(f"codeexec: the key store cannot be read: {error}", file=sys.stderr)
+        return EXIT_STORE_UNREADABLE
     try:
         if args.keys_command == "create":
             role: Role = "admin" if args.admin else "user"
@@ -238,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="codeexec: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        if args.command == "serve":
-            return _serve(args)
+        if args.command in ("serve", "api"):
+            return cli_processes.serve(args, roles=ALL if args.command == "serve" else NONE)
+        if args.command == "role":
+            return cli_processes.role(args)
         if args.command == "keys":
             return _keys(args)
         if args.command == "run":
@@ -247,6 +204,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "languages" and not args.server:
             return asyncio.run(_languages_embedded(args))
         return asyncio.run(_remote(args))
+    except ConfigError as error:
+        print(f"codeexec: {error}", file=sys.stderr)
+        return EX_CONFIG
+    except DataDirInUse as error:
+        print(f"codeexec: {error}", file=sys.stderr)
+        return EXIT_DATA_DIR_IN_USE
+    except StoreUnreadable as error:
+        print(f"codeexec: {error}", file=sys.stderr)
+        return EXIT_STORE_UNREADABLE
+    except OperationalError as error:  # the store did not answer (down, unreachable)
+        print(f"codeexec: the store cannot be reached: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except UsageError as error:
         print(f"codeexec: {error}", file=sys.stderr)
         return EXIT_USAGE

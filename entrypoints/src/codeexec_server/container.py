@@ -1,20 +1,27 @@
-"""The dependency-injector container: the one place where the server's parts are wired.
+"""The composition root: the one place where a process's parts are wired.
 
-Nothing connects at import time; `init_resources()` starts the runtime (all roles in this
-process) and opens the key store, `shutdown_resources()` stops them."""
+`Container` holds the server settings, the Deployment (which adapter serves each port), the
+Gateways (one provider per port, see `gateways`) and the runtime, which runs the roles this
+process was given (every role for `serve`, none for `api`, the named ones for `role`).
+Nothing connects at import time; `init_resources()` opens the chosen adapters and starts the
+runtime, `shutdown_resources()` stops it and closes them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import inspect
+from collections.abc import AsyncIterator
+from typing import Any
 
 from dependency_injector import containers, providers
 
 from codeexec.data_dir import private_dir
+from codeexec.ports.bus import EventBus
+from codeexec.ports.read_model import ExecutionReadModel
 from codeexec.ports.sandbox import Sandbox
 from codeexec.runtime import Codeexec, Settings
-from codeexec_server.keystore import KeyStore
+from codeexec_server.deployment import ALL_ROLES, Deployment
+from codeexec_server.gateways import Gateways
 from codeexec_server.limits import LimitsDocument, LimitsPolicy, ResourceMaxima
-from codeexec_server.sandboxes import make_sandbox
 from codeexec_server.settings import ServerSettings
 
 
@@ -27,18 +34,37 @@ def make_limits_policy(settings: ServerSettings) -> LimitsPolicy:
     return LimitsPolicy(settings.data_dir / "limits.json", default)
 
 
-async def run_runtime(
-    settings: ServerSettings, sandbox: Sandbox, limits: LimitsPolicy
-) -> AsyncIterator[Codeexec]:
-    runtime = Codeexec(
-        Settings(
-            data_dir=settings.data_dir,
-            coordinator=limits.document.coordinator_config(),
-            store_busy_timeout_s=settings.store_busy_timeout_s,
-            shutdown_grace_s=settings.shutdown_grace_s,
-        ),
-        sandbox=sandbox,
+def deployment_for(settings: ServerSettings) -> Deployment:
+    """The CODEEXEC_* variables, with the data dir and sandbox the server settings name."""
+    return Deployment.from_env(data_dir=settings.data_dir, sandbox=settings.sandbox)
+
+
+def runtime_settings(
+    settings: ServerSettings,
+    deployment: Deployment,
+    roles: frozenset[str],
+    limits: LimitsPolicy,
+) -> Settings:
+    runtime = Settings(
+        data_dir=deployment.data_dir,
+        store=deployment.store,
+        roles=roles,
+        coordinator=limits.document.coordinator_config(),
+        store_busy_timeout_s=settings.store_busy_timeout_s,
+        shutdown_grace_s=settings.shutdown_grace_s,
     )
+    if deployment.worker_id is not None:  # else the runtime's own default
+        runtime.worker_id = deployment.worker_id
+    return runtime
+
+
+async def run_runtime(
+    settings: Settings,
+    sandbox: Sandbox,
+    bus: EventBus,
+    read_model: ExecutionReadModel | None,
+) -> AsyncIterator[Codeexec]:
+    runtime = Codeexec(settings, sandbox=sandbox, bus=bus, read_model=read_model)
     await runtime.start()
     try:
         yield runtime
@@ -46,17 +72,24 @@ async def run_runtime(
         await runtime.stop()
 
 
-def open_keystore(settings: ServerSettings) -> Iterator[KeyStore]:
-    store = KeyStore.in_data_dir(settings.data_dir)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=ServerSettings)
-    sandbox = providers.Singleton(make_sandbox, settings.provided.sandbox)
+    deployment = providers.Dependency(
+        instance_of=Deployment, default=providers.Singleton(deployment_for, settings)
+    )
+    roles = providers.Dependency(instance_of=frozenset, default=frozenset(ALL_ROLES))
+
+    gateways = providers.Container(Gateways, deployment=deployment)
+    sandbox = gateways.sandbox
+    keystore = gateways.key_store
+
     limits = providers.Singleton(make_limits_policy, settings)
-    runtime = providers.Resource(run_runtime, settings, sandbox, limits)
-    keystore = providers.Resource(open_keystore, settings)
+    runtime_settings = providers.Singleton(runtime_settings, settings, deployment, roles, limits)
+    runtime = providers.Resource(
+        run_runtime, runtime_settings, sandbox, gateways.bus, gateways.read_model
+    )
+
+
+async def provided(value: Any) -> Any:
+    """What a provider gave: async Resources (and anything needing one) give an awaitable."""
+    return await value if inspect.isawaitable(value) else value

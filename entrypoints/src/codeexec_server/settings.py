@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codeexec.domain.model import Limits
+from codeexec_server.deployment import SANDBOXES
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
 
@@ -45,7 +46,7 @@ class ServerSettings:
     """Everything `create_app` needs; `from_env` reads the CODEEXEC_* variables."""
 
     data_dir: Path = field(default_factory=default_data_dir)
-    sandbox: str = field(default_factory=default_sandbox_kind)  # "local" or "fake"
+    sandbox: str = field(default_factory=default_sandbox_kind)  # local, fake or kubernetes
     host: str = "127.0.0.1"
     allow_anonymous: bool = False
     anonymous_user: str = "anonymous"
@@ -85,8 +86,9 @@ class ServerSettings:
     )
 
     def __post_init__(self) -> None:
-        if self.sandbox not in ("local", "fake"):
-            raise ValueError(f"CODEEXEC_SANDBOX must be 'local' or 'fake', not {self.sandbox!r}")
+        if self.sandbox not in SANDBOXES:
+            choices = ", ".join(SANDBOXES)
+            raise ValueError(f"CODEEXEC_SANDBOX must be one of {choices}, not {self.sandbox!r}")
         if self.allow_anonymous and not is_loopback(self.host):
             raise ValueError(
                 f"anonymous access is only allowed on a loopback host, not {self.host!r}"
