@@ -21,7 +21,7 @@ from codeexec_server import (
     routes_replays,
 )
 from codeexec_server.compat.mount import mount_compat, start_compat, stop_compat
-from codeexec_server.container import Container, provided
+from codeexec_server.container import Container, provided, shutdown
 from codeexec_server.metrics import Metrics, RequestTimer
 from codeexec_server.open_requests import OpenRequests
 from codeexec_server.problems import BodySizeLimit, install_problem_handlers
@@ -53,7 +53,7 @@ def create_app(
         finally:
             await stop_compat(app.state)
             app.state.runtime = None
-            await provided(container.shutdown_resources())
+            await shutdown(container)
 
     app = FastAPI(
         title="codeexec",

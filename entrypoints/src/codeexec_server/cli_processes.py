@@ -19,8 +19,9 @@ from pathlib import Path
 
 from eventsourcing.persistence import OperationalError
 
-from codeexec.runtime import DataDirInUse, StoreUnreadable, check_store, lock_data_dir
-from codeexec_server.container import Container, provided
+from codeexec.ports.bus import EventBus
+from codeexec.runtime import Codeexec, DataDirInUse, StoreUnreadable, check_store, lock_data_dir
+from codeexec_server.container import Container, provided, shutdown
 from codeexec_server.deployment import ALL_ROLES, BUSES, SANDBOXES, STORES, Deployment
 from codeexec_server.gateways import check_deployment, make_store_config
 from codeexec_server.health_server import HealthServer, crashed
@@ -151,13 +152,24 @@ def serve(args: argparse.Namespace, *, roles: frozenset[str]) -> int:
     what = "serving" if roles else "serving the API (no roles in this process)"
     print(f"codeexec {what} on http://{shown}:{args.port}/ (data in {deployment.data_dir})")
     sys.stdout.flush()
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings, container),
         host=args.host,
         port=args.port,
         log_level="warning",
         timeout_graceful_shutdown=5,  # open event streams must not hold a shutdown forever
     )
+    server = uvicorn.Server(config)
+    # uvicorn stops gracefully on SIGTERM (the runtime stops, the worker drains), then raises
+    # the signal again for its previous handler: this one, so a clean stop exits 0.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not server.started:
+        print("codeexec: the server did not start (the error is above)", file=sys.stderr)
+        return EXIT_SOFTWARE
     return 0
 
 
@@ -190,18 +202,21 @@ async def run_roles(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     container = Container(settings=settings, deployment=deployment, roles=roles)
-    runtime = None
+    runtime: Codeexec | None = None
+    bus: EventBus | None = None
     health = None
     if health_port is not None:  # answers from the start: live, and not ready until started
-        health = HealthServer(lambda: runtime, health_host, health_port)
+        health = HealthServer(lambda: runtime, lambda: bus, health_host, health_port)
         await health.start()
     code = 0
     try:
-        runtime = await provided(container.runtime())
+        started: Codeexec = await provided(container.runtime())
+        bus = await provided(container.gateways.bus())
+        runtime = started
         names = ", ".join(r for r in ALL_ROLES if r in roles)
         print(f"codeexec running {names} (worker drains on SIGTERM)", flush=True)
         while not stopping.is_set():
-            broken = crashed(runtime)
+            broken = crashed(started)
             if broken:
                 log.critical("stopping: %s", "; ".join(f"{k} {v}" for k, v in broken.items()))
                 code = EXIT_SOFTWARE
@@ -212,7 +227,7 @@ async def run_roles(
             except TimeoutError:
                 pass
     finally:
-        await provided(container.shutdown_resources())
+        await shutdown(container)
         if health is not None:
             await health.close()
     return code

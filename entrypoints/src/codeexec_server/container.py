@@ -93,3 +93,10 @@ class Container(containers.DeclarativeContainer):
 async def provided(value: Any) -> Any:
     """What a provider gave: async Resources (and anything needing one) give an awaitable."""
     return await value if inspect.isawaitable(value) else value
+
+
+async def shutdown(container: Container) -> None:
+    """Stop the runtime first (its consumers drain and leave their groups), then close the
+    adapters it used: shutdown_resources() alone may close the bus under running roles."""
+    await provided(container.runtime.shutdown())
+    await provided(container.shutdown_resources())

@@ -3,7 +3,7 @@
 A plain asyncio HTTP/1.1 server (one GET per connection, JSON bodies), so a role process
 carries no web framework. Live: the process answers and no role has crashed (a restart would
 help). Ready: the runtime started, every role runs, and the ports it uses answer: the event
-store (a real read) and the bus (its lag, which asks the broker). Not ready is 503 with a
+store (a real read) and the bus (the broker lists the declared topics). Not ready is 503 with a
 JSON body naming what is not."""
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from contextlib import suppress
 from typing import Any
 from uuid import UUID
 
+from codeexec.domain.routing import TOPICS
+from codeexec.ports.bus import EventBus
 from codeexec.runtime import Codeexec
 
 log = logging.getLogger(__name__)
@@ -44,23 +46,33 @@ async def _probe(check: Callable[[], Awaitable[Any]]) -> str | None:
     return None
 
 
-async def readiness(runtime: Codeexec | None) -> dict[str, str]:
+async def readiness(runtime: Codeexec | None, bus: EventBus | None) -> dict[str, str]:
     """What is not ready, by name (empty: ready)."""
-    if runtime is None or not runtime.started:
+    if runtime is None or bus is None or not runtime.started:
         return {"runtime": "not started"}
     problems = {k: v for k, v in role_states(runtime).items() if v != "running"}
     store = await _probe(lambda: runtime.last_version(NOBODY))
     if store is not None:
         problems["store"] = store
-    bus = await _probe(runtime.backlog)
-    if bus is not None:
-        problems["bus"] = bus
+    # The broker answers and has the topics (one metadata request; lag would ask for the
+    # committed offset of every partition of every group, too slow for a probe).
+    topics = await _probe(lambda: bus.declare(list(TOPICS.values())))
+    if topics is not None:
+        problems["bus"] = topics
     return problems
 
 
 class HealthServer:
-    def __init__(self, runtime: Callable[[], Codeexec | None], host: str, port: int) -> None:
-        self.runtime, self.host, self.port = runtime, host, port
+    """`runtime` and `bus` give None until the runtime has started."""
+
+    def __init__(
+        self,
+        runtime: Callable[[], Codeexec | None],
+        bus: Callable[[], EventBus | None],
+        host: str,
+        port: int,
+    ) -> None:
+        self.runtime, self.bus, self.host, self.port = runtime, bus, host, port
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -80,7 +92,7 @@ class HealthServer:
                 return 503, {"status": "down", "crashed": broken}
             return 200, {"status": "ok"}
         if path == "/health/ready":
-            problems = await readiness(runtime)
+            problems = await readiness(runtime, self.bus())
             roles = role_states(runtime) if runtime is not None else {}
             if problems:
                 return 503, {"status": "unavailable", "not_ready": problems, "roles": roles}

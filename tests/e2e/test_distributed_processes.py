@@ -1,0 +1,182 @@
+"""E2E: the API and every role in separate OS processes (`codeexec api`, `codeexec role ...`)
+on a real Kafka-protocol broker (tansu) and PostgreSQL, with the fake sandbox: an execution
+submitted over HTTP reaches its terminal status, the role process's health port answers,
+`codeexec keys` works against PostgreSQL, and SIGTERM stops both processes with exit 0."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from codeexec.service.store_config import PostgresParams
+from codeexec.testing.postgres import server_params
+from codeexec_kafka.tansu import TansuBroker
+from tests.e2e.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+ROLES = ["coordinator", "saga", "worker", "projections", "relay", "dead-letters", "replay"]
+TERMINAL = ("completed", "failed", "timed_out", "cancelled", "rejected")
+
+
+def _admin_sql(statement: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server_params().conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL(statement).format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def database() -> Iterator[PostgresParams]:
+    """A PostgreSQL database of this test's own, dropped afterwards."""
+    name = f"codeexec_e2e_{uuid.uuid4().hex[:12]}"
+    _admin_sql("CREATE DATABASE {}", name)
+    try:
+        yield replace(server_params(), dbname=name)
+    finally:
+        _admin_sql("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    with TansuBroker(log=log) as running:
+        yield running
+
+
+@pytest.fixture
+def env(database: PostgresParams, broker: TansuBroker) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CODEEXEC_BUS": "kafka",
+        "CODEEXEC_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "CODEEXEC_STORE": "postgres",
+        "CODEEXEC_SANDBOX": "fake",
+        **database.env(),
+    }
+
+
+def codeexec(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "codeexec_server.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def start(env: dict[str, str], data_dir: Path, *args: str) -> subprocess.Popen[bytes]:
+    """A long-running `codeexec` process with a data dir of its own, as on its own host."""
+    data_dir.mkdir()
+    log = (data_dir.parent / f"{data_dir.name}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "codeexec_server.cli", *args],
+        env={**env, "CODEEXEC_DATA_DIR": str(data_dir)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> httpx.Response:
+    deadline = time.monotonic() + 60  # a guard against hanging, not a speed check
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            response = httpx.get(url, timeout=5)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} never ready:\n{log.read_text()}"
+        time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen[bytes], log: Path) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"no exit 30 s after SIGTERM:\n{log.read_text()}") from None
+
+
+def test_keys_are_created_listed_and_revoked_in_postgres(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**env, "CODEEXEC_DATA_DIR": str(tmp_path / "nowhere")}
+    created = codeexec(env, "keys", "create", "--user", "alice")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert created.stdout == key + "\n" and key.startswith("cx_")  # the key and nothing else
+    admin = codeexec(env, "keys", "create", "--admin")
+    assert admin.returncode == 0, admin.stderr
+
+    listed = codeexec(env, "keys", "list")
+    rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert [(r[1], r[2], r[3]) for r in rows] == [
+        ("alice", "user", "active"),
+        ("admin", "admin", "active"),
+    ]
+    assert key not in listed.stdout
+    assert not (tmp_path / "nowhere").exists()  # nothing went to a local file
+
+    assert codeexec(env, "keys", "revoke", rows[0][0]).returncode == 0
+    listed = codeexec(env, "keys", "list")
+    assert [r.split("\t")[3] for r in listed.stdout.splitlines()] == ["revoked", "active"]
+    again = codeexec(env, "keys", "revoke", rows[0][0])
+    assert again.returncode == 1 and "no active key" in again.stderr
+
+
+def test_api_and_roles_in_separate_processes_run_an_execution_to_its_end(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    key = codeexec(env, "keys", "create", "--user", "alice").stdout.strip()
+    health_port, api_port = free_port(), free_port()
+    roles = start(env, tmp_path / "roles", "role", *ROLES, "--health-port", str(health_port))
+    api = start(env, tmp_path / "api", "api", "--port", str(api_port))
+    roles_log, api_log = tmp_path / "roles.log", tmp_path / "api.log"
+    try:
+        health = f"http://127.0.0.1:{health_port}/health"
+        ready = wait_ready(f"{health}/ready", roles, roles_log).json()
+        assert ready["status"] == "ok"
+        assert {"coordinator", "saga", "worker", "projections", "relay"} <= ready["roles"].keys()
+        assert httpx.get(f"{health}/live").json() == {"status": "ok"}
+        assert httpx.get(f"{health}/nothing").status_code == 404
+
+        url = f"http://127.0.0.1:{api_port}"
+        wait_ready(f"{url}/health/ready", api, api_log)
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+            submitted = client.post(
+                "/api/v1/executions", json={"language": "fake", "source": "out héllo\nexit 3"}
+            )
+            assert submitted.status_code == 202, submitted.text
+            execution_id = submitted.json()["id"]
+            deadline = time.monotonic() + 60
+            while (view := client.get(f"/api/v1/executions/{execution_id}").json())[
+                "state"
+            ] not in TERMINAL:
+                assert time.monotonic() < deadline, view
+                time.sleep(0.1)
+            assert (view["status"], view["exit_code"], view["stdout"]) == (
+                "runtime_error",
+                3,
+                "héllo\n",
+            ), view
+            waited = client.post(
+                "/api/v1/executions",
+                params={"wait": "true"},
+                json={"language": "fake", "source": "out again"},
+            ).json()
+            assert (waited["status"], waited["stdout"]) == ("succeeded", "again\n"), waited
+    finally:
+        api_exit, roles_exit = stop(api, api_log), stop(roles, roles_log)
+    assert api_exit == 0, api_log.read_text()
+    assert roles_exit == 0, roles_log.read_text()
