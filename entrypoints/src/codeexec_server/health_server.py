@@ -78,6 +78,12 @@ class HealthServer:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
 
+    @property
+    def bound_port(self) -> int:
+        """The port it listens on (the one given, or the one chosen for port 0)."""
+        assert self._server is not None, "not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
