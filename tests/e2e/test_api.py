@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from typing import cast
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ TERMINAL = {
 def submit(server: Server, key: str, source: str, **extra: object) -> dict[str, object]:
     with server.client(key) as client:
         params = {"wait": "true", "timeout": "30"} if extra.pop("wait", False) else {}
-        headers = extra.pop("headers", {})
+        headers = cast(dict[str, str], extra.pop("headers", {}))
         body = {"language": server.programs.language, "source": source, **extra}
         response = client.post("/api/v1/executions", json=body, params=params, headers=headers)
         assert response.status_code in (200, 202), response.text

@@ -16,7 +16,9 @@ from tests.e2e.conftest import Server, local_sandbox_missing
 pytestmark = pytest.mark.e2e
 
 
-def codeexec(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
+def codeexec(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "codeexec_server.cli", *args],
         capture_output=True,

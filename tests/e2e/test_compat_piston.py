@@ -5,7 +5,7 @@ and plain HTTP, on a fake-sandbox server for the protocol and a local one for re
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import httpx
 import pytest
@@ -123,7 +123,7 @@ def test_text_plain_json_and_every_way_of_giving_the_key(fake_server: Server) ->
 
 
 def test_versions_are_semver_ranges_or_absent(fake_server: Server) -> None:
-    def version_of(body: dict[str, object]) -> httpx.Response:
+    def version_of(body: Mapping[str, object]) -> httpx.Response:
         return execute(fake_server, {"language": "python", "files": [{"content": "out v"}], **body})
 
     for accepted in ({"version": "*"}, {"version": "3.x"}, {"version": "^3.11"}, {}):

@@ -32,7 +32,7 @@ class Poisoner:
     """An embedder's consumer that fails on the user `poison`'s finished runs until fixed."""
 
     group = "poisoner"
-    topics = ("execution_events",)
+    topics: tuple[str, ...] = ("execution_events",)
 
     def __init__(self) -> None:
         self.fixed = False
