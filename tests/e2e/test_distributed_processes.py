@@ -1,7 +1,8 @@
 """E2E: the API and every role in separate OS processes (`codeexec api`, `codeexec role ...`)
 on a real Kafka-protocol broker (tansu) and PostgreSQL, with the fake sandbox: an execution
 submitted over HTTP reaches its terminal status, the role process's health port answers,
-`codeexec keys` works against PostgreSQL, and SIGTERM stops both processes with exit 0."""
+`codeexec keys` works against PostgreSQL, SIGTERM drains the worker and exits 0, and
+`codeexec serve` runs everything in one process on the same bus and store."""
 
 from __future__ import annotations
 
@@ -180,3 +181,77 @@ def test_api_and_roles_in_separate_processes_run_an_execution_to_its_end(
         api_exit, roles_exit = stop(api, api_log), stop(roles, roles_log)
     assert api_exit == 0, api_log.read_text()
     assert roles_exit == 0, roles_log.read_text()
+
+
+def wait_for(client: httpx.Client, execution_id: str, states: tuple[str, ...]) -> dict[str, object]:
+    deadline = time.monotonic() + 60
+    while True:
+        view: dict[str, object] = client.get(f"/api/v1/executions/{execution_id}").json()
+        if view["state"] in states:
+            return view
+        assert time.monotonic() < deadline, view
+        time.sleep(0.1)
+
+
+def test_sigterm_lets_the_worker_finish_its_run_and_a_restart_reports_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    key = codeexec(env, "keys", "create", "--user", "alice").stdout.strip()
+    health_port, api_port = free_port(), free_port()
+    role_args = ["role", *ROLES, "--health-port", str(health_port)]
+    roles = start(env, tmp_path / "roles", *role_args)
+    api = start(env, tmp_path / "api", "api", "--port", str(api_port))
+    roles_log, api_log = tmp_path / "roles.log", tmp_path / "api.log"
+    url = f"http://127.0.0.1:{api_port}"
+    try:
+        wait_ready(f"http://127.0.0.1:{health_port}/health/ready", roles, roles_log)
+        wait_ready(f"{url}/health/ready", api, api_log)
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+            source = "out start\nsleep 1.5\nout end"
+            submitted = client.post(
+                "/api/v1/executions", json={"language": "fake", "source": source}
+            )
+            execution_id = submitted.json()["id"]
+            wait_for(client, execution_id, ("running",))
+            assert stop(roles, roles_log) == 0, roles_log.read_text()  # drained, then exit 0
+
+            # The run ended before the process did: it is reported, and nothing runs again
+            # once the roles are back.
+            roles = subprocess.Popen(
+                [sys.executable, "-m", "codeexec_server.cli", *role_args],
+                env={**env, "CODEEXEC_DATA_DIR": str(tmp_path / "roles")},
+                stdout=roles_log.open("ab"),
+                stderr=subprocess.STDOUT,
+            )
+            wait_ready(f"http://127.0.0.1:{health_port}/health/ready", roles, roles_log)
+            view = wait_for(client, execution_id, TERMINAL)
+            assert (view["status"], view["stdout"]) == ("succeeded", "start\nend\n"), view
+    finally:
+        api_exit, roles_exit = stop(api, api_log), stop(roles, roles_log)
+    assert api_exit == 0 and roles_exit == 0
+
+
+def test_serve_runs_every_role_in_one_process_on_kafka_and_postgres(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    serve = start(env, tmp_path / "serve", "serve", "--port", str(port))
+    log = tmp_path / "serve.log"
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{url}/health/ready", serve, log)
+        first = log.read_text().splitlines()[0]
+        assert first.startswith("Created the first admin key"), first
+        key = first.rsplit(" ", 1)[1]
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+            done = client.post(
+                "/api/v1/executions",
+                params={"wait": "true"},
+                json={"language": "fake", "source": "out one process"},
+            ).json()
+            assert (done["status"], done["stdout"]) == ("succeeded", "one process\n"), done
+    finally:
+        code = stop(serve, log)
+    assert code == 0, log.read_text()
+    listed = codeexec(env, "keys", "list").stdout  # the key went to PostgreSQL
+    assert listed.split("\t")[1:3] == ["admin", "admin"]
