@@ -5,12 +5,15 @@ headers. Anonymous access exists only when the dev server enables it, and only o
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
+from eventsourcing.persistence import OperationalError
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from codeexec_server.keystore import KeyStore, Principal
+from codeexec.ports.key_store import KeyStore, Principal
+from codeexec.service.store_thread import StoreBusy
 from codeexec_server.problems import ApiProblem
 from codeexec_server.settings import ServerSettings, is_loopback
 
@@ -18,11 +21,25 @@ bearer = HTTPBearer(auto_error=False, description="an API key (`codeexec keys cr
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def _resolve(request: Request, key: str | None) -> Principal:
+async def _authenticate(request: Request, key: str) -> Principal | None:
+    """Off the event loop and bounded like a store call: with a shared store the keys are
+    across the network, and a slow or unreachable database must not stall every request
+    (StoreBusy: the API's 503 with Retry-After)."""
     settings: ServerSettings = request.app.state.settings
     keystore: KeyStore = request.app.state.keystore
+    try:
+        async with asyncio.timeout(settings.store_busy_timeout_s):
+            return await asyncio.to_thread(keystore.authenticate, key)
+    except TimeoutError:
+        raise StoreBusy("the key store did not answer in time") from None
+    except OperationalError as error:
+        raise StoreBusy(f"the key store cannot be reached: {error}") from None
+
+
+async def _resolve(request: Request, key: str | None) -> Principal:
+    settings: ServerSettings = request.app.state.settings
     if key:
-        principal = keystore.authenticate(key)
+        principal = await _authenticate(request, key)
         if principal is None:
             raise ApiProblem(
                 401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
@@ -48,7 +65,7 @@ def over_loopback(request: Request) -> bool:
 
 
 async def current_principal(request: Request, credentials: Credentials) -> Principal:
-    return _resolve(request, credentials.credentials if credentials else None)
+    return await _resolve(request, credentials.credentials if credentials else None)
 
 
 async def stream_principal(
@@ -58,7 +75,7 @@ async def stream_principal(
         str | None, Query(description="API key, for EventSource clients that cannot send headers")
     ] = None,
 ) -> Principal:
-    return _resolve(request, credentials.credentials if credentials else access_token)
+    return await _resolve(request, credentials.credentials if credentials else access_token)
 
 
 async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:

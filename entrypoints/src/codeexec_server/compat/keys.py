@@ -37,4 +37,4 @@ def presented_key(request: Request) -> str | None:
 
 
 async def compat_principal(request: Request) -> Principal:
-    return _resolve(request, presented_key(request))
+    return await _resolve(request, presented_key(request))
