@@ -37,6 +37,7 @@ from codeexec_server.deployment import (
     STORES,
     ConfigError,
     Deployment,
+    Unreachable,
 )
 from codeexec_server.gateways import make_store_config
 from codeexec_server.keystore import Role
@@ -215,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STORE_UNREADABLE
     except OperationalError as error:  # the store did not answer (down, unreachable)
         print(f"codeexec: the store cannot be reached: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except Unreachable as error:
+        print(f"codeexec: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except UsageError as error:
         print(f"codeexec: {error}", file=sys.stderr)

@@ -30,6 +30,10 @@ class MissingAdapter(ConfigError):
     """A chosen adapter's distribution is not installed."""
 
 
+class Unreachable(ConnectionError):
+    """A chosen adapter's server (the brokers, the database) does not answer at start."""
+
+
 # The adapter distributions, by the module they install and the setting that chooses them.
 ADAPTERS = {
     "codeexec_kafka": ("codeexec-kafka", "CODEEXEC_BUS=kafka"),

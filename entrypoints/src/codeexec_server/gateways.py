@@ -18,7 +18,7 @@ from codeexec.ports.bus import EventBus
 from codeexec.ports.key_store import KeyStore
 from codeexec.ports.read_model import ExecutionReadModel
 from codeexec.service.store_config import StoreConfig, StoreConfigError, store_config
-from codeexec_server.deployment import ConfigError, Deployment, import_adapter
+from codeexec_server.deployment import ConfigError, Deployment, Unreachable, import_adapter
 from codeexec_server.sandboxes import fake_sandbox, kubernetes_sandbox, local_sandbox
 
 
@@ -50,7 +50,16 @@ def kafka_settings(deployment: Deployment) -> Any:
 
 async def open_kafka_bus(deployment: Deployment) -> AsyncIterator[EventBus]:
     kafka: Any = import_adapter("codeexec_kafka")
-    bus: EventBus = kafka.AioKafkaEventBus(kafka_settings(deployment))
+    settings = kafka_settings(deployment)
+    bus: EventBus = kafka.AioKafkaEventBus(settings)
+    try:
+        await bus.declare([])  # one metadata request: the brokers answer, or we stop here
+    except Exception as error:
+        await bus.close()
+        raise Unreachable(
+            f"the Kafka brokers at CODEEXEC_KAFKA_BOOTSTRAP={settings.bootstrap_servers} "
+            f"do not answer: {error}"
+        ) from error
     try:
         yield bus
     finally:
