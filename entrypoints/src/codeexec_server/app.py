@@ -41,7 +41,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await provided(container.init_resources())
+        # Each port is opened by asking for it, never by init_resources(), which would open
+        # every Resource, the adapters not chosen too.
         try:
             app.state.keystore = await provided(container.keystore())
             app.state.limits = container.limits()

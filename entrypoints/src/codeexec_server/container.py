@@ -3,8 +3,9 @@
 `Container` holds the server settings, the Deployment (which adapter serves each port), the
 Gateways (one provider per port, see `gateways`) and the runtime, which runs the roles this
 process was given (every role for `serve`, none for `api`, the named ones for `role`).
-Nothing connects at import time; `init_resources()` opens the chosen adapters and starts the
-runtime, `shutdown_resources()` stops it and closes them."""
+Nothing connects at import time. Asking for `runtime()` (and `keystore()`) opens the chosen
+adapters and starts the runtime; `shutdown(container)` stops it, then closes them. Never
+`init_resources()`: it opens every Resource, those of the adapters not chosen too."""
 
 from __future__ import annotations
 
