@@ -154,7 +154,9 @@ def test_api_and_roles_in_separate_processes_run_an_execution_to_its_end(
 
         url = f"http://127.0.0.1:{api_port}"
         wait_ready(f"{url}/health/ready", api, api_log)
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        ) as client:
             submitted = client.post(
                 "/api/v1/executions", json={"language": "fake", "source": "out héllo\nexit 3"}
             )
@@ -206,7 +208,9 @@ def test_sigterm_lets_the_worker_finish_its_run_and_a_restart_reports_it(
     try:
         wait_ready(f"http://127.0.0.1:{health_port}/health/ready", roles, roles_log)
         wait_ready(f"{url}/health/ready", api, api_log)
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        ) as client:
             source = "out start\nsleep 1.5\nout end"
             submitted = client.post(
                 "/api/v1/executions", json={"language": "fake", "source": source}
@@ -243,7 +247,9 @@ def test_serve_runs_every_role_in_one_process_on_kafka_and_postgres(
         first = log.read_text().splitlines()[0]
         assert first.startswith("Created the first admin key"), first
         key = first.rsplit(" ", 1)[1]
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        ) as client:
             done = client.post(
                 "/api/v1/executions",
                 params={"wait": "true"},
