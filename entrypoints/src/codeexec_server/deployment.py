@@ -73,6 +73,12 @@ def _bootstrap(value: str) -> str:
     return ",".join(servers)
 
 
+def _store_of_module(module: str | None) -> str:
+    # As store_config infers it: eventsourcing's PostgreSQL module exported alone means the
+    # read model and keys are in PostgreSQL too.
+    return "postgres" if module == "eventsourcing.postgres" else "sqlite"
+
+
 @dataclass(frozen=True)
 class Deployment:
     """The adapters of one process. `data_dir` holds this process's own files (the SQLite
@@ -112,7 +118,7 @@ class Deployment:
         values: dict[str, str | Path | None] = {
             "bus": get("CODEEXEC_BUS") or "memory",
             "kafka_bootstrap": get("CODEEXEC_KAFKA_BOOTSTRAP"),
-            "store": get("CODEEXEC_STORE") or "sqlite",
+            "store": get("CODEEXEC_STORE") or _store_of_module(get("PERSISTENCE_MODULE")),
             "sandbox": get("CODEEXEC_SANDBOX") or "local",
             "worker_id": get("CODEEXEC_WORKER_ID"),
             "data_dir": Path(get("CODEEXEC_DATA_DIR") or ".codeexec"),
