@@ -80,6 +80,7 @@ def bench(session: nox.Session) -> None:
         "bench/sse_memory_bench.py",
         "bench/shared_store_bench.py",
         "bench/kafka_bench.py",
+        "bench/key_store_bench.py",
     ):
         if Path(script).exists():
             session.run(PY, script)
