@@ -159,11 +159,11 @@ def test_the_selectors_give_each_port_its_chosen_adapter(tmp_path: Path) -> None
 
 def test_an_adapter_is_imported_only_when_chosen(tmp_path: Path) -> None:
     """In a fresh interpreter: starting and stopping a memory-bus server never imports
-    codeexec_kafka, nor opens the SQL read model meant for shared stores; choosing Kafka
-    imports it."""
+    codeexec_kafka, nor opens the Resources of unchosen adapters; choosing Kafka imports it."""
     probe = f"""
 import asyncio, sys
 from pathlib import Path
+from dependency_injector import providers
 from codeexec_server.container import Container, provided, shutdown
 from codeexec_server.deployment import Deployment
 from codeexec_server.settings import ServerSettings
@@ -173,9 +173,17 @@ async def start_and_stop():  # what a server's lifespan does
     container = Container(settings=settings, deployment=memory)
     await provided(container.keystore())
     await provided(container.runtime())
+    ports = container.gateways
+    opened = sorted(
+        name
+        for selector in (ports.bus, ports.read_model)
+        for name, provider in selector.providers.items()
+        if isinstance(provider, providers.Resource) and provider.initialized
+    )
     await shutdown(container)
-asyncio.run(start_and_stop())
-print("codeexec_kafka" in sys.modules, sorted(p.name for p in settings.data_dir.iterdir()))
+    return opened
+opened = asyncio.run(start_and_stop())
+print("codeexec_kafka" in sys.modules, opened)
 kafka = Deployment(bus="kafka", kafka_bootstrap="127.0.0.1:1", sandbox="fake",
                    store="postgres", data_dir=settings.data_dir)
 from codeexec_server.gateways import kafka_settings
@@ -185,8 +193,8 @@ print(type(kafka_settings(kafka)).__name__, "codeexec_kafka" in sys.modules)
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     lines = done.stdout.splitlines()
-    # Nothing of the unchosen adapters was opened either (no SQL read model file).
-    assert lines[0] == "False ['events.sqlite3', 'keys.sqlite3', 'runtime.lock']", lines
+    # No Resource of an unchosen adapter was opened either (a Kafka bus, a shared read model).
+    assert lines[0] == "False []", lines
     assert lines[1:] == ["KafkaSettings True"]
 
 
