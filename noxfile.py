@@ -81,6 +81,7 @@ def bench(session: nox.Session) -> None:
         "bench/shared_store_bench.py",
         "bench/kafka_bench.py",
         "bench/key_store_bench.py",
+        "bench/coordinator_bench.py",
     ):
         if Path(script).exists():
             session.run(PY, script)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from uuid import UUID
 
 import pytest
@@ -485,15 +484,14 @@ def test_restore_queued_refuses_an_invalid_priority() -> None:
         Coordinator(config()).restore_queued(uid(1), "ann", 12, 0.0)
 
 
-# --- efficiency --------------------------------------------------------------------------
+# --- deep queues (their speed is measured in bench/coordinator_bench.py) ----------------
 
 
-def test_ten_thousand_executions_for_one_user_flow_through_well_under_a_second() -> None:
+def test_ten_thousand_executions_for_one_user_all_flow_through() -> None:
     c = Coordinator(
         CoordinatorConfig(max_running=8, max_queue=20_000, default_user_limits=GENEROUS)
     )
     ids = [uid(n) for n in range(10_000)]
-    started = time.perf_counter()
     for n, execution_id in enumerate(ids):
         c.submit(execution_id, "ann", n % 10, now=n * 0.001)
     done = 0
@@ -503,12 +501,10 @@ def test_ten_thousand_executions_for_one_user_flow_through_well_under_a_second()
             c.release(s.execution_id)
             done += 1
         now += 0.01
-    elapsed = time.perf_counter() - started
     assert c.status().queued == 0
-    assert elapsed < 1.0, f"{elapsed:.3f}s"
 
 
-def test_many_users_with_a_deep_queue_and_capped_users_stay_fast() -> None:
+def test_many_users_with_a_deep_queue_and_capped_users_keep_their_caps() -> None:
     cfg = CoordinatorConfig(
         max_running=50,
         max_queue=10_000,
@@ -517,11 +513,8 @@ def test_many_users_with_a_deep_queue_and_capped_users_stay_fast() -> None:
     c = Coordinator(cfg)
     for n in range(10_000):
         c.submit(uid(n), f"user{n % 100}", n % 10, now=0)
-    started = time.perf_counter()
     running: list[UUID] = []
     for step in range(3_000):
         running.extend(s.execution_id for s in c.schedule(now=step * 0.1))
         c.release(running.pop(0))
-    elapsed = time.perf_counter() - started
     assert c.status().queued == 10_000 - 3_000 - len(running)
-    assert elapsed < 1.0, f"{elapsed:.3f}s"
