@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,22 @@ class TestPostgresReadModel(ExecutionReadModelContract):
         yield new
         for model in opened:
             model.close()
+
+
+def test_a_table_made_before_the_stored_bytes_column_gets_it_filled(tmp_path: Path) -> None:
+    from codeexec.testing.read_model import T0, Story, apply_all
+
+    path = tmp_path / "views.sqlite3"
+    model = SQLiteExecutionReadModel(path)
+    story = Story()
+    apply_all(model, story.record(story.finished("alice", 0), story.request("alice", 1)))
+    want = model.submission_totals("alice", T0 - timedelta(1), T0 - timedelta(1))
+    with model.db.write() as cur:
+        cur.execute("ALTER TABLE execution_views DROP COLUMN stored_bytes")
+    model.close()
+    reopened = SQLiteExecutionReadModel(path)
+    try:
+        got = reopened.submission_totals("alice", T0 - timedelta(1), T0 - timedelta(1))
+        assert got == want and got.stored_bytes > 0 and got.counted == 2
+    finally:
+        reopened.close()

@@ -13,12 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codeexec import AdmissionRefused, CoordinatorConfig, RunSpec, SourceFile, UserLimits
+from codeexec.adapters.memory_read_model import InMemoryExecutionReadModel
 from codeexec.domain.admission import RecentSubmission, admit
 from codeexec.domain.events import RejectionReason, SubmissionRefused
 from codeexec.domain.model import request_digest
 from codeexec.ports.clock import ManualClock
-from codeexec.ports.read_model import ExecutionReadModel
+from codeexec.ports.read_model import ExecutionReadModel, SubmissionTotals
 from codeexec.runtime import Codeexec
+from codeexec.service.admission import Admission
 from tests.unit.factories import runtime, script
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -197,3 +199,43 @@ async def test_the_store_size_is_its_files_on_disk_or_its_events_in_memory(tmp_p
     async with runtime(data_dir=tmp_path) as cx:
         await cx.wait((await cx.submit("alice", padded(100_000))).id, timeout=5)
         assert cx.store_bytes() == files_size(tmp_path, "events.sqlite3") > 100_000
+
+
+class _Submissions(InMemoryExecutionReadModel):
+    """A read model that holds only the user's submissions (admission's two reads)."""
+
+    def __init__(self, recent: list[RecentSubmission]) -> None:
+        super().__init__()
+        self.recent = recent
+
+    def recent_submissions(self, user_id: str, since: datetime) -> list[RecentSubmission]:
+        return [r for r in self.recent if r.created_at > since]
+
+    def submission_totals(
+        self, user_id: str, rate_since: datetime, storage_since: datetime
+    ) -> SubmissionTotals:
+        return ExecutionReadModel.submission_totals(self, user_id, rate_since, storage_since)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 400), st.integers(0, 60), st.booleans()), max_size=30),
+    st.integers(0, 5),
+    st.integers(0, 200),
+    st.integers(0, 80),
+)
+def test_admitting_on_totals_decides_as_the_full_walk_does(
+    rows: list[tuple[int, int, bool]], rate_limit: int, quota: int, size: int
+) -> None:
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    recent = sorted(
+        (RecentSubmission(now - timedelta(seconds=age), n, counted) for age, n, counted in rows),
+        key=lambda r: r.created_at,
+    )
+    limits = UserLimits(
+        rate_limit=rate_limit, rate_window_s=60, storage_quota_bytes=quota, storage_window_s=300
+    )
+    admission = Admission(None, _Submissions(recent), lambda user: limits)  # type: ignore[arg-type]
+    spec = RunSpec(language="fake", files=(SourceFile(name="main", content=b"x" * size),))
+    since = now - timedelta(seconds=300)
+    expected = admit(limits, [r for r in recent if r.created_at > since], spec.payload_bytes, now)
+    assert admission.refusal("alice", spec, now) == expected

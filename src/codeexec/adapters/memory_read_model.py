@@ -13,7 +13,13 @@ from eventsourcing.persistence import Tracking
 from codeexec.adapters.execution_fold import fold, is_new, new_view, shown
 from codeexec.domain.admission import RecentSubmission
 from codeexec.domain.events import DomainEvent, ExecutionRequested
-from codeexec.ports.read_model import ExecutionQuery, ExecutionReadModel, ExecutionView, Page
+from codeexec.ports.read_model import (
+    ExecutionQuery,
+    ExecutionReadModel,
+    ExecutionView,
+    Page,
+    SubmissionTotals,
+)
 
 
 class InMemoryExecutionReadModel(ExecutionReadModel):
@@ -130,6 +136,21 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
                 RecentSubmission(view.created_at, view.stored_bytes, view.state != "rejected")
             )
         return found[::-1]
+
+    def submission_totals(
+        self, user_id: str, rate_since: datetime, storage_since: datetime
+    ) -> SubmissionTotals:
+        counted = stored = 0
+        since = min(rate_since, storage_since)
+        for execution_id in reversed(self._by_user.get(user_id, ())):
+            view = self._views[execution_id]
+            if view.created_at <= since:
+                break
+            if view.created_at > rate_since and view.state != "rejected":
+                counted += 1
+            if view.created_at > storage_since:
+                stored += view.stored_bytes
+        return SubmissionTotals(counted, stored)
 
     def counts(self) -> Mapping[str, int]:
         return {state: n for state, n in self._counts.items() if n > 0}

@@ -24,7 +24,13 @@ from codeexec.adapters.execution_fold import fold, is_new, new_view, shown
 from codeexec.adapters.sql_database import Cursor, SqlDatabase
 from codeexec.domain.admission import RecentSubmission
 from codeexec.domain.events import DomainEvent, ExecutionRequested
-from codeexec.ports.read_model import ExecutionQuery, ExecutionReadModel, ExecutionView, Page
+from codeexec.ports.read_model import (
+    ExecutionQuery,
+    ExecutionReadModel,
+    ExecutionView,
+    Page,
+    SubmissionTotals,
+)
 
 COLUMNS = "id, seq, user_id, language, state, status, created_at, stdout, stderr, compile_output"
 INDEXED = frozenset(c.strip() for c in COLUMNS.split(","))
@@ -62,6 +68,7 @@ def _row(view: ExecutionView) -> tuple[Any, ...]:
         view.stderr,
         view.compile_output,
         json.dumps(body, separators=(",", ":")),
+        view.stored_bytes,
     )
 
 
@@ -100,8 +107,9 @@ class SqlExecutionReadModel(ExecutionReadModel):
                 " user_id TEXT NOT NULL, language TEXT NOT NULL, state TEXT NOT NULL,"
                 f" status TEXT NOT NULL, created_at BIGINT NOT NULL, stdout {self.db.blob}"
                 f" NOT NULL, stderr {self.db.blob} NOT NULL, compile_output {self.db.blob},"
-                " body TEXT NOT NULL)"
+                " body TEXT NOT NULL, stored_bytes BIGINT NOT NULL DEFAULT 0)"
             )
+            self._add_stored_bytes(cur)
             for name, columns in (
                 ("seq", "seq"),  # every user's, newest first (admin)
                 ("user_seq", "user_id, seq"),  # one user's, newest first
@@ -119,6 +127,22 @@ class SqlExecutionReadModel(ExecutionReadModel):
                 f"CREATE TABLE IF NOT EXISTS {self._counts}"
                 " (state TEXT PRIMARY KEY, n BIGINT NOT NULL)"
             )
+
+    def _add_stored_bytes(self, cur: Cursor) -> None:
+        """A table made before admission read `stored_bytes` as a column gets it now,
+        filled from the bodies (once)."""
+        cur.execute(f"SELECT * FROM {self.table} LIMIT 0")
+        if "stored_bytes" in {c[0] for c in cur.description}:
+            return
+        cur.execute(f"ALTER TABLE {self.table} ADD COLUMN stored_bytes BIGINT NOT NULL DEFAULT 0")
+        cur.execute(f"SELECT id, body FROM {self.table}")
+        sizes = []
+        for execution_id, body in cur.fetchall():
+            doc = json.loads(body)
+            sizes.append((doc["payload_bytes"] + doc["output_bytes"], execution_id))
+        cur.executemany(
+            self.db.sql(f"UPDATE {self.table} SET stored_bytes = ? WHERE id = ?"), sizes
+        )
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -175,11 +199,11 @@ class SqlExecutionReadModel(ExecutionReadModel):
                 moves[before] -= 1
                 moves[view.state] += 1
             changed[view.id] = view
-        names = ", ".join(c.strip() for c in COLUMNS.split(",")) + ", body"
+        names = ", ".join(c.strip() for c in COLUMNS.split(",")) + ", body, stored_bytes"
         updates = ", ".join(f"{c} = excluded.{c}" for c in names.split(", ")[1:])
         cur.executemany(
             self.db.sql(
-                f"INSERT INTO {self.table} ({names}) VALUES ({', '.join('?' * 11)})"
+                f"INSERT INTO {self.table} ({names}) VALUES ({', '.join('?' * 12)})"
                 f" ON CONFLICT (id) DO UPDATE SET {updates}"
             ),
             [_row(view) for view in changed.values()],
@@ -263,18 +287,30 @@ class SqlExecutionReadModel(ExecutionReadModel):
         with self.db.read() as cur:
             cur.execute(
                 self.db.sql(
-                    f"SELECT created_at, state, body FROM {self.table}"
+                    f"SELECT created_at, state, stored_bytes FROM {self.table}"
                     " WHERE user_id = ? AND created_at > ? ORDER BY created_at, seq"
                 ),
                 (user_id, _micros(since)),
             )
             rows = cur.fetchall()
-        found = []
-        for created_at, state, body in rows:
-            doc = json.loads(body)
-            stored = doc["payload_bytes"] + doc["output_bytes"]
-            found.append(RecentSubmission(_time(created_at), stored, state != "rejected"))
-        return found
+        return [RecentSubmission(_time(at), int(n), state != "rejected") for at, state, n in rows]
+
+    def submission_totals(
+        self, user_id: str, rate_since: datetime, storage_since: datetime
+    ) -> SubmissionTotals:
+        rate, storage = _micros(rate_since), _micros(storage_since)
+        with self.db.read() as cur:
+            cur.execute(
+                self.db.sql(
+                    "SELECT COALESCE(SUM(CASE WHEN created_at > ? AND state <> 'rejected'"
+                    " THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN created_at > ?"
+                    f" THEN stored_bytes ELSE 0 END), 0) FROM {self.table}"
+                    " WHERE user_id = ? AND created_at > ?"
+                ),
+                (rate, storage, user_id, min(rate, storage)),
+            )
+            counted, stored = cur.fetchone()
+        return SubmissionTotals(int(counted), int(stored))
 
     def counts(self) -> Mapping[str, int]:
         with self.db.read() as cur:

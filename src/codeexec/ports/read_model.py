@@ -78,6 +78,14 @@ class ExecutionQuery:
 
 
 @dataclass(frozen=True)
+class SubmissionTotals:
+    """What admission's common case needs of a user's recent submissions."""
+
+    counted: int  # in the rate window, toward the rate limit (everything but `rejected`)
+    stored_bytes: int  # kept by those created in the storage window
+
+
+@dataclass(frozen=True)
 class Page:
     items: Sequence[ExecutionView]
     next_cursor: int | None = None
@@ -142,3 +150,16 @@ class ExecutionReadModel(ABC):
             if page.next_cursor is None:
                 return sorted(found, key=lambda r: r.created_at)
             cursor = page.next_cursor
+
+    def submission_totals(
+        self, user_id: str, rate_since: datetime, storage_since: datetime
+    ) -> SubmissionTotals:
+        """The user's count toward the rate limit since `rate_since` and bytes kept since
+        `storage_since`: admission admits on these alone, and reads the submissions
+        themselves only to say when a refused one may retry. Adapters answer it with an
+        aggregate query."""
+        recent = self.recent_submissions(user_id, min(rate_since, storage_since))
+        return SubmissionTotals(
+            sum(1 for r in recent if r.counted and r.created_at > rate_since),
+            sum(r.stored_bytes for r in recent if r.created_at > storage_since),
+        )

@@ -53,11 +53,20 @@ class Admission:
     ) -> Refusal | None:
         """None to admit, else why not. Reads the read model only (on the event loop);
         `pending` are the user's submissions on their way into the store, which it does
-        not show yet but which count."""
+        not show yet but which count. It admits on two aggregate figures; only a refusal
+        reads the submissions themselves, to say when a retry will be admitted."""
         limits = self._limits_for(user_id)
+        size = spec.payload_bytes
+        rate_since = now - timedelta(seconds=limits.rate_window_s)
+        storage_since = now - timedelta(seconds=limits.storage_window_s)
+        totals = self._read_model.submission_totals(user_id, rate_since, storage_since)
+        counted = totals.counted + sum(1 for p in pending if p.counted)
+        stored = totals.stored_bytes + sum(p.stored_bytes for p in pending)
+        if counted < limits.rate_limit and stored + size <= limits.storage_quota_bytes:
+            return None
         since = now - timedelta(seconds=lookback_s(limits))
         recent = [*self._read_model.recent_submissions(user_id, since), *pending]
-        return admit(limits, recent, spec.payload_bytes, now)
+        return admit(limits, recent, size, now)
 
     def refuse(
         self,

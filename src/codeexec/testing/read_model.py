@@ -189,6 +189,29 @@ class ExecutionReadModelContract:
         assert [r.counted for r in recent] == [True, False]
         assert recent[0].stored_bytes == 8 + len("héllo €\n".encode()) + 1
 
+    def test_submission_totals_agree_with_the_submissions(
+        self, new_read_model: NewReadModel
+    ) -> None:
+        model, story = new_read_model(), Story()
+        old, done = story.request("alice", -100), story.finished("alice", 0)
+        refused = story.request("alice", 10)
+        refused.reject(story.at(11), RejectionReason.RATE_LIMITED, "slow down")
+        apply_all(model, story.record(old, done, refused, story.request("bob", 5)))
+        for rate_s, storage_s in ((-1, -1), (-200, -1), (-1, -200), (5, -200), (20, 20)):
+            rate_since = T0 + timedelta(seconds=rate_s)
+            storage_since = T0 + timedelta(seconds=storage_s)
+            totals = model.submission_totals("alice", rate_since, storage_since)
+            recent = model.recent_submissions("alice", min(rate_since, storage_since))
+            assert totals.counted == sum(
+                1 for r in recent if r.counted and r.created_at > rate_since
+            )
+            assert totals.stored_bytes == sum(
+                r.stored_bytes for r in recent if r.created_at > storage_since
+            )
+        everything = model.submission_totals("alice", T0 - timedelta(1), T0 - timedelta(1))
+        assert everything.counted == 2  # the old and the finished one, not the refused one
+        assert model.submission_totals("carol", T0, T0).counted == 0
+
     def test_a_batch_and_its_tracking_are_applied_once(self, new_read_model: NewReadModel) -> None:
         model, story = new_read_model(), Story()
         assert model.tracked("projections/execution_events/0") == 0
