@@ -54,6 +54,7 @@ from codeexec.service.store_config import store_config
 from codeexec.service.store_thread import StoreBusy, StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
 from codeexec.service.worker import WorkerProcess
+from codeexec.service.worker_identity import worker_id_for
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,9 @@ class Settings:
     """Where the SQLite event store lives; None keeps everything in memory."""
     coordinator: CoordinatorConfig = field(default_factory=CoordinatorConfig)
     saga_grace_s: float = 30.0
-    worker_id: str = "worker"
+    worker_id: str | None = None
+    """This process's name in the runs its worker starts; None: a random id kept in the
+    data dir (stable across restarts; see codeexec.service.worker_identity)."""
     timer_interval_s: float = 0.25
     consumer_max_attempts: int = 3
     dead_letters: DeadLetterConfig = field(default_factory=DeadLetterConfig)
@@ -256,7 +259,8 @@ class Codeexec:
         self.saga = SagaOrchestrator(
             store, self.clock, history=history, grace=timedelta(seconds=settings.saga_grace_s)
         )
-        self.worker = WorkerProcess(store, self.sandbox, self.clock, io, settings.worker_id)
+        worker_id = worker_id_for(settings.data_dir, settings.worker_id)
+        self.worker = WorkerProcess(store, self.sandbox, self.clock, io, worker_id)
         self.projection = ProjectionProcess(self.read_model, self.feed)
         self.dead_letters = DeadLetterManager(
             store, self.bus, self.clock, io, settings.dead_letters
