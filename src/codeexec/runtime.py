@@ -50,7 +50,7 @@ from codeexec.service.relay import Relay
 from codeexec.service.replays import ReplayService
 from codeexec.service.saga_orchestrator import SagaOrchestrator
 from codeexec.service.store import ExecutionStore
-from codeexec.service.store_config import store_config
+from codeexec.service.store_config import StoreConfig, store_config
 from codeexec.service.store_thread import StoreBusy, StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
 from codeexec.service.worker import WorkerProcess
@@ -136,13 +136,16 @@ class Settings:
     """memory, sqlite or postgres (codeexec.service.store_config); None: CODEEXEC_STORE, else
     sqlite with a data dir, memory without. An exported PERSISTENCE_MODULE is honoured."""
 
-    def store_env(self) -> dict[str, str]:
+    def store_config(self) -> StoreConfig:
         sqlite = {
             "SQLITE_LOCK_TIMEOUT": str(max(1, math.ceil(self.store_busy_timeout_s))),
             "SQLITE_BUSY_TIMEOUT_S": str(self.store_busy_timeout_s),
             "SQLITE_SYNCHRONOUS": self.sqlite_synchronous,
         }
-        return store_config(self.store, self.data_dir, sqlite_env=sqlite).env
+        return store_config(self.store, self.data_dir, sqlite_env=sqlite)
+
+    def store_env(self) -> dict[str, str]:
+        return self.store_config().env
 
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
@@ -238,13 +241,14 @@ class Codeexec:
 
     async def _start_roles(self) -> None:
         settings = self.settings
-        env = settings.store_env()
+        config = settings.store_config()
+        env = config.env
         self._store_file = env.get("SQLITE_DBNAME")
         # An in-memory store has no I/O that could block: its calls need no thread.
         inline = env["PERSISTENCE_MODULE"] == "eventsourcing.popo"
         io = self._io = StoreThread(settings.store_busy_timeout_s, inline=inline)
         try:
-            store = self.store = await io.run(ExecutionStore, env, 100_000)
+            store = self.store = await io.run(ExecutionStore, env, config.aggregate_cache_size)
         except (sqlite3.DatabaseError, PersistenceError) as error:
             raise StoreUnreadable(self._store_name(), str(error)) from error
         await self.bus.declare(list(TOPICS.values()))
