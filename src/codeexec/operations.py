@@ -37,19 +37,21 @@ def default_limits(config: CoordinatorConfig) -> LimitsDocument:
 
 
 class Limits:
-    """The admin limits in force, as every process sees them."""
+    """The admin limits in force, as every process sees them: the latest stored change
+    (`stored_document`, None until an admin made one), else the settings' coordinator config."""
 
     def __init__(self, ports: RolePorts, default: LimitsDocument) -> None:
         self._ports = ports
         self.stored = StoredLimits(ports.store, default)
-        self.document = default  # the limits in force, kept current by the follower
-        self.config = default.coordinator_config()
+        self.stored_document: LimitsDocument | None = None
+        self.config: CoordinatorConfig = ports.settings.coordinator
         self.follower = LimitsFollower(
             self.stored, ports.feed, self._changed, blocking=ports.io.run
         )
 
     def _changed(self, document: LimitsDocument) -> None:
-        self.document, self.config = document, document.coordinator_config()
+        if self.follower.version > 0:  # 0: nothing stored, the default stays in force
+            self.stored_document, self.config = document, document.coordinator_config()
 
     async def change(self, document: LimitsDocument, by: str) -> LimitsChanged:
         """Record new limits (ValueError, recording nothing, if inconsistent): every
@@ -57,12 +59,12 @@ class Limits:
         document.coordinator_config()  # raises ValueError before anything is recorded
         now = self._ports.clock.now()
         changed = await self._ports.io.ask(self.stored.change, document, by, now)
-        self._changed(changed.limits)
+        await self.follower.refresh()
         return changed
 
     async def adopt_file(self, path: Path) -> bool:
         """Upgrades: an old limits.json becomes the first change if the store has none."""
-        adopted = await self._ports.io.run(self.stored.adopt_file, path, self._ports.clock.now())
+        adopted = await self._ports.io.ask(self.stored.adopt_file, path, self._ports.clock.now())
         await self.follower.refresh()
         return adopted
 
@@ -123,6 +125,10 @@ class Operations:
             running_by_user={},
             queued_by_priority={},
         )
+
+    def execution_counts(self) -> Mapping[str, int]:
+        """Executions per state, as the read model shows them."""
+        return self._ports.read_model.counts()
 
     # -- dead letters ---------------------------------------------------------------------
 

@@ -68,6 +68,7 @@ async def run_runtime(
     runtime = Codeexec(settings, sandbox=sandbox, bus=bus, read_model=read_model)
     await runtime.start()
     try:
+        await limits.attach(runtime)  # limits are events in the store from here on
         yield runtime
     finally:
         await runtime.stop()
