@@ -133,8 +133,9 @@ class CoordinatorRetention(Retention):
             self._kept.pop(key, None)
             return
         # Accepted lately: the acceptance still counts against the user's rate limit.
-        kept.append((position, event))
-        self._kept[key] = kept
+        # Its acceptance and its end are all that matter now (folded: counted, gone).
+        self._kept[key] = [r for r in kept if isinstance(r[1], ExecutionQueued)]
+        self._kept[key].append((position, event))
         self._lingering.append((queued[0].time.timestamp(), key))
 
     def _forget_before(self, cutoff: float) -> None:
