@@ -12,11 +12,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from datetime import timedelta
 
+from eventsourcing.persistence import Tracking
+
 from codeexec.domain.events import DomainEvent, ExecutionStarted, SandboxStopRequested
+from codeexec.domain.routing import EXECUTION_EVENTS, TOPICS
 from codeexec.roles import ConsumerRole, Role, RolePorts, TaskRole
 from codeexec.service.coordinator_process import CoordinatorProcess
 from codeexec.service.dead_letters import DeadLetterManager
-from codeexec.service.read_model_projector import ReadModelProjector, backfill
+from codeexec.service.read_model_projector import BACKFILL, ReadModelProjector, backfill
 from codeexec.service.relay import Relay
 from codeexec.service.replays import ReplayService
 from codeexec.service.saga_orchestrator import SagaOrchestrator
@@ -140,9 +143,20 @@ class ProjectionsRole(TaskRole):
     async def start(self) -> None:
         # What the store holds beyond the read model's own tracked position (a new read
         # model, or events the bus no longer has); the bus brings the rest.
-        await self.ports.io.run(backfill, self.ports.store, self.ports.read_model)
+        await self.ports.io.run(self._backfill)
         self.spawn(self.projector.run())
         self.started = True
+
+    def _backfill(self) -> None:
+        """Backfill from where every partition's projection has got to: all the events up
+        to the lowest of their positions are in (each partition is applied in log order),
+        so a restart reads the log after it, not all that came since the last backfill."""
+        model, spec = self.ports.read_model, TOPICS[EXECUTION_EVENTS]
+        names = (f"{self.projector.group}/{spec.name}/{n}" for n in range(spec.partitions))
+        floor = min(model.tracked(name) for name in names)
+        if floor > model.tracked(BACKFILL):
+            model.apply_batch([], Tracking(BACKFILL, floor))
+        backfill(self.ports.store, model)
 
     async def stop(self) -> None:
         self.projector.stop()

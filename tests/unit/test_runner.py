@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
+from codeexec import builtin_roles
 from codeexec.runtime import ALL_ROLES, Codeexec, Settings
-from tests.unit.factories import roomy, runtime, script
+from codeexec.service.read_model_projector import backfill
+from tests.unit.factories import eventually, roomy, runtime, script
 
 
 def test_an_unknown_role_is_refused_naming_the_setting() -> None:
@@ -44,3 +47,25 @@ async def test_an_api_only_process_records_commands_and_answers_queries() -> Non
             "ExecutionRequested",
             "ExecutionCancelRequested",
         ]
+
+
+async def test_projections_restart_from_where_every_partition_got_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with runtime(data_dir=tmp_path) as cx:
+        views = [await cx.submit(f"u{n % 5}", script(f"out {n}")) for n in range(60)]
+        await asyncio.gather(*(cx.wait(v.id, timeout=10) for v in views))
+        await eventually(
+            lambda: all(v.terminal for v in cx.list_all()) and len(cx.list_all()) == 60
+        )
+        events = cx.store.max_position() if cx.store else 0
+    read: list[int] = []
+
+    def counting(store: object, model: object) -> int:
+        read.append(backfill(store, model))  # type: ignore[arg-type]
+        return read[-1]
+
+    monkeypatch.setattr(builtin_roles, "backfill", counting)
+    async with runtime(data_dir=tmp_path):
+        pass
+    assert read and read[0] < events  # from the partitions' lowest position, not the start
