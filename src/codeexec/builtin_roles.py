@@ -16,7 +16,9 @@ from eventsourcing.persistence import Tracking
 
 from codeexec.domain.events import DomainEvent, ExecutionStarted, SandboxStopRequested
 from codeexec.domain.routing import EXECUTION_EVENTS, TOPICS
+from codeexec.ports.bus import H_REPLAY, H_TYPE
 from codeexec.roles import ConsumerRole, Role, RolePorts, TaskRole
+from codeexec.service.consumer import decode
 from codeexec.service.coordinator_process import CoordinatorProcess
 from codeexec.service.dead_letters import DeadLetterManager
 from codeexec.service.read_model_projector import BACKFILL, ReadModelProjector, backfill
@@ -94,11 +96,35 @@ class WorkerRole(ConsumerRole):
             ports.store, ports.sandbox, ports.clock, ports.io, ports.worker_id
         )
         super().__init__(ports, self.worker, "worker")
+        self._stops: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.ports.io.run(self._report_lost_runs)
         self.ports.store.listeners.append(self._recorded)
         await super().start()
+        self._stops = self.spawn(self._follow_stops(), "-stops")
+
+    async def _follow_stops(self) -> None:
+        """Stops recorded anywhere reach the run wherever it is: a stop's task goes to the
+        worker that owns its partition now, which after a rebalance may not be the one
+        running it; every worker also watches the audit log for stops of its own runs."""
+        try:
+            tail = await self.ports.bus.tail((EXECUTION_EVENTS,))
+        except NotImplementedError:
+            return  # a bus that cannot tail: the task alone carries the stop
+        try:
+            while True:
+                for message in await tail.poll(1000, timeout=0.5):
+                    if message.headers.get(H_TYPE) != "SandboxStopRequested":
+                        continue
+                    if H_REPLAY in message.headers:
+                        continue  # a replay is never a command
+                    event = decode(message)
+                    assert isinstance(event, SandboxStopRequested)
+                    if event.sandbox_id in self.worker.runs:
+                        self.worker.stop_sandbox(event.sandbox_id)
+        finally:
+            await tail.close()
 
     def _report_lost_runs(self) -> None:
         """Runs this worker started and never ended died with its last process."""
@@ -123,6 +149,8 @@ class WorkerRole(ConsumerRole):
         grace = self.ports.settings.shutdown_grace_s
         if self.consumer is not None:
             self.consumer.stop()
+        if self._stops is not None:
+            self._stops.cancel()  # stops still reach runs in the grace: by their tasks
         await _finish(self, max(grace, 1.0))
         await self.worker.drain(grace)
         with suppress(ValueError):

@@ -13,7 +13,7 @@ from codeexec.adapters.memory_bus import InMemoryEventBus
 from codeexec.domain.events import ExecutionStarted
 from codeexec.runtime import ALL_ROLES, Codeexec, Settings
 from codeexec.service.worker_identity import WORKER_GROUP, worker_id_for
-from tests.unit.factories import roomy, script
+from tests.unit.factories import eventually, roomy, script
 
 
 @pytest.fixture
@@ -72,3 +72,29 @@ def test_a_worker_keeps_its_id_in_its_data_dir_unless_one_is_configured(tmp_path
 def test_a_data_dir_from_before_worker_ids_keeps_the_old_name(tmp_path: Path) -> None:
     (tmp_path / "events.sqlite3").write_bytes(b"SQLite format 3\0")  # an existing store
     assert worker_id_for(tmp_path) == "worker"
+
+
+async def test_a_cancel_stops_the_run_on_whichever_worker_runs_it(
+    tmp_path: Path, shared_sqlite: Path
+) -> None:
+    # A third worker joins while runs are in progress: partitions move, so a stop's task
+    # may reach a worker that is not running it. The runner still hears it and stops.
+    bus = InMemoryEventBus()
+    roles = ALL_ROLES - {"worker"}
+    main = Codeexec(settings(tmp_path / "a", roles, "w-a"), sandbox=FakeSandbox(), bus=bus)
+    first = Codeexec(
+        settings(tmp_path / "b", frozenset({"worker"}), "w-b"), sandbox=FakeSandbox(), bus=bus
+    )
+    async with main, first:
+        views = [await main.submit("alice", script("hang")) for _ in range(12)]
+        for view in views:
+            await eventually(lambda v=view: main.get(v.id).state == "running", 10)
+        late = Codeexec(
+            settings(tmp_path / "c", frozenset({"worker"}), "w-c"), sandbox=FakeSandbox(), bus=bus
+        )
+        async with late:
+            await asyncio.sleep(0.2)  # the group rebalanced
+            for view in views:
+                await main.cancel(view.id)
+            done = [await main.wait(v.id, timeout=10) for v in views]
+        assert [d.state for d in done] == ["cancelled"] * 12
