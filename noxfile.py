@@ -82,6 +82,7 @@ def bench(session: nox.Session) -> None:
         "bench/kafka_bench.py",
         "bench/key_store_bench.py",
         "bench/coordinator_bench.py",
+        "bench/role_startup_bench.py",
     ):
         if Path(script).exists():
             session.run(PY, script)

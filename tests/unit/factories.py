@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from codeexec import CoordinatorConfig, RunSpec, Settings, SourceFile, UserLimits
@@ -45,3 +47,13 @@ def runtime(
         shutdown_grace_s=shutdown_grace_s,
     )
     return Codeexec(settings, sandbox=sandbox or FakeSandbox(), clock=clock)
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Listings come from the read model, which the projections role keeps a moment behind
+    the store: wait for what a check expects to show."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)

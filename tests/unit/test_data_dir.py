@@ -39,8 +39,9 @@ async def test_every_file_of_the_data_dir_is_private_even_with_umask_000(
         data_dir / "limits.json",
         LimitsDocument(max_resource_limits=ResourceMaxima()),
     )
-    policy.replace(policy.document, None)
     async with runtime(data_dir=data_dir) as cx:
+        await policy.attach(cx)
+        await policy.replace(policy.document, "admin")  # limits: events in the store
         view = await cx.submit("alice", script("out hi"))
         await cx.wait(view.id, timeout=5)
         names = {p.name for p in data_dir.iterdir()}
@@ -49,7 +50,7 @@ async def test_every_file_of_the_data_dir_is_private_even_with_umask_000(
         assert mode(data_dir) == 0o700
         assert {p.name: mode(p) for p in data_dir.iterdir()} == dict.fromkeys(names, 0o600)
     keys.close()
-    assert {"events.sqlite3", "keys.sqlite3", "runtime.lock", "limits.json"} <= {
+    assert {"events.sqlite3", "keys.sqlite3", "runtime.lock", "worker_id"} <= {
         p.name for p in data_dir.iterdir()
     }
     assert all(mode(p) == 0o600 for p in data_dir.iterdir())

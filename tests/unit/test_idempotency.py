@@ -9,7 +9,7 @@ import pytest
 
 from codeexec import IdempotencyKeyReused
 from codeexec.runtime import ALL_ROLES
-from tests.unit.factories import roomy, runtime, script
+from tests.unit.factories import eventually, roomy, runtime, script
 
 
 async def test_a_key_reused_for_another_spec_or_priority_is_refused() -> None:
@@ -24,7 +24,7 @@ async def test_a_key_reused_for_another_spec_or_priority_is_refused() -> None:
         with pytest.raises(IdempotencyKeyReused):
             await cx.submit("alice", script("out 1"), priority=1, idempotency_key="k")
         assert cx.store.max_position() == recorded
-        assert [v.id for v in cx.list_all()] == [first.id]
+        await eventually(lambda: [v.id for v in cx.list_all()] == [first.id])
 
 
 async def test_an_identical_repeat_returns_the_original_even_over_the_rate_limit() -> None:

@@ -62,6 +62,7 @@ async def test_users_see_only_their_own_executions() -> None:
         await cx.submit("bob", script("out b"))
         with pytest.raises(NotFound):
             cx.get(mine.id, "bob")
+        await eventually(lambda: len(cx.list_all()) == 2)  # listings follow the projection
         page = cx.list(ExecutionQuery(user_id="alice"))
         assert [v.id for v in page.items] == [mine.id]
 
@@ -69,6 +70,7 @@ async def test_users_see_only_their_own_executions() -> None:
 async def test_paging_walks_every_execution_newest_first() -> None:
     async with runtime() as cx:
         ids = [(await cx.submit("alice", script("out x"))).id for _ in range(7)]
+        await eventually(lambda: len(cx.list_all()) == 7)
         seen, cursor = [], None
         while True:
             page = cx.list(ExecutionQuery(user_id="alice", limit=3, cursor=cursor))

@@ -76,3 +76,15 @@ def test_the_runtime_settings_honour_an_exported_module(
     assert Settings(data_dir=tmp_path).store_env()["SQLITE_SYNCHRONOUS"] == "normal"
     monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.sqlite")
     assert Settings(data_dir=tmp_path).store_env() == {"PERSISTENCE_MODULE": "eventsourcing.sqlite"}
+
+
+def test_aggregates_are_cached_only_when_this_process_is_the_stores_one_writer(
+    tmp_path: Path,
+) -> None:
+    assert store_config("memory", environ={}).aggregate_cache_size > 0
+    assert store_config("sqlite", tmp_path, environ={}).aggregate_cache_size > 0
+    postgres = {"POSTGRES_DBNAME": "x", "POSTGRES_HOST": "127.0.0.1"}
+    assert store_config("postgres", environ=postgres).aggregate_cache_size == 0
+    # A module chosen from outside may be shared by others: never cached.
+    exported = {"PERSISTENCE_MODULE": "codeexec.adapters.sqlite_store"}
+    assert store_config("sqlite", tmp_path, environ=exported).aggregate_cache_size == 0

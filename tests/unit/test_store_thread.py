@@ -9,7 +9,7 @@ import pytest
 from eventsourcing.persistence import OperationalError
 
 from codeexec.service.store_thread import StoreBusy, StoreThread
-from tests.unit.factories import runtime, script
+from tests.unit.factories import eventually, runtime, script
 
 
 async def hold(io: StoreThread, release: threading.Event) -> asyncio.Future[bool]:
@@ -115,6 +115,8 @@ async def test_concurrent_repeats_of_an_idempotency_key_record_one_execution() -
             *(cx.submit("alice", script("out x"), idempotency_key="k") for _ in range(20))
         )
         assert len({view.id for view in views}) == 1
+        await eventually(lambda: len(cx.list_all()) == 1)
+        await asyncio.sleep(0.05)  # and no second one follows
         assert len(cx.list_all()) == 1
 
 

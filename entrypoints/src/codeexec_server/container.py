@@ -64,10 +64,12 @@ async def run_runtime(
     sandbox: Sandbox,
     bus: EventBus,
     read_model: ExecutionReadModel | None,
+    limits: LimitsPolicy,
 ) -> AsyncIterator[Codeexec]:
     runtime = Codeexec(settings, sandbox=sandbox, bus=bus, read_model=read_model)
     await runtime.start()
     try:
+        await limits.attach(runtime)  # limits are events in the store from here on
         yield runtime
     finally:
         await runtime.stop()
@@ -87,7 +89,7 @@ class Container(containers.DeclarativeContainer):
     limits = providers.Singleton(make_limits_policy, settings)
     runtime_settings = providers.Singleton(runtime_settings, settings, deployment, roles, limits)
     runtime = providers.Resource(
-        run_runtime, runtime_settings, sandbox, gateways.bus, gateways.read_model
+        run_runtime, runtime_settings, sandbox, gateways.bus, gateways.read_model, limits
     )
 
 

@@ -1,34 +1,42 @@
 """Admin-set limits: coordinator caps, per-user limits and the maxima of per-run resource limits.
 
-Kept in `limits.json` under the data dir so they survive restarts, and pushed into the running
-coordinator's policy whenever they change."""
+They live in the event store as `LimitsChanged` events (`runtime.operations.limits`), so every
+coordinator and API process, on any host, applies a change. Until an admin changes them the
+configured default is in force. A `limits.json` left in the data dir by an earlier version is
+adopted once, as the first change, when the runtime is attached."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from codeexec.data_dir import write_private
 from codeexec.domain.limits import LimitsDocument, ResourceMaxima, UserLimitsModel
+from codeexec.operations import Limits
 from codeexec.runtime import Codeexec
 
 __all__ = ["LimitsDocument", "LimitsPolicy", "ResourceMaxima", "UserLimitsModel"]
 
 
 class LimitsPolicy:
-    """The current limits document; `apply` hands the coordinator part to the runtime."""
+    """The limits document in force: the latest stored change, else the default."""
 
     def __init__(self, path: Path, default: LimitsDocument) -> None:
-        self.path = path
-        self.document = default
-        if path.exists():
-            self.document = LimitsDocument.model_validate_json(path.read_text())
+        self.path = path  # an old limits.json, adopted on attach
+        self.default = default
+        self._limits: Limits | None = None
 
-    def apply(self, runtime: Codeexec) -> None:
-        runtime.coordinator.policy.set_config(self.document.coordinator_config())
+    async def attach(self, runtime: Codeexec) -> None:
+        """Follow the runtime's stored limits (call once it started)."""
+        self._limits = runtime.operations.limits
+        await self._limits.adopt_file(self.path)
 
-    def replace(self, document: LimitsDocument, runtime: Codeexec | None) -> None:
-        document.coordinator_config()  # raises ValueError before anything changes
-        self.document = document
-        write_private(self.path, document.model_dump_json(indent=2).encode())
-        if runtime is not None:
-            self.apply(runtime)
+    @property
+    def document(self) -> LimitsDocument:
+        stored = self._limits.stored_document if self._limits is not None else None
+        return stored if stored is not None else self.default
+
+    async def replace(self, document: LimitsDocument, by: str) -> LimitsDocument:
+        """Record new limits (ValueError, recording nothing, if they are inconsistent)."""
+        if self._limits is None:
+            raise RuntimeError("the runtime is not started")
+        await self._limits.change(document, by)
+        return document

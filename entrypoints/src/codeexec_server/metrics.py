@@ -20,7 +20,7 @@ from codeexec.domain.coordinator import QueueStatus
 from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent, SubmissionRefused
 from codeexec.domain.execution import state_after, status_of
 from codeexec.domain.operations_events import ReplayProgressed
-from codeexec.runtime import Codeexec
+from codeexec.runtime import Codeexec, NotFound
 
 log = logging.getLogger(__name__)
 LEVELS = {"ok": 0, "warning": 1, "critical": 2}
@@ -29,7 +29,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 
 @dataclass(frozen=True)
 class RoleGauges:
-    """What the roles know, read in the store thread where their state lives."""
+    """What the operators' gauges show, read before each scrape."""
 
     queue: QueueStatus
     dead_letters_open: int
@@ -38,14 +38,16 @@ class RoleGauges:
     replay_states: Tally[str]
 
     @classmethod
-    def read(cls, runtime: Codeexec) -> RoleGauges:
-        count, level = runtime.dead_letters.backlog()
+    async def read(cls, runtime: Codeexec) -> RoleGauges:
+        """Through the operator API: it answers whether or not the roles run here."""
+        operations = runtime.operations
+        (count, level), oldest = await operations.dead_letter_backlog()
         return cls(
-            queue=runtime.coordinator.policy.status(),
+            queue=await operations.queue_status(),
             dead_letters_open=count,
             dead_letters_level=level,
-            oldest_open=runtime.dead_letters.oldest_open(),
-            replay_states=Tally(s.state.value for s in runtime.replays.sessions()),
+            oldest_open=oldest,
+            replay_states=Tally(s.state.value for s in await operations.replays()),
         )
 
 
@@ -63,7 +65,7 @@ class RuntimeCollector(Collector):
         runtime = self.runtime
         if runtime is not None and runtime.started:
             self.lag = await runtime.backlog()
-            self.roles = await runtime.in_store(RoleGauges.read, runtime)
+            self.roles = await RoleGauges.read(runtime)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         runtime, roles = self.runtime, self.roles
@@ -79,7 +81,7 @@ class RuntimeCollector(Collector):
         states = GaugeMetricFamily(
             "codeexec_executions", "executions by lifecycle state", labels=["state"]
         )
-        for state, n in runtime.read_model.counts().items():
+        for state, n in runtime.operations.execution_counts().items():
             states.add_metric([state], n)
         yield states
         lag = GaugeMetricFamily(
@@ -188,10 +190,12 @@ class Metrics:
                 assert state is not None
                 status = status_of(state, getattr(event, "result", None))
                 self.finished.labels(status).inc()
-                view = runtime.read_model.get(event.execution_id)
-                if view is not None:
-                    seconds = (event.time - view.created_at).total_seconds()
-                    self.execution_latency.labels(status).observe(max(seconds, 0.0))
+                try:
+                    view = runtime.get(event.execution_id)
+                except NotFound:
+                    continue  # requested in another process, not shown here yet
+                seconds = (event.time - view.created_at).total_seconds()
+                self.execution_latency.labels(status).observe(max(seconds, 0.0))
 
 
 class RequestTimer:

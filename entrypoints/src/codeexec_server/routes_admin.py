@@ -59,24 +59,20 @@ async def put_limits(
 ) -> LimitsDocument:
     policy: LimitsPolicy = request.app.state.limits
     try:
-        # In the store thread: the coordinator's state lives there.
-        await runtime.in_store(policy.replace, document, runtime)
+        # Recorded as an event: every coordinator and API process applies it.
+        return await policy.replace(document, admin.user_id)
     except ValueError as error:
         raise ApiProblem(422, str(error)) from None
-    return policy.document
 
 
 async def checks_of(runtime: Codeexec | None) -> HealthChecks:
     """Raises StoreBusy when the store does not answer in time."""
     if runtime is None or not runtime.started:
         return HealthChecks(roles={}, dead_letters=None)
-    letters = runtime.dead_letters
-    (count, level), oldest = await runtime.in_store(
-        lambda: (letters.backlog(), letters.oldest_open())
-    )
-    config = letters.config
+    (count, level), oldest = await runtime.operations.dead_letter_backlog()
+    config = runtime.settings.dead_letters
     return HealthChecks(
-        roles=runtime.health(),
+        roles={name: str(state) for name, state in runtime.health().items()},
         dead_letters=DeadLetterCheck(
             open=count,
             level=level,

@@ -28,7 +28,7 @@ ACTIONS = ("retry_dead_letter", "discard_dead_letter", "archive_dead_letter")
 
 async def _letter(runtime: Codeexec, letter_id: UUID) -> DeadLetter:
     try:
-        return await runtime.in_store(runtime.dead_letters.get, letter_id)
+        return await runtime.operations.dead_letter(letter_id)
     except LookupError:  # also for another kind of aggregate's id
         raise ApiProblem(404, f"no dead letter {letter_id}") from None
 
@@ -68,7 +68,7 @@ async def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> DeadLetterPage:
     # Dead letters are only ever appended, so an index is a stable cursor.
-    letters = await runtime.in_store(runtime.dead_letters.letters)
+    letters = await runtime.operations.dead_letters()
     end = min(int(cursor), len(letters)) if cursor is not None else len(letters)
     states: set[str] = set(state or ())
     items: list[DeadLetterSummary] = []
@@ -108,7 +108,7 @@ async def get_dead_letter(letter_id: UUID, admin: Admin, runtime: Runtime) -> De
 async def retry_dead_letter(letter_id: UUID, admin: Admin, runtime: Runtime) -> DeadLetterOut:
     await _letter(runtime, letter_id)
     with as_problems(f"dead letter {letter_id}"):
-        letter = await runtime.dead_letters.retry(letter_id, admin.user_id)
+        letter = await runtime.operations.retry_dead_letter(letter_id, admin.user_id)
     return DeadLetterOut.of(letter)
 
 
@@ -128,9 +128,7 @@ async def discard_dead_letter(
     await _letter(runtime, letter_id)
     reason = body.reason if body is not None else ""
     with as_problems(f"dead letter {letter_id}"):
-        letter = await runtime.in_store(
-            runtime.dead_letters.discard, letter_id, admin.user_id, reason
-        )
+        letter = await runtime.operations.discard_dead_letter(letter_id, admin.user_id, reason)
     return DeadLetterOut.of(letter)
 
 
@@ -144,5 +142,5 @@ async def discard_dead_letter(
 async def archive_dead_letter(letter_id: UUID, admin: Admin, runtime: Runtime) -> DeadLetterOut:
     await _letter(runtime, letter_id)
     with as_problems(f"dead letter {letter_id}"):
-        letter = await runtime.in_store(runtime.dead_letters.archive, letter_id, admin.user_id)
+        letter = await runtime.operations.archive_dead_letter(letter_id, admin.user_id)
     return DeadLetterOut.of(letter)

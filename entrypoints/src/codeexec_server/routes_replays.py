@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 from uuid import UUID
 
@@ -29,7 +28,7 @@ CHANGES = ("pause_replay", "resume_replay", "cancel_replay")
 
 async def _session(runtime: Codeexec, session_id: UUID) -> ReplaySession:
     try:
-        return await runtime.in_store(runtime.replays.get, session_id)
+        return await runtime.operations.replay(session_id)
     except LookupError:  # also for another kind of aggregate's id
         raise ApiProblem(404, f"no replay session {session_id}") from None
 
@@ -53,21 +52,17 @@ async def create_replay(
     if body.target_topic == DEAD_LETTERS:
         # The DLQ manager would take replayed events for parked messages and retry them.
         raise field_error("target_topic", "the dead-letter topic only takes parked messages")
-    store = runtime.store
-    end = await runtime.in_store(store.max_position) if store is not None else 0
+    end = await runtime.operations.log_end()
     if body.filters.until_position is not None and body.filters.until_position > end:
         raise field_error("filters.until_position", f"beyond the end of the store ({end})")
     try:
-        session = await runtime.in_store(
-            partial(
-                runtime.replays.create,
-                admin.user_id,
-                body.filters.domain(),
-                body.target_topic,
-                batch_size=body.batch_size,
-                rate_per_s=body.rate_per_s,
-                dry_run=body.dry_run,
-            )
+        session = await runtime.operations.create_replay(
+            admin.user_id,
+            body.filters.domain(),
+            body.target_topic,
+            batch_size=body.batch_size,
+            rate_per_s=body.rate_per_s,
+            dry_run=body.dry_run,
         )
     except InvalidReplay as error:
         message = str(error).removeprefix(f"{error.field}: ")
@@ -91,7 +86,7 @@ async def list_replays(
     wanted = set(state or ())
     found = [
         ReplayOut.of(s)
-        for s in reversed(await runtime.in_store(runtime.replays.sessions))
+        for s in reversed(await runtime.operations.replays())
         if not wanted or s.state.value in wanted
     ]
     return found[:limit]
@@ -114,9 +109,7 @@ async def get_replay(session_id: UUID, admin: Admin, runtime: Runtime) -> Replay
 async def _change(runtime: Codeexec, session_id: UUID, action: str, by: str) -> ReplayOut:
     await _session(runtime, session_id)
     with as_problems(f"replay session {session_id}"):
-        session: ReplaySession = await runtime.in_store(
-            getattr(runtime.replays, action), session_id, by
-        )
+        session = await runtime.operations.change_replay(session_id, action, by)
     return ReplayOut.of(session)
 
 

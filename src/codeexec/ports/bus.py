@@ -78,6 +78,12 @@ class EventBus(ABC):
     async def subscribe(self, group: str, topics: Sequence[str]) -> Subscription:
         """Join a consumer group on the given topics."""
 
+    def settled_position(self) -> int | None:
+        """Only asked of a bus that is not `durable`: the lowest store position some
+        consumer group has not committed yet (None: everything is settled). Its messages die
+        with the process, so after a crash the relay publishes again from there."""
+        raise NotImplementedError(f"{type(self).__name__} is durable; nothing to settle")
+
     async def lag(self) -> Mapping[str, int]:
         """Consumer lag: per consumer group (those this bus can see), the messages published
         and not yet committed. A bus that cannot tell returns nothing."""

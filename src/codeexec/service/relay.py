@@ -192,9 +192,8 @@ class Relay:
         position = self.position
         if position > self._tracked_at:
             tracks.append((RELAY, position))
-        settled = getattr(self.bus, "settled_position", None)
-        if settled is not None:  # read on the loop, where the bus lives
-            lowest = settled()
+        if not self.bus.durable:  # read on the loop, where the bus lives
+            lowest = self.bus.settled_position()
             tracks.append((RELAY + "/settled", position if lowest is None else lowest - 1))
         if tracks:
             await self.io.run(self._track_all, tracks)

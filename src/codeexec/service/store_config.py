@@ -31,6 +31,7 @@ MODULES = {
     "postgres": "eventsourcing.postgres",
 }
 PERSISTENCE_MODULE = "PERSISTENCE_MODULE"
+AGGREGATE_CACHE = 100_000
 
 
 __all__ = ["PostgresParams", "StoreConfig", "StoreConfigError", "store_config"]
@@ -42,6 +43,15 @@ class StoreConfig:
     env: dict[str, str]  # for ExecutionStore (eventsourcing's persistence variables)
     data_dir: Path | None = None
     postgres: PostgresParams | None = None
+    single_writer: bool = False
+    """Only this process writes the events (memory, or the data dir's own SQLite file, which
+    the data dir's lock keeps to one runtime): then loaded aggregates may be cached. A shared
+    store (PostgreSQL, an exported module) is written by other processes too: never cached."""
+
+    @property
+    def aggregate_cache_size(self) -> int:
+        """How many aggregates `ExecutionStore` may keep loaded (0: none, read every time)."""
+        return AGGREGATE_CACHE if self.single_writer else 0
 
     def read_model(self) -> ExecutionReadModel:
         """The read model this store keeps: in memory, or a table beside the events."""
@@ -109,4 +119,5 @@ def store_config(
         postgres = PostgresParams.from_env(environ)
         if not module or module == MODULES["postgres"]:
             env.update(postgres.env())
-    return StoreConfig(kind, env, data_dir, postgres)
+    single_writer = not module and kind in ("memory", "sqlite")
+    return StoreConfig(kind, env, data_dir, postgres, single_writer)

@@ -23,6 +23,7 @@ from codeexec.ports.sandbox import (
 from codeexec.service.store import ExecutionStore
 from codeexec.service.store_thread import StoreBusy, StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
+from codeexec.service.worker_identity import WORKER_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ OUTPUT_FLUSH_S = 0.02
 class WorkerProcess:
     """Records `ExecutionStarted` atomically with the task's tracking before the sandbox
     starts: a redelivered task finds the execution running and never starts it again.
+    Every worker joins one group (competing consumers: each task goes to one of them);
+    `worker_id` names this one in the runs it starts.
     `handle` runs in the store thread; runs and sandboxes live on the event loop."""
 
     topics: tuple[str, ...] = (EXECUTION_TASKS,)
@@ -45,7 +48,7 @@ class WorkerProcess:
         worker_id: str = "worker",
         on_finished: Callable[[UUID], None] | None = None,
     ) -> None:
-        self.group = worker_id
+        self.group = WORKER_GROUP
         self.store, self.sandbox, self.clock, self.io = store, sandbox, clock, io
         self.worker_id = worker_id
         self._on_finished = on_finished
