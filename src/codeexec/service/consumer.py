@@ -27,6 +27,7 @@ from codeexec.ports.bus import (
     TopicPartition,
 )
 from codeexec.ports.clock import Clock
+from codeexec.ports.store_turn import current_turn
 from codeexec.service.store import ExecutionStore
 from codeexec.service.store_thread import StoreBusy, StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
@@ -230,6 +231,14 @@ class Consumer:
     ) -> None:
         self._commit(self._handle(messages), tracking, resolves)
 
+    def _recover_if_turn_fails(self) -> None:
+        """Commits merge into the store thread's turn (group commit): if the turn's commit
+        fails, the process's state holds what was not recorded, as after a failed commit
+        of its own. The batch comes back (StoreBusy: the consumer rejoins)."""
+        turn = current_turn()
+        if turn is not None:
+            turn.on_abort(self.process.recover)
+
     def _handle(self, messages: Sequence[Message]) -> UnitOfWork:
         uow = UnitOfWork(self.store, self.clock.now())
         try:
@@ -243,6 +252,7 @@ class Consumer:
         return uow
 
     def _commit(self, uow: UnitOfWork, tracking: Tracking | None, resolves: UUID | None) -> None:
+        self._recover_if_turn_fails()
         try:
             if resolves is not None:
                 letter = uow.get(DeadLetter, resolves)
