@@ -32,7 +32,7 @@ class TurnMember(Protocol):
 class StoreTurn:
     def __init__(self) -> None:
         self._members: list[TurnMember] = []
-        self._on_abort: list[Callable[[], object]] = []
+        self._on_abort: dict[Callable[[], object], None] = {}  # a set that keeps order
 
     def join(self, member: TurnMember) -> None:
         self._members.append(member)
@@ -40,8 +40,7 @@ class StoreTurn:
     def on_abort(self, action: Callable[[], object]) -> None:
         """Run `action` (in the store thread) if the turn's commit fails; once, however
         often it is registered."""
-        if action not in self._on_abort:
-            self._on_abort.append(action)
+        self._on_abort[action] = None
 
     @property
     def open(self) -> bool:
@@ -66,7 +65,7 @@ class StoreTurn:
         members, self._members = self._members, []
         for member in members:
             _quietly(member.end_turn, False)
-        actions, self._on_abort = self._on_abort, []
+        actions, self._on_abort = self._on_abort, {}
         for action in actions:
             _quietly(action)
 
