@@ -3,8 +3,8 @@
 The event store is an eventsourcing persistence module configured by environment variables;
 this builds that environment. PostgreSQL is eventsourcing's own module, with group commit
 (`codeexec.adapters.postgres_store`), configured by its own POSTGRES_DBNAME, POSTGRES_HOST,
-POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD (and POSTGRES_SCHEMA); the read model and key store use
-the same connection settings, so one database holds everything a deployment shares.
+POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD (and POSTGRES_SCHEMA); the read model and
+key store use the same connection settings, so one database holds everything a deployment shares.
 An exported PERSISTENCE_MODULE always chooses the event store's module (an adapter's, or a
 tuned subclass), as eventsourcing documents; CODEEXEC_STORE then only says where the read
 model and keys live."""
