@@ -79,9 +79,7 @@ async def test_waiting_records_commit_together_in_order_and_durably(
 ) -> None:
     store = await io.run(open_store)
     executions = [requested() for _ in range(10)]
-    results = await one_turn(
-        io, *((store.record, (e.collect_events(), [e])) for e in executions)
-    )
+    results = await one_turn(io, *((store.record, (e.collect_events(), [e])) for e in executions))
     positions = [p for result in results for p in result]
     assert len(positions) == 10 and positions == sorted(positions)
     await io.run(store.close)
