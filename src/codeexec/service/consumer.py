@@ -38,6 +38,13 @@ TRACKING_STRIDE = 1000
 """Record a position at least this often even when nothing was written, so a restart does
 not re-read a long stretch of events that needed nothing."""
 
+STORE_CALL_MESSAGES = 64
+"""Messages handled in one store call at most. A batch is handled in such steps, each
+committed with its position, so a request waits for one step of a role, not a batch of
+hundreds; the steps of several roles still share a commit (group commit)."""
+
+Step = tuple[TopicPartition, list["Message"], int, bool]  # messages, position, track it
+
 
 class Process(Protocol):
     """A role's decision logic. `handle` is synchronous and deterministic: it reads and
@@ -77,6 +84,34 @@ def decode(message: Message) -> DomainEvent:
         if len(_DECODED) > _DECODED_MAX:
             _DECODED.popitem(last=False)
     return event
+
+
+def _store_calls(plan: Sequence[Step]) -> list[list[Step]]:
+    """Split each partition's messages into steps of at most STORE_CALL_MESSAGES, in
+    order, and group steps into store calls of about that many messages. A step that
+    stops inside a partition's messages tracks its own last position (what precedes it
+    is handled); the partition's last step tracks the batch's last position, as before."""
+    calls: list[list[Step]] = []
+    current: list[Step] = []
+    size = 0
+    for tp, wanted, last, track in plan:
+        start = 0
+        while True:
+            piece = wanted[start : start + STORE_CALL_MESSAGES - size]
+            start += len(piece)
+            done = start >= len(wanted)
+            position = last if done else piece[-1].position
+            assert position is not None
+            current.append((tp, piece, position, track))
+            size += len(piece)
+            if size >= STORE_CALL_MESSAGES:
+                calls.append(current)
+                current, size = [], 0
+            if done:
+                break
+    if current:
+        calls.append(current)
+    return calls
 
 
 class Consumer:
@@ -160,7 +195,7 @@ class Consumer:
                     await self._retried(message)
             parts.append((tp, messages))
             offsets[tp] = messages[-1].offset + 1
-        plan: list[tuple[TopicPartition, list[Message], int, bool]] = []
+        plan: list[Step] = []
         for tp, messages in parts:
             watermark = await self._watermark(tp)
             fresh = [
@@ -179,23 +214,22 @@ class Consumer:
             track = self._tracks and (bool(wanted) or last - watermark >= TRACKING_STRIDE)
             if wanted or track:  # else nothing to do or record: no hand-over at all
                 plan.append((tp, wanted, last, track))
-        if not plan:
-            failed = []
-        elif self._on_loop:
-            failed = self._handle_partitions(plan)
-        else:
-            # Every partition in one store call (one commit each): one hand-over per batch.
-            failed = await self.io.run(self._handle_partitions, plan)
-        for tp, wanted, last in failed:
-            for message in wanted:
-                assert message.position is not None
-                await self._one(message, Tracking(self._name(tp), message.position))
-            self._watermarks.pop(tp, None)
-            await self._skip_to(tp, last)
+        for steps in _store_calls(plan):
+            if self._on_loop:
+                failed = self._handle_partitions(steps)
+            else:
+                # Several partitions per store call (a commit each): few hand-overs.
+                failed = await self.io.run(self._handle_partitions, steps)
+            for tp, wanted, last in failed:  # before the next step: the partition's order
+                for message in wanted:
+                    assert message.position is not None
+                    await self._one(message, Tracking(self._name(tp), message.position))
+                self._watermarks.pop(tp, None)
+                await self._skip_to(tp, last)
         await sub.commit(offsets)
 
     def _handle_partitions(
-        self, plan: Sequence[tuple[TopicPartition, list[Message], int, bool]]
+        self, plan: Sequence[Step]
     ) -> list[tuple[TopicPartition, list[Message], int]]:
         """Handle each partition's wanted messages and commit their effects with its
         position (a redelivered batch changes nothing). Returns the partitions whose batch
