@@ -82,6 +82,16 @@ class TurnSQLiteDatastore(es_sqlite.SQLiteDatastore):
             with super().transaction(commit=commit) as cursor:
                 yield cursor
             return
+        if not commit:
+            # A read: SQLite's failed statements leave the transaction as it was, so no
+            # savepoint is needed for it to leave the turn's writes be.
+            cursor = connection.cursor()
+            with cursor:
+                try:
+                    yield cursor
+                except sqlite3.Error as error:
+                    raise _translated(error) from error
+            return
         raw = connection._sqlite_conn
         try:
             raw.execute("SAVEPOINT call")
@@ -97,8 +107,6 @@ class TurnSQLiteDatastore(es_sqlite.SQLiteDatastore):
                 raise _translated(failure) from failure
             raise
         try:
-            if not commit:
-                raw.execute("ROLLBACK TO call")
             raw.execute("RELEASE call")
         except sqlite3.Error as error:
             raise _translated(error) from error
@@ -131,6 +139,10 @@ class TurnSQLiteDatastore(es_sqlite.SQLiteDatastore):
         self._turn = None
         raw = connection._sqlite_conn
         try:
+            if commit and not raw.in_transaction:
+                # An error SQLite answers by rolling back everything (a full disk, an I/O
+                # error) took the turn's writes with it: its calls must not hear success.
+                raise sqlite3.OperationalError("the turn's transaction was rolled back")
             if commit:
                 raw.commit()
             else:

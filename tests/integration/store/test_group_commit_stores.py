@@ -159,3 +159,24 @@ async def test_a_turn_whose_commit_fails_fails_all_its_calls_and_records_nothing
     stored = await io.run(store.read, 1, 100)
     assert [e.aggregate_id for _, e in stored] == [kept.id, lost[2].id]
     await io.run(store.close)
+
+
+async def test_sqlite_never_reports_a_turn_that_sqlite_rolled_back_as_committed(
+    tmp_path: Path, io: StoreThread
+) -> None:
+    store = await io.run(ExecutionStore, store_config("sqlite", tmp_path, environ={}).env)
+    lost = [requested() for _ in range(2)]
+
+    def lose_the_transaction() -> None:
+        # What SQLite does on a full disk or an I/O error: the whole transaction is gone.
+        turn = store.process_recorder.datastore._turn  # type: ignore[attr-defined]
+        turn[1]._sqlite_conn.rollback()
+
+    results = await one_turn(
+        io,
+        *((store.record, (e.collect_events(), [e])) for e in lost),
+        (lose_the_transaction, ()),
+    )
+    assert all(isinstance(result, StoreBusy) for result in results), results
+    assert await io.run(store.read, 1, 100) == []
+    await io.run(store.close)

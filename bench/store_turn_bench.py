@@ -1,0 +1,87 @@
+"""Group commit over HTTP: `codeexec serve` with and without it, side by side in one run.
+
+Two servers (fake sandbox, SQLite store) run at once: one as shipped (`group_`), one with
+CODEEXEC_STORE_TURN_CALLS=1 (`no_group_`: a transaction per store call). Their phases
+alternate over `--rounds`, so both see the same load: accept latency (POST until 202, N
+clients), runs/s with 8 and with N clients (`?wait=true`), and the server's CPU per
+execution over the whole run. Prints `bench: NAME VALUE UNIT` lines (medians over rounds;
+latency percentiles over every sample).
+
+    python bench/store_turn_bench.py [--rounds 3] [--clients 32] [--seconds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+from http_bench import accept_latency, drain, open_the_gates, percentile, report, sustained
+
+VARIANTS = {"group": {}, "no_group": {"CODEEXEC_STORE_TURN_CALLS": "1"}}
+
+
+def cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    from http_bench import start_server
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--each", type=int, default=10, help="submissions per client")
+    args = parser.parse_args()
+    accepts: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    rates: dict[str, dict[int, list[float]]] = {v: {8: [], args.clients: []} for v in VARIANTS}
+    executions = dict.fromkeys(VARIANTS, 0.0)
+    cpu = dict.fromkeys(VARIANTS, 0.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        servers = {}
+        try:
+            for name, env in VARIANTS.items():
+                (Path(tmp) / name).mkdir()
+                servers[name] = start_server("fake", Path(tmp) / name, env)
+            for _, url, key in servers.values():
+                with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as c:
+                    open_the_gates(c)
+            for _ in range(args.rounds):
+                for name, (process, url, key) in servers.items():
+                    before = cpu_s(process.pid)
+                    samples = asyncio.run(accept_latency(url, key, "fake", args.clients, args.each))
+                    accepts[name] += samples
+                    with httpx.Client(
+                        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120
+                    ) as client:
+                        drain(client)
+                    executions[name] += len(samples)
+                    for clients in (8, args.clients):
+                        rate = asyncio.run(sustained(url, key, "fake", clients, args.seconds))
+                        rates[name][clients].append(rate)
+                        executions[name] += rate * args.seconds
+                    cpu[name] += cpu_s(process.pid) - before
+        finally:
+            for process, _, _ in servers.values():
+                process.terminate()
+                process.wait(10)
+    for name in VARIANTS:
+        samples = accepts[name]
+        report(f"{name}_accept_p50_{args.clients}_clients", percentile(samples, 0.5) * 1000, "ms")
+        report(f"{name}_accept_p99_{args.clients}_clients", percentile(samples, 0.99) * 1000, "ms")
+        for clients, values in rates[name].items():
+            report(f"{name}_fake_sustained_{clients}", statistics.median(values), "runs/s")
+        report(f"{name}_server_cpu_per_execution", cpu[name] / executions[name] * 1000, "ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
