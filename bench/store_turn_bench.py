@@ -18,10 +18,11 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
-from http_bench import accept_latency, drain, open_the_gates, percentile, report, sustained
+from http_bench import body, drain, open_the_gates, percentile, report, sustained
 
 VARIANTS = {"group": {}, "no_group": {"CODEEXEC_STORE_TURN_CALLS": "1"}}
 
@@ -30,6 +31,33 @@ def cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def accept_latency(
+    url: str, key: str, clients: int, each: int
+) -> tuple[list[float], list[str]]:
+    """POST until 202 from `clients` at once: latencies, and what failed (a bench reports
+    failures rather than stop at the first)."""
+    samples: list[float] = []
+    failures: list[str] = []
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as http:
+
+        async def client() -> None:
+            for _ in range(each):
+                started = time.perf_counter()
+                try:
+                    response = await http.post("/api/v1/executions", json=body("fake"))
+                except httpx.HTTPError as error:
+                    failures.append(repr(error))
+                    continue
+                samples.append(time.perf_counter() - started)
+                if response.status_code != 202:
+                    failures.append(f"{response.status_code} {response.text[:80]}")
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return samples, failures
 
 
 def main() -> int:
@@ -45,6 +73,7 @@ def main() -> int:
     rates: dict[str, dict[int, list[float]]] = {v: {8: [], args.clients: []} for v in VARIANTS}
     executions = dict.fromkeys(VARIANTS, 0.0)
     cpu = dict.fromkeys(VARIANTS, 0.0)
+    failures: dict[str, list[str]] = {v: [] for v in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp:
         servers = {}
         try:
@@ -57,8 +86,11 @@ def main() -> int:
             for _ in range(args.rounds):
                 for name, (process, url, key) in servers.items():
                     before = cpu_s(process.pid)
-                    samples = asyncio.run(accept_latency(url, key, "fake", args.clients, args.each))
+                    samples, failed = asyncio.run(accept_latency(url, key, args.clients, args.each))
                     accepts[name] += samples
+                    failures[name] += failed
+                    if failed:
+                        print(name, "failures:", failed[:3], "server exit:", process.poll())
                     with httpx.Client(
                         base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120
                     ) as client:
@@ -80,6 +112,7 @@ def main() -> int:
         for clients, values in rates[name].items():
             report(f"{name}_fake_sustained_{clients}", statistics.median(values), "runs/s")
         report(f"{name}_server_cpu_per_execution", cpu[name] / executions[name] * 1000, "ms")
+        report(f"{name}_accept_failures", len(failures[name]), "requests")
     return 0
 
 

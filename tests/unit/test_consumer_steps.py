@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from codeexec.ports.bus import H_POSITION, Message, TopicPartition
-from codeexec.service.consumer import STORE_CALL_MESSAGES, _store_calls
+from codeexec.service.consumer_steps import STORE_CALL_MESSAGES, store_calls
 
 P0, P1 = TopicPartition("execution_events", 0), TopicPartition("execution_events", 1)
 
@@ -14,13 +14,13 @@ def messages(tp: TopicPartition, positions: range) -> list[Message]:
 
 def test_small_batches_are_one_store_call_as_before() -> None:
     plan = [(P0, messages(P0, range(1, 4)), 5, True), (P1, [], 9000, True)]
-    assert _store_calls(plan) == [plan]
+    assert store_calls(plan) == [plan]
 
 
 def test_a_long_partition_is_split_in_order_and_each_step_tracks_where_it_ends() -> None:
     n = STORE_CALL_MESSAGES
     wanted = messages(P0, range(1, 2 * n + 11))
-    calls = _store_calls([(P0, wanted, 2 * n + 20, True), (P1, messages(P1, range(1, 3)), 7, True)])
+    calls = store_calls([(P0, wanted, 2 * n + 20, True), (P1, messages(P1, range(1, 3)), 7, True)])
     steps = [step for call in calls for step in call]
     assert [m for tp, piece, _, _ in steps if tp == P0 for m in piece] == wanted
     assert [(tp, position) for tp, _, position, _ in steps] == [

@@ -28,6 +28,7 @@ from codeexec.ports.bus import (
 )
 from codeexec.ports.clock import Clock
 from codeexec.ports.store_turn import current_turn
+from codeexec.service.consumer_steps import Step, store_calls
 from codeexec.service.store import ExecutionStore
 from codeexec.service.store_thread import StoreBusy, StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
@@ -37,13 +38,6 @@ log = logging.getLogger(__name__)
 TRACKING_STRIDE = 1000
 """Record a position at least this often even when nothing was written, so a restart does
 not re-read a long stretch of events that needed nothing."""
-
-STORE_CALL_MESSAGES = 64
-"""Messages handled in one store call at most. A batch is handled in such steps, each
-committed with its position, so a request waits for one step of a role, not a batch of
-hundreds; the steps of several roles still share a commit (group commit)."""
-
-Step = tuple[TopicPartition, list["Message"], int, bool]  # messages, position, track it
 
 
 class Process(Protocol):
@@ -84,34 +78,6 @@ def decode(message: Message) -> DomainEvent:
         if len(_DECODED) > _DECODED_MAX:
             _DECODED.popitem(last=False)
     return event
-
-
-def _store_calls(plan: Sequence[Step]) -> list[list[Step]]:
-    """Split each partition's messages into steps of at most STORE_CALL_MESSAGES, in
-    order, and group steps into store calls of about that many messages. A step that
-    stops inside a partition's messages tracks its own last position (what precedes it
-    is handled); the partition's last step tracks the batch's last position, as before."""
-    calls: list[list[Step]] = []
-    current: list[Step] = []
-    size = 0
-    for tp, wanted, last, track in plan:
-        start = 0
-        while True:
-            piece = wanted[start : start + STORE_CALL_MESSAGES - size]
-            start += len(piece)
-            done = start >= len(wanted)
-            position = last if done else piece[-1].position
-            assert position is not None
-            current.append((tp, piece, position, track))
-            size += len(piece)
-            if size >= STORE_CALL_MESSAGES:
-                calls.append(current)
-                current, size = [], 0
-            if done:
-                break
-    if current:
-        calls.append(current)
-    return calls
 
 
 class Consumer:
@@ -214,7 +180,7 @@ class Consumer:
             track = self._tracks and (bool(wanted) or last - watermark >= TRACKING_STRIDE)
             if wanted or track:  # else nothing to do or record: no hand-over at all
                 plan.append((tp, wanted, last, track))
-        for steps in _store_calls(plan):
+        for steps in store_calls(plan):
             if self._on_loop:
                 failed = self._handle_partitions(steps)
             else:
