@@ -82,14 +82,14 @@ async def bare_sustained(python: str, clients: int, seconds: float) -> float:
 
 
 def start_server(
-    sandbox: str, data_dir: Path, env: dict[str, str] | None = None
+    sandbox: str, data_dir: Path, env: dict[str, str] | None = None, python: str | None = None
 ) -> tuple[subprocess.Popen[str], str, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = subprocess.Popen(
         [
-            sys.executable,
+            python or sys.executable,
             "-m",
             "codeexec_server.cli",
             "serve",

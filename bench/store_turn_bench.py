@@ -4,8 +4,10 @@ Two servers (fake sandbox, SQLite store) run at once: one as shipped (`group_`),
 CODEEXEC_STORE_TURN_CALLS=1 (`no_group_`: a transaction per store call). Their phases
 alternate over `--rounds`, so both see the same load: accept latency (POST until 202, N
 clients), runs/s with 8 and with N clients (`?wait=true`), and the server's CPU per
-execution over the whole run. Prints `bench: NAME VALUE UNIT` lines (medians over rounds;
-latency percentiles over every sample).
+execution over the whole run. `--baseline PYTHON` adds a third server run by another
+checkout's interpreter (`baseline_`: say, main's, for before and after in one run).
+Prints `bench: NAME VALUE UNIT` lines (medians over rounds; latency percentiles over
+every sample).
 
     python bench/store_turn_bench.py [--rounds 3] [--clients 32] [--seconds 4]
 """
@@ -68,18 +70,24 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--each", type=int, default=10, help="submissions per client")
+    parser.add_argument("--baseline", help="the interpreter of another checkout to compare")
     args = parser.parse_args()
-    accepts: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    rates: dict[str, dict[int, list[float]]] = {v: {8: [], args.clients: []} for v in VARIANTS}
-    executions = dict.fromkeys(VARIANTS, 0.0)
-    cpu = dict.fromkeys(VARIANTS, 0.0)
-    failures: dict[str, list[str]] = {v: [] for v in VARIANTS}
+    variants: dict[str, tuple[dict[str, str], str | None]] = {
+        name: (env, None) for name, env in VARIANTS.items()
+    }
+    if args.baseline:
+        variants["baseline"] = ({}, args.baseline)
+    accepts: dict[str, list[float]] = {v: [] for v in variants}
+    rates: dict[str, dict[int, list[float]]] = {v: {8: [], args.clients: []} for v in variants}
+    executions = dict.fromkeys(variants, 0.0)
+    cpu = dict.fromkeys(variants, 0.0)
+    failures: dict[str, list[str]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
         servers = {}
         try:
-            for name, env in VARIANTS.items():
+            for name, (env, python) in variants.items():
                 (Path(tmp) / name).mkdir()
-                servers[name] = start_server("fake", Path(tmp) / name, env)
+                servers[name] = start_server("fake", Path(tmp) / name, env, python)
             for _, url, key in servers.values():
                 with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as c:
                     open_the_gates(c)
@@ -105,7 +113,7 @@ def main() -> int:
             for process, _, _ in servers.values():
                 process.terminate()
                 process.wait(10)
-    for name in VARIANTS:
+    for name in variants:
         samples = accepts[name]
         report(f"{name}_accept_p50_{args.clients}_clients", percentile(samples, 0.5) * 1000, "ms")
         report(f"{name}_accept_p99_{args.clients}_clients", percentile(samples, 0.99) * 1000, "ms")
