@@ -158,6 +158,21 @@ async def test_a_turn_takes_at_most_turn_calls_calls() -> None:
         await io.close()
 
 
+async def test_requests_too_are_taken_at_most_turn_calls_a_turn() -> None:
+    io = StoreThread(busy_timeout_s=30, turn_calls=2, turn_s=10)
+    journal = Journal()
+    try:
+        release, blocker = await hold(io)
+        calls = [asyncio.ensure_future(io.ask(journal.write, f"r{n}")) for n in range(4)]
+        await asyncio.sleep(0.01)
+        release.set()
+        await asyncio.gather(blocker, *calls)
+        assert journal.committed == ["r0", "r1", "r2", "r3"]
+        assert journal.commits == 3  # (blocker, r0), (r1, r2), (r3)
+    finally:
+        await io.close()
+
+
 async def test_one_call_per_turn_turns_group_commit_off() -> None:
     io = StoreThread(busy_timeout_s=30, turn_calls=1)
     try:

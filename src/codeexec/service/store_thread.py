@@ -202,13 +202,15 @@ class StoreThread:
         deadline = time.perf_counter() + self.turn_s
         with store_turn() if group else nullcontext() as turn:
             while True:
+                if outcomes and (
+                    len(outcomes) >= self.turn_calls or time.perf_counter() >= deadline
+                ):
+                    break  # what still waits, `first` included, goes in the next turn
                 job = self._requests.popleft() if self._requests else None
                 if job is None and first:
                     job = first.pop()
                 if job is None:
-                    if not group or stop or len(outcomes) >= self.turn_calls:
-                        break
-                    if time.perf_counter() >= deadline:
+                    if not group or stop:
                         break
                     try:
                         item = self._wake.get_nowait()
