@@ -173,6 +173,19 @@ async def test_requests_too_are_taken_at_most_turn_calls_a_turn() -> None:
         await io.close()
 
 
+async def test_closing_runs_the_last_call_after_the_calls_before_it_committed() -> None:
+    io = StoreThread(busy_timeout_s=30, turn_s=10)
+    journal = Journal()
+    seen: list[list[str]] = []
+    release, blocker = await hold(io)
+    calls = [asyncio.ensure_future(io.run(journal.write, f"e{n}")) for n in range(3)]
+    closing = asyncio.ensure_future(io.close(lambda: seen.append(list(journal.committed))))
+    await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.gather(blocker, *calls, closing)
+    assert seen == [["e0", "e1", "e2"]]  # closing the store never takes a turn's writes
+
+
 async def test_one_call_per_turn_turns_group_commit_off() -> None:
     io = StoreThread(busy_timeout_s=30, turn_calls=1)
     try:

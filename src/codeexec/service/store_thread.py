@@ -76,11 +76,12 @@ class StoreBusy(RuntimeError):
 
 
 class _Job(Generic[T]):
-    __slots__ = ("args", "fn", "future", "state")
+    __slots__ = ("alone", "args", "fn", "future", "state")
 
     def __init__(self, fn: Callable[..., T], args: tuple[Any, ...], future: asyncio.Future[T]):
         self.fn, self.args, self.future = fn, args, future
         self.state = _PENDING
+        self.alone = False  # runs in a turn of its own (closing the store: after a commit)
 
 
 Outcome = tuple[_Job[Any], Posted, Any, BaseException | None]
@@ -158,15 +159,23 @@ class StoreThread:
             self.loop.call_soon_threadsafe(fn, *args)
 
     async def close(self, last: Callable[[], object] | None = None) -> None:
-        """Run `last` after every call already queued, then end the thread."""
+        """Run `last` after every call already queued (in a turn of its own: the calls
+        before it are committed first), then end the thread."""
         if last is not None:
-            await self.run(last)
+            if self.inline:
+                self._call_inline(last, ())
+            else:
+                job = self._submit(last, (), request=False, alone=True)
+                await job.future
         if not self.inline:
             self._wake.put(_STOP)
             await asyncio.to_thread(self._thread.join)
 
-    def _submit(self, fn: Callable[..., T], args: tuple[Any, ...], request: bool) -> _Job[T]:
+    def _submit(
+        self, fn: Callable[..., T], args: tuple[Any, ...], request: bool, alone: bool = False
+    ) -> _Job[T]:
         job = _Job(fn, args, self.loop.create_future())
+        job.alone = alone
         if request:
             self._requests.append(job)
             self._wake.put(None)
@@ -220,10 +229,13 @@ class StoreThread:
                     if not isinstance(item, _Job):
                         continue  # a request's wake-up (it is in the deque), or the stop
                     job = item
+                if job.alone and outcomes:
+                    first.append(job)  # after this turn's commit
+                    break
                 if self._claim(job):
                     result, error, posted = self._call(job.fn, job.args)
                     outcomes.append((job, posted, result, error))
-                if not group:
+                if not group or job.alone:
                     break
             if turn is not None:
                 outcomes = self._end(turn, outcomes)
