@@ -81,13 +81,15 @@ async def bare_sustained(python: str, clients: int, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
-def start_server(sandbox: str, data_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
+def start_server(
+    sandbox: str, data_dir: Path, env: dict[str, str] | None = None, python: str | None = None
+) -> tuple[subprocess.Popen[str], str, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = subprocess.Popen(
         [
-            sys.executable,
+            python or sys.executable,
             "-m",
             "codeexec_server.cli",
             "serve",
@@ -100,6 +102,7 @@ def start_server(sandbox: str, data_dir: Path) -> tuple[subprocess.Popen[str], s
         ],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     assert process.stdout is not None
     key = re.search(r"cx_\S+", process.stdout.readline())

@@ -49,8 +49,9 @@ def test_variables_are_read_and_flags_win_over_them(tmp_path: Path) -> None:
     assert Deployment.from_env(environ, bus="memory", store="sqlite").bus == "memory"
 
 
-def test_eventsourcings_postgres_module_exported_alone_means_the_postgres_store() -> None:
-    environ = {"PERSISTENCE_MODULE": "eventsourcing.postgres"}
+@pytest.mark.parametrize("module", ["eventsourcing.postgres", "codeexec.adapters.postgres_store"])
+def test_a_postgres_module_exported_alone_means_the_postgres_store(module: str) -> None:
+    environ = {"PERSISTENCE_MODULE": module}
     assert Deployment.from_env(environ).store == "postgres"
     assert Deployment.from_env({**environ, "CODEEXEC_STORE": "sqlite"}).store == "sqlite"
 

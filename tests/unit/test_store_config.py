@@ -19,10 +19,10 @@ def test_without_settings_memory_or_sqlite_in_the_data_dir(tmp_path: Path) -> No
     assert config.env["SQLITE_DBNAME"] == str(tmp_path / "events.sqlite3")
 
 
-def test_postgres_uses_eventsourcings_module_and_variables() -> None:
+def test_postgres_uses_eventsourcings_module_with_group_commit_and_its_variables() -> None:
     config = store_config(environ={"CODEEXEC_STORE": "postgres", **PG})
     assert config.kind == "postgres"
-    assert config.env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert config.env["PERSISTENCE_MODULE"] == "codeexec.adapters.postgres_store"
     assert config.env["POSTGRES_HOST"] == "db.internal"
     assert config.env["POSTGRES_PORT"] == "5432"
     assert config.postgres is not None and config.postgres.password == "s3cret"

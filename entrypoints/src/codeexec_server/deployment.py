@@ -74,9 +74,11 @@ def _bootstrap(value: str) -> str:
 
 
 def _store_of_module(module: str | None) -> str:
-    # As store_config infers it: eventsourcing's PostgreSQL module exported alone means the
-    # read model and keys are in PostgreSQL too.
-    return "postgres" if module == "eventsourcing.postgres" else "sqlite"
+    # As store_config infers it: a PostgreSQL module exported alone (eventsourcing's, or
+    # ours with group commit) means the read model and keys are in PostgreSQL too.
+    from codeexec.service.store_config import POSTGRES_MODULES
+
+    return "postgres" if module in POSTGRES_MODULES else "sqlite"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from codeexec.ports.bus import (
     TopicPartition,
 )
 from codeexec.ports.clock import Clock
+from codeexec.ports.store_turn import current_turn
+from codeexec.service.consumer_steps import Step, store_calls
 from codeexec.service.store import ExecutionStore
 from codeexec.service.store_thread import StoreBusy, StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
@@ -159,7 +161,7 @@ class Consumer:
                     await self._retried(message)
             parts.append((tp, messages))
             offsets[tp] = messages[-1].offset + 1
-        plan: list[tuple[TopicPartition, list[Message], int, bool]] = []
+        plan: list[Step] = []
         for tp, messages in parts:
             watermark = await self._watermark(tp)
             fresh = [
@@ -178,23 +180,22 @@ class Consumer:
             track = self._tracks and (bool(wanted) or last - watermark >= TRACKING_STRIDE)
             if wanted or track:  # else nothing to do or record: no hand-over at all
                 plan.append((tp, wanted, last, track))
-        if not plan:
-            failed = []
-        elif self._on_loop:
-            failed = self._handle_partitions(plan)
-        else:
-            # Every partition in one store call (one commit each): one hand-over per batch.
-            failed = await self.io.run(self._handle_partitions, plan)
-        for tp, wanted, last in failed:
-            for message in wanted:
-                assert message.position is not None
-                await self._one(message, Tracking(self._name(tp), message.position))
-            self._watermarks.pop(tp, None)
-            await self._skip_to(tp, last)
+        for steps in store_calls(plan):
+            if self._on_loop:
+                failed = self._handle_partitions(steps)
+            else:
+                # Several partitions per store call (a commit each): few hand-overs.
+                failed = await self.io.run(self._handle_partitions, steps)
+            for tp, wanted, last in failed:  # before the next step: the partition's order
+                for message in wanted:
+                    assert message.position is not None
+                    await self._one(message, Tracking(self._name(tp), message.position))
+                self._watermarks.pop(tp, None)
+                await self._skip_to(tp, last)
         await sub.commit(offsets)
 
     def _handle_partitions(
-        self, plan: Sequence[tuple[TopicPartition, list[Message], int, bool]]
+        self, plan: Sequence[Step]
     ) -> list[tuple[TopicPartition, list[Message], int]]:
         """Handle each partition's wanted messages and commit their effects with its
         position (a redelivered batch changes nothing). Returns the partitions whose batch
@@ -230,6 +231,14 @@ class Consumer:
     ) -> None:
         self._commit(self._handle(messages), tracking, resolves)
 
+    def _recover_if_turn_fails(self) -> None:
+        """Commits merge into the store thread's turn (group commit): if the turn's commit
+        fails, the process's state holds what was not recorded, as after a failed commit
+        of its own. The batch comes back (StoreBusy: the consumer rejoins)."""
+        turn = current_turn()
+        if turn is not None:
+            turn.on_abort(self.process.recover)
+
     def _handle(self, messages: Sequence[Message]) -> UnitOfWork:
         uow = UnitOfWork(self.store, self.clock.now())
         try:
@@ -243,6 +252,7 @@ class Consumer:
         return uow
 
     def _commit(self, uow: UnitOfWork, tracking: Tracking | None, resolves: UUID | None) -> None:
+        self._recover_if_turn_fails()
         try:
             if resolves is not None:
                 letter = uow.get(DeadLetter, resolves)

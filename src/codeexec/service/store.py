@@ -19,6 +19,7 @@ from eventsourcing.persistence import (
 
 from codeexec.domain.aggregate import Aggregate, project
 from codeexec.domain.events import DomainEvent, from_json, to_json
+from codeexec.ports.store_turn import current_turn
 
 TOPIC_PREFIX = "codeexec:"
 """Stored events are named by their contract type, never by a Python path, so moving
@@ -111,21 +112,31 @@ class ExecutionStore(Application[UUID]):
         for aggregate_id in aggregate_ids:
             self._cache.pop(aggregate_id, None)
 
+    def _unrecord(self, aggregate_ids: Sequence[UUID], size: int) -> None:
+        self.forget(aggregate_ids)
+        self.recorded_bytes -= size
+
     def record(
         self,
         events: Sequence[DomainEvent],
         aggregates: Sequence[Aggregate] = (),
         tracking: Tracking | None = None,
     ) -> list[int]:
-        """Atomically record events (and the consumer position that caused them)."""
+        """Atomically record events (and the consumer position that caused them). In a
+        store turn the write is final when the turn commits: if it does not, the cached
+        aggregates are dropped (what the listeners were told was posted, and is dropped)."""
         stored = [self.mapper.to_stored_event(e) for e in events]
         if not stored and tracking is not None:
             self.process_recorder.insert_tracking(tracking)
             return []
         ids = list(self.process_recorder.insert_events(stored, tracking=tracking) or [])
-        self.recorded_bytes += sum(len(s.state) for s in stored)
+        size = sum(len(s.state) for s in stored)
+        self.recorded_bytes += size
         for aggregate in aggregates:
             self._remember(aggregate)
+        turn = current_turn()
+        if turn is not None:
+            turn.on_abort(partial(self._unrecord, [a.id for a in aggregates], size))
         for record_listener in self.record_listeners:
             record_listener(ids, stored)
         for listener in self.listeners:

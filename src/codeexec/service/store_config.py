@@ -1,10 +1,10 @@
 """Which store holds the events, read model and keys: CODEEXEC_STORE=memory|sqlite|postgres.
 
 The event store is an eventsourcing persistence module configured by environment variables;
-this builds that environment. PostgreSQL is eventsourcing's own module
-(`eventsourcing.postgres`) with its own POSTGRES_DBNAME, POSTGRES_HOST, POSTGRES_PORT,
-POSTGRES_USER, POSTGRES_PASSWORD (and POSTGRES_SCHEMA); the read model and key store use
-the same connection settings, so one database holds everything a deployment shares.
+this builds that environment. PostgreSQL is eventsourcing's own module, with group commit
+(`codeexec.adapters.postgres_store`), configured by its own POSTGRES_DBNAME, POSTGRES_HOST,
+POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD (and POSTGRES_SCHEMA); the read model and
+key store use the same connection settings, so one database holds everything a deployment shares.
 An exported PERSISTENCE_MODULE always chooses the event store's module (an adapter's, or a
 tuned subclass), as eventsourcing documents; CODEEXEC_STORE then only says where the read
 model and keys live."""
@@ -28,8 +28,9 @@ STORES = ("memory", "sqlite", "postgres")
 MODULES = {
     "memory": "eventsourcing.popo",
     "sqlite": "codeexec.adapters.sqlite_store",
-    "postgres": "eventsourcing.postgres",
+    "postgres": "codeexec.adapters.postgres_store",
 }
+POSTGRES_MODULES = (MODULES["postgres"], "eventsourcing.postgres")
 PERSISTENCE_MODULE = "PERSISTENCE_MODULE"
 AGGREGATE_CACHE = 100_000
 
@@ -97,7 +98,7 @@ def store_config(
     module = environ.get(PERSISTENCE_MODULE, "").strip()
     kind = (kind or environ.get("CODEEXEC_STORE", "")).strip().lower()
     if not kind:
-        kind = "postgres" if module == MODULES["postgres"] else "sqlite" if data_dir else "memory"
+        kind = "postgres" if module in POSTGRES_MODULES else "sqlite" if data_dir else "memory"
     if kind not in STORES:
         raise StoreConfigError(f"CODEEXEC_STORE must be one of {', '.join(STORES)}, not {kind!r}")
     env = {PERSISTENCE_MODULE: module or MODULES[kind]}
@@ -117,7 +118,7 @@ def store_config(
             env.update(sqlite_env or {})
     elif kind == "postgres":
         postgres = PostgresParams.from_env(environ)
-        if not module or module == MODULES["postgres"]:
+        if not module or module in POSTGRES_MODULES:
             env.update(postgres.env())
     single_writer = not module and kind in ("memory", "sqlite")
     return StoreConfig(kind, env, data_dir, postgres, single_writer)

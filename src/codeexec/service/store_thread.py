@@ -10,20 +10,34 @@ paying for the hand-over between threads.
 
 `run` waits as long as the store needs (roles: their work must not be lost); `ask` waits at
 most `busy_timeout_s` for its turn (requests: answer "busy, retry" rather than hang). Calls
-from requests go before the roles' background work."""
+from requests go before the roles' background work.
+
+Group commit: the thread runs the calls that are waiting in turns (`codeexec.ports.
+store_turn`), and a datastore that supports it (SQLite, PostgreSQL) merges the turn's
+transactions into one database transaction, a savepoint each. A turn takes calls while some
+are waiting, up to `turn_calls` of them and for about `turn_s` of work; its callers are
+answered after its one commit, together, with one wake-up of the event loop. If that commit
+fails, every call of the turn fails with StoreBusy (nothing of it was recorded).
+CODEEXEC_STORE_TURN_CALLS (default 64; 1 turns group commit off) and CODEEXEC_STORE_TURN_MS
+(default 5) set them."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
+import os
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any, Generic, TypeVar, cast
 
 from eventsourcing.persistence import OperationalError
+
+from codeexec.ports.store_turn import StoreTurn, store_turn
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +45,20 @@ T = TypeVar("T")
 
 _PENDING, _RUNNING, _DROPPED, _EXPIRED = "pending", "running", "dropped", "expired"
 _STOP = object()
+TURN_CALLS, TURN_MS = "CODEEXEC_STORE_TURN_CALLS", "CODEEXEC_STORE_TURN_MS"
+
+Posted = list[tuple[Callable[..., object], tuple[Any, ...]]]
+
+
+def _setting(name: str, default: float, least: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = math.nan
+    if not value >= least:
+        raise ValueError(f"{name} must be a number of at least {least:g}, not {raw!r}")
+    return value
 
 
 class StoreBusy(RuntimeError):
@@ -48,19 +76,33 @@ class StoreBusy(RuntimeError):
 
 
 class _Job(Generic[T]):
-    __slots__ = ("args", "fn", "future", "state")
+    __slots__ = ("alone", "args", "fn", "future", "state")
 
     def __init__(self, fn: Callable[..., T], args: tuple[Any, ...], future: asyncio.Future[T]):
         self.fn, self.args, self.future = fn, args, future
         self.state = _PENDING
+        self.alone = False  # runs in a turn of its own (closing the store: after a commit)
+
+
+Outcome = tuple[_Job[Any], Posted, Any, BaseException | None]
 
 
 class StoreThread:
     def __init__(
-        self, busy_timeout_s: float, name: str = "codeexec-store", *, inline: bool = False
+        self,
+        busy_timeout_s: float,
+        name: str = "codeexec-store",
+        *,
+        inline: bool = False,
+        turn_calls: int | None = None,
+        turn_s: float | None = None,
     ) -> None:
         self.busy_timeout_s = busy_timeout_s
         self.inline = inline
+        self.turn_calls = turn_calls or int(_setting(TURN_CALLS, 64, 1))
+        self.turn_s = _setting(TURN_MS, 5, 0) / 1000 if turn_s is None else turn_s
+        self.turns = 0  # turns that ended, and the calls they ran (the mean group size)
+        self.turned_calls = 0
         self.loop = asyncio.get_running_loop()
         # Requests wait in `_requests` and go first; every job also puts an item on `_wake`
         # (a background job itself, or None for a request), which is what the thread waits on.
@@ -68,7 +110,7 @@ class StoreThread:
         self._requests: deque[_Job[Any]] = deque()
         self._state = threading.Lock()  # guards each job's pending -> running/dropped step
         self._in_call = False  # set while the thread runs a call: what it posts waits
-        self._posted: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
+        self._posted: Posted = []
         if inline:
             self._thread = threading.current_thread()
         else:
@@ -117,15 +159,23 @@ class StoreThread:
             self.loop.call_soon_threadsafe(fn, *args)
 
     async def close(self, last: Callable[[], object] | None = None) -> None:
-        """Run `last` after every call already queued, then end the thread."""
+        """Run `last` after every call already queued (in a turn of its own: the calls
+        before it are committed first), then end the thread."""
         if last is not None:
-            await self.run(last)
+            if self.inline:
+                self._call_inline(last, ())
+            else:
+                job = self._submit(last, (), request=False, alone=True)
+                await job.future
         if not self.inline:
             self._wake.put(_STOP)
             await asyncio.to_thread(self._thread.join)
 
-    def _submit(self, fn: Callable[..., T], args: tuple[Any, ...], request: bool) -> _Job[T]:
+    def _submit(
+        self, fn: Callable[..., T], args: tuple[Any, ...], request: bool, alone: bool = False
+    ) -> _Job[T]:
         job = _Job(fn, args, self.loop.create_future())
+        job.alone = alone
         if request:
             self._requests.append(job)
             self._wake.put(None)
@@ -143,22 +193,81 @@ class StoreThread:
             job.future.cancel()
 
     def _serve(self) -> None:
-        while True:
+        stop = False
+        while not stop:
             item = self._wake.get()
-            while self._requests:
-                self._execute(self._requests.popleft())
-            if item is _STOP:
-                return
-            if isinstance(item, _Job):
-                self._execute(item)
+            stop = item is _STOP
+            first = [item] if isinstance(item, _Job) else []
+            while self._requests or first:
+                stop = self._turn(first) or stop
 
-    def _execute(self, job: _Job[Any]) -> None:
+    def _turn(self, first: list[_Job[Any]]) -> bool:
+        """Run calls in one turn: the waiting requests, then `first`, then (grouping)
+        whatever else waits, within the turn's bounds; commit; answer them all. Returns
+        whether the thread was asked to stop meanwhile."""
+        group = self.turn_calls > 1
+        outcomes: list[Outcome] = []
+        stop = False
+        deadline = time.perf_counter() + self.turn_s
+        with store_turn() if group else nullcontext() as turn:
+            while True:
+                if outcomes and (
+                    len(outcomes) >= self.turn_calls or time.perf_counter() >= deadline
+                ):
+                    break  # what still waits, `first` included, goes in the next turn
+                job = self._requests.popleft() if self._requests else None
+                if job is None and first:
+                    job = first.pop()
+                if job is None:
+                    if not group or stop:
+                        break
+                    try:
+                        item = self._wake.get_nowait()
+                    except queue.Empty:
+                        break
+                    stop = item is _STOP
+                    if not isinstance(item, _Job):
+                        continue  # a request's wake-up (it is in the deque), or the stop
+                    job = item
+                if job.alone and outcomes:
+                    first.append(job)  # after this turn's commit
+                    break
+                if self._claim(job):
+                    result, error, posted = self._call(job.fn, job.args)
+                    outcomes.append((job, posted, result, error))
+                if not group or job.alone:
+                    break
+            if turn is not None:
+                outcomes = self._end(turn, outcomes)
+        if outcomes:
+            self.turns += 1
+            self.turned_calls += len(outcomes)
+            self.loop.call_soon_threadsafe(_complete_all, outcomes)
+        return stop
+
+    def _end(
+        self,
+        turn: StoreTurn,
+        outcomes: list[Outcome],
+    ) -> list[Outcome]:
+        """Commit the turn; if that fails, every call of it fails, and what they posted
+        (acting on what was not recorded) is dropped."""
+        try:
+            turn.commit()
+            return outcomes
+        except BaseException as failure:
+            turn.abort()
+            busy = StoreBusy(f"the event store is busy: {failure}", self.busy_timeout_s)
+            busy.__cause__ = failure
+            log.warning("a store turn of %d calls failed to commit: %s", len(outcomes), failure)
+            return [(job, [], None, busy) for job, _, _, _ in outcomes]
+
+    def _claim(self, job: _Job[Any]) -> bool:
         with self._state:
             if job.state != _PENDING:
-                return  # its caller gave up before its turn came
+                return False  # its caller gave up before its turn came
             job.state = _RUNNING
-        result, error, posted = self._call(job.fn, job.args)
-        self.loop.call_soon_threadsafe(_complete, job, posted, result, error)
+            return True
 
     def _call_inline(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         result, error, posted = self._call(fn, args)
@@ -169,7 +278,7 @@ class StoreThread:
 
     def _call(
         self, fn: Callable[..., Any], args: tuple[Any, ...]
-    ) -> tuple[Any, BaseException | None, list[tuple[Callable[..., object], tuple[Any, ...]]]]:
+    ) -> tuple[Any, BaseException | None, Posted]:
         self._in_call = True
         result: Any = None
         error: BaseException | None = None
@@ -187,7 +296,7 @@ class StoreThread:
         return result, error, posted
 
 
-def _run_posted(posted: list[tuple[Callable[..., object], tuple[Any, ...]]]) -> None:
+def _run_posted(posted: Posted) -> None:
     for fn, args in posted:
         try:
             fn(*args)
@@ -195,17 +304,13 @@ def _run_posted(posted: list[tuple[Callable[..., object], tuple[Any, ...]]]) -> 
             log.exception("%r, posted by a store call, failed", fn)
 
 
-def _complete(
-    job: _Job[Any],
-    posted: list[tuple[Callable[..., object], tuple[Any, ...]]],
-    result: Any,
-    error: BaseException | None,
-) -> None:
-    """On the loop: what the call posted, then its outcome to its caller."""
-    _run_posted(posted)
-    if job.future.cancelled():
-        return  # its caller went away
-    if error is not None:
-        job.future.set_exception(error)
-    else:
-        job.future.set_result(result)
+def _complete_all(outcomes: list[Outcome]) -> None:
+    """On the loop, for each call of a turn in order: what it posted, then its outcome."""
+    for job, posted, result, error in outcomes:
+        _run_posted(posted)
+        if job.future.cancelled():
+            continue  # its caller went away
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.postgres import PostgresFactory
 
 from codeexec.domain.aggregate import Cause
 from codeexec.domain.events import ExecutionQueued, ExecutionRequested
@@ -33,7 +34,8 @@ def requested(user: str = "alice") -> Execution:
 
 def test_store_config_chooses_eventsourcings_postgres_module(postgres: PostgresParams) -> None:
     store = open_store(postgres)
-    assert type(store.factory).__module__ == "eventsourcing.postgres"
+    assert type(store.factory).__module__ == "codeexec.adapters.postgres_store"
+    assert isinstance(store.factory, PostgresFactory)
     store.close()
 
 

@@ -1,0 +1,192 @@
+"""eventsourcing's PostgreSQL persistence, with group commit in the store thread's turns.
+
+`PERSISTENCE_MODULE=codeexec.adapters.postgres_store`, configured by eventsourcing's own
+POSTGRES_* variables. In a turn of the store thread (`codeexec.ports.store_turn`), the first
+use of a connection takes one from the pool and begins a transaction on it; every use of a
+connection in the turn then runs in it as a savepoint (so each write keeps its own
+atomicity, and a failed statement leaves the others be), reads see the turn's writes, and
+the turn commits once. The
+table lock eventsourcing takes for each insert (so that notification ids commit in order)
+is then held until that one commit, which keeps the order it guarantees."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import psycopg
+from eventsourcing import persistence as es
+from eventsourcing import postgres as es_postgres  # a module: one factory class found here
+from eventsourcing.persistence import StoredEvent
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow
+
+from codeexec.ports.store_turn import current_turn
+
+_ERRORS: tuple[tuple[type[psycopg.Error], type[es.PersistenceError]], ...] = (
+    (psycopg.InterfaceError, es.InterfaceError),
+    (psycopg.OperationalError, es.OperationalError),
+    (psycopg.DataError, es.DataError),
+    (psycopg.IntegrityError, es.IntegrityError),
+    (psycopg.InternalError, es.InternalError),
+    (psycopg.ProgrammingError, es.ProgrammingError),
+    (psycopg.NotSupportedError, es.NotSupportedError),
+    (psycopg.DatabaseError, es.DatabaseError),
+)
+
+
+def _translated(error: psycopg.Error) -> es.PersistenceError:
+    """The eventsourcing error the datastore raises for a psycopg one."""
+    kind = next((ours for theirs, ours in _ERRORS if isinstance(error, theirs)), None)
+    return (kind or es.PersistenceError)(str(error))
+
+
+class TurnPostgresDatastore(es_postgres.PostgresDatastore):
+    """Joins the store thread's turn (see the module's docstring). Made from a built
+    datastore by `adopt`, so that eventsourcing's factory keeps reading its settings."""
+
+    _turn: tuple[int, psycopg.Connection[DictRow], ExitStack] | None = None
+
+    @classmethod
+    def adopt(cls, datastore: es_postgres.PostgresDatastore) -> TurnPostgresDatastore:
+        datastore.__class__ = cls  # the same state, and the turn's behaviour
+        assert isinstance(datastore, cls)
+        return datastore
+
+    @contextmanager
+    def get_connection(self) -> Iterator[psycopg.Connection[DictRow]]:
+        connection = self._turn_connection()
+        if connection is None:
+            with super().get_connection() as pooled:
+                yield pooled
+            return
+        with _savepoint(connection, commit=True):
+            yield connection
+
+    @contextmanager
+    def transaction(self, *, commit: bool = False) -> Iterator[psycopg.Cursor[DictRow]]:
+        connection = self._turn_connection()
+        if connection is None:
+            with super().transaction(commit=commit) as cursor:
+                yield cursor
+            return
+        with _savepoint(connection, commit=commit):
+            yield connection.cursor()
+
+    def in_turn(self) -> bool:
+        return current_turn() is not None
+
+    def _turn_connection(self) -> psycopg.Connection[DictRow] | None:
+        if self._turn is not None and self._turn[0] == threading.get_ident():
+            return self._turn[1]
+        turn = current_turn()
+        if turn is None:
+            return None
+        stack = ExitStack()
+        try:
+            connection = stack.enter_context(super().get_connection())
+            connection.execute("BEGIN")
+        except psycopg.Error as error:
+            stack.close()
+            raise _translated(error) from error
+        except BaseException:
+            stack.close()
+            raise
+        self._turn = (threading.get_ident(), connection, stack)
+        turn.join(self)
+        return connection
+
+    def end_turn(self, commit: bool) -> None:
+        assert self._turn is not None
+        _, connection, stack = self._turn
+        self._turn = None
+        try:
+            if commit:
+                connection.commit()
+            else:
+                connection.rollback()
+        except psycopg.Error as error:
+            try:
+                connection.rollback()
+            except psycopg.Error:
+                pass  # the connection is gone: so is its transaction
+            raise _translated(error) from error
+        finally:
+            stack.close()  # back to the pool (which discards a broken connection)
+
+
+@contextmanager
+def _savepoint(connection: psycopg.Connection[DictRow], *, commit: bool) -> Iterator[None]:
+    """A use of the turn's connection, as a savepoint: a failed statement (a conflict, or a
+    probe such as eventsourcing's for a type that exists) must not end the turn. Like a
+    transaction's COMMIT, releasing it after an error it swallowed rolls it back."""
+    try:
+        connection.execute("SAVEPOINT turn_call")
+    except psycopg.Error as error:
+        raise _translated(error) from error
+    try:
+        yield
+    except BaseException as failure:
+        _undo(connection)
+        if isinstance(failure, psycopg.Error):
+            raise _translated(failure) from failure
+        raise
+    if commit and connection.info.transaction_status != TransactionStatus.INERROR:
+        try:
+            connection.execute("RELEASE turn_call")
+        except psycopg.Error as error:
+            _undo(connection)
+            raise _translated(error) from error
+    else:
+        _undo(connection)
+
+
+def _undo(connection: psycopg.Connection[DictRow]) -> None:
+    try:
+        connection.execute("ROLLBACK TO turn_call")
+        connection.execute("RELEASE turn_call")
+    except psycopg.Error:
+        pass  # the connection is gone: the turn's commit reports it
+
+
+class TurnPostgresProcessRecorder(es_postgres.PostgresProcessRecorder):
+    """eventsourcing's process recorder; in a turn, its insert runs in the turn's savepoint.
+    (Its own nested transaction would fail to release after the conflict it catches.)"""
+
+    datastore: TurnPostgresDatastore
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if not self.datastore.in_turn():
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return ids
+        failure: Exception | None = None
+        notification_ids: Sequence[int] | None = None
+        with self.datastore.get_connection() as connection:
+            with connection.pipeline() as pipeline:  # as eventsourcing does, less its BEGIN
+                with connection.cursor() as cursor:
+                    self._insert_events(cursor, stored_events, **kwargs)
+                if stored_events:
+                    with connection.cursor() as cursor:
+                        try:
+                            self._insert_stored_events(cursor, stored_events, **kwargs)
+                            pipeline.sync()  # a conflict raises here
+                            notification_ids = self._fetch_ids_after_insert_events(
+                                cursor, stored_events, **kwargs
+                            )
+                        except Exception as error:
+                            failure = error  # raised once the pipeline has ended
+            if failure is not None:
+                raise failure
+        return notification_ids
+
+
+class Factory(es_postgres.PostgresFactory):
+    process_recorder_class = TurnPostgresProcessRecorder
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        self.datastore = TurnPostgresDatastore.adopt(self.datastore)
