@@ -53,6 +53,12 @@ def e2e(session: nox.Session) -> None:
 
 
 @nox.session
+def system(session: nox.Session) -> None:
+    """Every role in its own process on tansu and PostgreSQL, killed and restarted."""
+    pytest(session, "tests/system", "-q")
+
+
+@nox.session
 def kafka(session: nox.Session) -> None:
     """The Kafka adapter against a tansu broker the tests start."""
     pytest(session, "adapters/kafka/tests", "-q")
@@ -82,6 +88,7 @@ def bench(session: nox.Session) -> None:
         "bench/kafka_bench.py",
         "bench/key_store_bench.py",
         "bench/coordinator_bench.py",
+        "bench/distributed_bench.py",
     ):
         if Path(script).exists():
             session.run(PY, script)

@@ -105,6 +105,7 @@ class Node:
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
+        answer = "no answer"
         while True:
             assert self.process is not None
             if self.process.poll() is not None:
@@ -112,12 +113,16 @@ class Node:
                     f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
                 )
             try:
-                if httpx.get(self.ready_url, timeout=1).status_code == 200:
+                response = httpx.get(self.ready_url, timeout=1)
+                if response.status_code == 200:
                     return
-            except httpx.HTTPError:
-                pass
+                answer = f"{response.status_code} {response.text}"
+            except httpx.HTTPError as error:
+                answer = repr(error)
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} not ready in {timeout} s:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"{self.name} not ready in {timeout} s ({answer}):\n{self.log_tail()}"
+                )
             time.sleep(0.05)
 
     def kill(self) -> None:
@@ -238,11 +243,12 @@ class Cluster:
         return node
 
     def start(self, timeout: float = 90.0) -> None:
-        """Start every node not running, all at once, and wait until each is ready."""
-        pending = [n for n in self.nodes.values() if n.process is None]
-        for node in pending:
+        """Start every node not running, one after the other, each once the one before is
+        ready. (Not all at once: eventsourcing's PostgreSQL recorder runs `CREATE OR REPLACE
+        FUNCTION` on every start, and two processes doing that at the same moment fail with
+        "tuple concurrently updated".)"""
+        for node in [n for n in self.nodes.values() if n.process is None]:
             node.start()
-        for node in pending:
             node.wait_ready(timeout)
 
     def url(self, api: str = "api") -> str:
