@@ -131,7 +131,7 @@ class Node:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
-    def stop(self, timeout: float = 20.0) -> int | None:
+    def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout`; the exit code (None if it had to be killed)."""
         if self.process is None or self.process.poll() is not None:
             return None if self.process is None else self.process.returncode

@@ -51,20 +51,26 @@ class History:
         )
 
 
-def _env(params: PostgresParams) -> dict[str, str]:
-    return store_config("postgres", environ=params.env()).env
+class Ledger:
+    """Every execution's history, read from the store's notification log; `refresh()` reads
+    what was recorded since the last call (the store is read, never written: no table or
+    function is created, which would race with a process starting)."""
 
+    def __init__(self, params: PostgresParams) -> None:
+        env = store_config("postgres", environ=params.env()).env
+        self._store = ExecutionStore({**env, "CREATE_TABLE": "false"})
+        self._next = 1
+        self.histories: dict[UUID, History] = defaultdict(History)
 
-def read_histories(params: PostgresParams) -> dict[UUID, History]:
-    """Every execution's history, folded from the whole store (the ground truth)."""
-    store = ExecutionStore(_env(params))
-    try:
-        histories: dict[UUID, History] = defaultdict(History)
-        for _, event in store.read_all():
-            histories[event.execution_id].events.append(event)
-        return dict(histories)
-    finally:
-        store.close()
+    def refresh(self) -> dict[UUID, History]:
+        while page := self._store.read(self._next, 1000):
+            for _, event in page:
+                self.histories[event.execution_id].events.append(event)
+            self._next = page[-1][0] + 1
+        return self.histories
+
+    def close(self) -> None:
+        self._store.close()
 
 
 def read_views(params: PostgresParams, ids: list[UUID]) -> dict[UUID, ExecutionView | None]:

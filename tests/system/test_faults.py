@@ -18,7 +18,7 @@ import pytest
 
 from codeexec.domain.events import ExecutionFailed, ExecutionTimedOut
 from tests.system.cluster import Cluster, local_sandbox_missing
-from tests.system.ledger import History, read_histories, read_views
+from tests.system.ledger import History, Ledger, read_views
 from tests.system.workload import Follower, Submission, chunks_program, new_key, submit
 
 pytestmark = pytest.mark.integration
@@ -64,11 +64,11 @@ async def until(what: str, check: Callable[[], object], within_s: float = 60.0) 
     deadline = time.monotonic() + within_s
     while not await asyncio.to_thread(check):
         assert time.monotonic() < deadline, f"not within {within_s} s: {what}"
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
 
 
-def in_flight(cluster: Cluster, worker: str | None) -> list[UUID]:
-    return running_on(read_histories(cluster.postgres), worker)
+def in_flight(ledger: Ledger, worker: str | None) -> list[UUID]:
+    return running_on(ledger.refresh(), worker)
 
 
 def running_on(histories: dict[UUID, History], worker: str | None) -> list[UUID]:
@@ -86,6 +86,14 @@ def running_on(histories: dict[UUID, History], worker: str | None) -> list[UUID]
 async def test_every_role_killed_mid_flight_loses_nothing_and_runs_nothing_twice(
     cluster: Cluster,
 ) -> None:
+    ledger = Ledger(cluster.postgres)
+    try:
+        await run_and_check(cluster, ledger)
+    finally:
+        ledger.close()
+
+
+async def run_and_check(cluster: Cluster, ledger: Ledger) -> None:
     admin = cluster.create_key(admin=True)
     tokens = [cluster.create_key(user=f"user{n}") for n in range(USERS)]
     submissions: list[Submission] = []
@@ -122,7 +130,7 @@ async def test_every_role_killed_mid_flight_loses_nothing_and_runs_nothing_twice
         for victim in VICTIMS:
             node = cluster.nodes[victim]
             worker = victim if victim.startswith("worker") else None
-            await until(f"a run in flight to kill {victim}", partial(in_flight, cluster, worker))
+            await until(f"a run in flight to kill {victim}", partial(in_flight, ledger, worker))
             if victim == "api":
                 # Streams open across the kill: long runs followed until they print.
                 for n in range(EXECUTIONS, EXECUTIONS + USERS):
@@ -132,7 +140,7 @@ async def test_every_role_killed_mid_flight_loses_nothing_and_runs_nothing_twice
                 await until("followers mid-stream", lambda: all(f.events for f in watched))
             await asyncio.to_thread(node.kill)
             if worker is not None:
-                histories = await asyncio.to_thread(read_histories, cluster.postgres)
+                histories = await asyncio.to_thread(ledger.refresh)
                 lost = {i: histories[i].stdout() for i in running_on(histories, worker)}
                 assert lost, "the worker was killed with no run of its own in flight"
             await asyncio.sleep(0.5)
@@ -142,13 +150,13 @@ async def test_every_role_killed_mid_flight_loses_nothing_and_runs_nothing_twice
         assert len(accepted) == len(submissions) >= EXECUTIONS
 
         def all_ended() -> bool:
-            histories = read_histories(cluster.postgres)
+            histories = ledger.refresh()
             return all(histories.get(i, History()).terminals for i in accepted)
 
         await until("every accepted execution ended", all_ended, within_s=180)
         for follower in await asyncio.gather(*following):
             assert follower.done
-        histories = await asyncio.to_thread(read_histories, cluster.postgres)
+        histories = await asyncio.to_thread(ledger.refresh)
 
         def projected() -> bool:
             views = read_views(cluster.postgres, accepted)
