@@ -126,6 +126,11 @@ async def run_and_check(cluster: Cluster, ledger: Ledger) -> None:
                 await submit_one(n)
                 await asyncio.sleep(SUBMIT_EVERY_S)
 
+        began = time.monotonic()
+
+        def note(what: str) -> None:  # the timeline, shown by pytest when the test fails
+            print(f"{time.monotonic() - began:7.1f} s  {what}", flush=True)
+
         load = asyncio.create_task(steady_load())
         for victim in VICTIMS:
             node = cluster.nodes[victim]
@@ -139,12 +144,14 @@ async def run_and_check(cluster: Cluster, ledger: Ledger) -> None:
                     watched.append(follow(s.id, tokens[n % USERS]))
                 await until("followers mid-stream", lambda: all(f.events for f in watched))
             await asyncio.to_thread(node.kill)
+            note(f"killed {victim}; {len(submissions)} submitted")
             if worker is not None:
                 histories = await asyncio.to_thread(ledger.refresh)
                 lost = {i: histories[i].stdout() for i in running_on(histories, worker)}
                 assert lost, "the worker was killed with no run of its own in flight"
             await asyncio.sleep(0.5)
             await asyncio.to_thread(node.restart)
+            note(f"{victim} restarted and ready")
         await load
         accepted = [s.id for s in submissions if s.id is not None]
         assert len(accepted) == len(submissions) >= EXECUTIONS
@@ -153,7 +160,9 @@ async def run_and_check(cluster: Cluster, ledger: Ledger) -> None:
             histories = ledger.refresh()
             return all(histories.get(i, History()).terminals for i in accepted)
 
+        note(f"all {len(submissions)} accepted")
         await until("every accepted execution ended", all_ended, within_s=180)
+        note("all ended")
         for follower in await asyncio.gather(*following):
             assert follower.done
         histories = await asyncio.to_thread(ledger.refresh)
