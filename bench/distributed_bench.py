@@ -6,6 +6,7 @@ Prints `bench: <setup>_fake_<NAME> VALUE UNIT` for setup `embedded` and `distrib
 
     accept_p50_32_clients / accept_p99_32_clients (ms): POST without wait until 202,
         32 clients at once, 20 requests each
+    accept_refused (requests): of those 640, answered other than 202 (503: store busy)
     throughput (executions/s): N executions submitted by 32 clients at once, from the
         first POST until the read model shows none in flight (every one ended)
     accepted_rate (executions/s): the same N, submission alone
@@ -38,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' cl
 
 from http_bench import (
     SETUPS,
-    accept_latency,
     percentile,
     report,
     start_server,
@@ -86,6 +86,29 @@ def start_distributed(sandbox: str, data_dir: Path) -> tuple[subprocess.Popen[by
 SETUPS["distributed"] = start_distributed  # type: ignore[assignment]
 
 
+async def accept_latency(
+    url: str, key: str, clients: int, each: int
+) -> tuple[list[float], Counter[int]]:
+    """POST without wait, `clients` at once, `each` in turn: every answer's time (202 or
+    not: a 503 is a refused accept, counted apart) and the count of each status code."""
+    samples: list[float] = []
+    codes: Counter[int] = Counter()
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=clients)
+    body = {"language": "fake", "source": "out Hello"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as http:
+
+        async def client() -> None:
+            for _ in range(each):
+                started = time.perf_counter()
+                response = await http.post("/api/v1/executions", json=body)
+                samples.append(time.perf_counter() - started)
+                codes[response.status_code] += 1
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return samples, codes
+
+
 async def throughput(url: str, key: str, n: int) -> tuple[float, float, int]:
     """(executions/s to the end, accepted/s, rejected): n submitted by CLIENTS at once."""
     headers = {"Authorization": f"Bearer {key}"}
@@ -96,7 +119,10 @@ async def throughput(url: str, key: str, n: int) -> tuple[float, float, int]:
 
         async def client() -> None:
             for _ in todo:
-                response = await http.post("/api/v1/executions", json=body)
+                while (
+                    response := await http.post("/api/v1/executions", json=body)
+                ).status_code == 503:
+                    await asyncio.sleep(0.05)  # busy: the accept is retried, as clients do
                 assert response.status_code == 202, response.text
 
         started = time.perf_counter()
@@ -139,10 +165,11 @@ def measure(setup: str, url: str, key: str, n: int) -> None:
 
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
         open_the_gates(client)
-    asyncio.run(accept_latency(url, key, "fake", CLIENTS, 3))  # warm: connections, groups
-    accepts = asyncio.run(accept_latency(url, key, "fake", CLIENTS, 20))
+    asyncio.run(accept_latency(url, key, CLIENTS, 3))  # warm: connections, groups
+    accepts, codes = asyncio.run(accept_latency(url, key, CLIENTS, 20))
     out(f"accept_p50_{CLIENTS}_clients", percentile(accepts, 0.5) * 1000, "ms")
     out(f"accept_p99_{CLIENTS}_clients", percentile(accepts, 0.99) * 1000, "ms")
+    out("accept_refused", sum(n for code, n in codes.items() if code != 202), "requests")
     rate, accepted, rejected = asyncio.run(throughput(url, key, n))
     out("throughput", rate, "executions/s")
     out("accepted_rate", accepted, "executions/s")
@@ -165,7 +192,7 @@ def profile(
         stderr=subprocess.STDOUT,
     )
     time.sleep(1.0)  # attached
-    asyncio.run(accept_latency(url, key, "fake", CLIENTS, each))
+    asyncio.run(accept_latency(url, key, CLIENTS, each))
     sampler.wait()
     total, inclusive, leaf = 0, Counter[str](), Counter[str]()
     for line in raw.read_text().splitlines():
