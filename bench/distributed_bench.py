@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -119,11 +120,18 @@ async def throughput(url: str, key: str, n: int) -> tuple[float, float, int]:
 
         async def client() -> None:
             for _ in todo:
-                while (
-                    response := await http.post("/api/v1/executions", json=body)
-                ).status_code == 503:
-                    await asyncio.sleep(0.05)  # busy: the accept is retried, as clients do
-                assert response.status_code == 202, response.text
+                # A busy store (503) or a dropped connection is retried, as clients do,
+                # with the same Idempotency-Key: a retried accept is never recorded twice.
+                retry = {"Idempotency-Key": uuid.uuid4().hex}
+                while True:
+                    try:
+                        response = await http.post("/api/v1/executions", json=body, headers=retry)
+                    except httpx.TransportError:
+                        continue
+                    if response.status_code != 503:
+                        break
+                    await asyncio.sleep(0.05)
+                assert response.status_code in (200, 202), response.text
 
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(CLIENTS)))
