@@ -31,10 +31,11 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy strict on the core, the entrypoints, every adapter distribution and their tests
-    (tests/e2e drives the entrypoints)."""
+    (tests/e2e drives the entrypoints, tests/system starts them as processes)."""
     adapters = sorted(str(p) for p in Path("adapters").glob("*/src"))
     adapter_tests = sorted(str(p) for p in Path("adapters").glob("*/tests"))
-    session.run(PY, "-m", "mypy", "src", "entrypoints/src", *adapters, *adapter_tests, "tests/e2e")
+    checked = [*adapters, *adapter_tests, "tests/e2e", "tests/system"]
+    session.run(PY, "-m", "mypy", "src", "entrypoints/src", *checked)
 
 
 @nox.session
