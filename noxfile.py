@@ -31,10 +31,11 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy strict on the core, the entrypoints, every adapter distribution and their tests
-    (tests/e2e drives the entrypoints)."""
+    (tests/e2e drives the entrypoints, tests/system starts them as processes)."""
     adapters = sorted(str(p) for p in Path("adapters").glob("*/src"))
     adapter_tests = sorted(str(p) for p in Path("adapters").glob("*/tests"))
-    session.run(PY, "-m", "mypy", "src", "entrypoints/src", *adapters, *adapter_tests, "tests/e2e")
+    checked = [*adapters, *adapter_tests, "tests/e2e", "tests/system"]
+    session.run(PY, "-m", "mypy", "src", "entrypoints/src", *checked)
 
 
 @nox.session
@@ -50,6 +51,12 @@ def integration(session: nox.Session) -> None:
 @nox.session
 def e2e(session: nox.Session) -> None:
     pytest(session, "tests/e2e", "-q")
+
+
+@nox.session
+def system(session: nox.Session) -> None:
+    """Every role in its own process on tansu and PostgreSQL, killed and restarted."""
+    pytest(session, "tests/system", "-q")
 
 
 @nox.session
@@ -86,5 +93,8 @@ def bench(session: nox.Session) -> None:
     ):
         if Path(script).exists():
             session.run(PY, script)
+    # The API and every role in processes of their own on Kafka and PostgreSQL, beside
+    # `codeexec serve`, in one run.
+    session.run(PY, "bench/distributed_bench.py")
     # The platform alone: the same HTTP figures with the fake sandbox (no code runs).
     session.run(PY, "bench/http_bench.py", "--sandbox", "fake")

@@ -1,0 +1,256 @@
+"""Distributed benchmark: the API and every role in OS processes of their own on a tansu broker
+and PostgreSQL, side by side with the embedded `codeexec serve`, both with the fake sandbox
+(the platform alone: no code runs), measured in one run.
+
+Prints `bench: <setup>_fake_<NAME> VALUE UNIT` for setup `embedded` and `distributed`:
+
+    accept_p50_32_clients / accept_p99_32_clients (ms): POST without wait until 202,
+        32 clients at once, 20 requests each
+    accept_refused (requests): of those 640, answered other than 202 (503: store busy)
+    throughput (executions/s): N executions submitted by 32 clients at once, from the
+        first POST until the read model shows none in flight (every one ended)
+    accepted_rate (executions/s): the same N, submission alone
+    sustained_wait_32 (executions/s): 32 clients each looping POST ?wait=true
+    rejected (executions): of the N, refused by the coordinator (0 unless the limits set
+        through the API did not reach it)
+
+`--profile DIR` samples the distributed API process with py-spy while it accepts (a longer
+accept run) and prints where its time goes, as `profile:` lines.
+
+    python bench/distributed_bench.py [--executions 3000] [--workers 1] [--profile DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' cluster harness
+
+from http_bench import (
+    SETUPS,
+    percentile,
+    report,
+    start_server,
+    sustained,
+)
+
+from tests.system.cluster import Cluster
+
+CLIENTS = 32
+RUNNING = 64
+"""Runs at once: a fake run holds its slot for the hops between roles (through Kafka, tens
+of milliseconds), so the default 8 would measure the cap, not the platform."""
+IN_FLIGHT = ("requested", "queued", "scheduled", "running")
+
+
+def distributed(sandbox: str, root: Path, workers: int = 1) -> Cluster:
+    """The API, coordinator, saga, projections, relay, `workers` workers and the operators'
+    roles (dead letters, replay), each an OS process, started and ready."""
+    cluster = Cluster(root, sandbox=sandbox)
+    cluster.__enter__()
+    try:
+        cluster.add_api("api")
+        for role in ("coordinator", "saga", "projections", "relay"):
+            cluster.add_role(role, [role])
+        cluster.add_role("operators", ["dead-letters", "replay"])
+        for n in range(1, workers + 1):
+            cluster.add_role(f"worker-{n}", ["worker"], {"CODEEXEC_WORKER_ID": f"worker-{n}"})
+        cluster.start()
+    except BaseException:
+        print(cluster.logs(), file=sys.stderr)
+        cluster.close()
+        raise
+    return cluster
+
+
+def start_distributed(sandbox: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    """For `http_bench.py --setup distributed`: the cluster is closed when Python exits."""
+    cluster = distributed(sandbox, data_dir / "cluster")
+    atexit.register(cluster.close)
+    api = cluster.nodes["api"].process
+    assert api is not None
+    return api, cluster.url(), cluster.create_key(admin=True)
+
+
+SETUPS["distributed"] = start_distributed  # type: ignore[assignment]
+
+
+async def accept_latency(
+    url: str, key: str, clients: int, each: int
+) -> tuple[list[float], Counter[int]]:
+    """POST without wait, `clients` at once, `each` in turn: every answer's time (202 or
+    not: a 503 is a refused accept, counted apart) and the count of each status code."""
+    samples: list[float] = []
+    codes: Counter[int] = Counter()
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=clients)
+    body = {"language": "fake", "source": "out Hello"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as http:
+
+        async def client() -> None:
+            for _ in range(each):
+                started = time.perf_counter()
+                try:
+                    code = (await http.post("/api/v1/executions", json=body)).status_code
+                except httpx.TransportError:
+                    code = 0  # the connection dropped: counted with the refused
+                samples.append(time.perf_counter() - started)
+                codes[code] += 1
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return samples, codes
+
+
+async def throughput(url: str, key: str, n: int) -> tuple[float, float, int]:
+    """(executions/s to the end, accepted/s, rejected): n submitted by CLIENTS at once."""
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=CLIENTS)
+    body = {"language": "fake", "source": "out Hello"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as http:
+        todo = iter(range(n))
+
+        async def client() -> None:
+            for _ in todo:
+                # A busy store (503) or a dropped connection is retried, as clients do,
+                # with the same Idempotency-Key: a retried accept is never recorded twice.
+                retry = {"Idempotency-Key": uuid.uuid4().hex}
+                while True:
+                    try:
+                        response = await http.post("/api/v1/executions", json=body, headers=retry)
+                    except httpx.TransportError:
+                        continue
+                    if response.status_code != 503:
+                        break
+                    await asyncio.sleep(0.05)
+                assert response.status_code in (200, 202), response.text
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(CLIENTS)))
+        accepted = time.perf_counter() - started
+        in_flight = {"user": "*", "limit": "1", "status": list(IN_FLIGHT)}
+        while (await http.get("/api/v1/executions", params=in_flight)).json()["items"]:
+            await asyncio.sleep(0.05)
+        ended = time.perf_counter() - started
+        rejected = await count(http, "rejected")
+    return n / ended, n / accepted, rejected
+
+
+async def count(http: httpx.AsyncClient, status: str) -> int:
+    found, cursor = 0, None
+    while True:
+        params = {"user": "*", "limit": "100", "status": status}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await http.get("/api/v1/executions", params=params)).json()
+        found += len(page["items"])
+        if (cursor := page["next_cursor"]) is None:
+            return found
+
+
+def open_the_gates(client: httpx.Client) -> None:
+    """No rate limit, room in the queue and RUNNING runs at once, for every user (the
+    storage quota's window stays as it is: admission reads it on every submission)."""
+    limits = client.get("/api/v1/admin/limits").json()
+    limits.update(max_queue=100_000, max_running=RUNNING)
+    limits["default_user_limits"].update(
+        rate_limit=10_000_000, rate_window_s=1.0, max_running=RUNNING, max_queued=100_000
+    )
+    client.put("/api/v1/admin/limits", json=limits).raise_for_status()
+
+
+def measure(setup: str, url: str, key: str, n: int) -> None:
+    def out(name: str, value: float, unit: str) -> None:
+        report(f"{setup}_fake_{name}", value, unit)
+
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+        open_the_gates(client)
+    asyncio.run(accept_latency(url, key, CLIENTS, 3))  # warm: connections, groups
+    accepts, codes = asyncio.run(accept_latency(url, key, CLIENTS, 20))
+    out(f"accept_p50_{CLIENTS}_clients", percentile(accepts, 0.5) * 1000, "ms")
+    out(f"accept_p99_{CLIENTS}_clients", percentile(accepts, 0.99) * 1000, "ms")
+    out("accept_refused", sum(n for code, n in codes.items() if code != 202), "requests")
+    rate, accepted, rejected = asyncio.run(throughput(url, key, n))
+    out("throughput", rate, "executions/s")
+    out("accepted_rate", accepted, "executions/s")
+    out("rejected", rejected, "executions")
+    rate = asyncio.run(sustained(url, key, "fake", CLIENTS, 5.0))
+    out(f"sustained_wait_{CLIENTS}", rate, "executions/s")
+
+
+def profile(
+    pid: int, url: str, key: str, out_dir: Path, seconds: float = 15.0, each: int = 200
+) -> None:
+    """py-spy on the API process while CLIENTS clients submit; prints the heaviest frames."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw = out_dir / "api-accept.txt"
+    every = ["-d", str(seconds), "-r", "200", "-f", "raw", "-o", str(raw)]
+    sampler = subprocess.Popen(
+        [spy, "record", "--gil", "-p", str(pid), *every],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    time.sleep(1.0)  # attached
+    asyncio.run(accept_latency(url, key, CLIENTS, each))
+    sampler.wait()
+    total, inclusive, leaf = 0, Counter[str](), Counter[str]()
+    for line in raw.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        n = int(samples)
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1] for f in stack.split(";") if f]
+        total += n
+        for frame in set(frames):
+            inclusive[frame] += n
+        if frames:
+            leaf[frames[-1]] += n
+    print(f"profile: {total} samples of the API process while accepting -> {raw}")
+    for frame, n in inclusive.most_common(25):
+        print(f"profile: inclusive {100 * n / total:5.1f}% {frame}")
+    for frame, n in leaf.most_common(15):
+        print(f"profile: self      {100 * n / total:5.1f}% {frame}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--executions", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--profile", type=Path, help="profile the distributed API into DIR")
+    parser.add_argument("--only", choices=("embedded", "distributed"))
+    args = parser.parse_args()
+    for setup in ("embedded", "distributed"):
+        if args.only not in (None, setup):
+            continue
+        with tempfile.TemporaryDirectory() as data_dir:
+            if setup == "embedded":
+                process, url, key = start_server("fake", Path(data_dir))
+                try:
+                    measure(setup, url, key, args.executions)
+                finally:
+                    process.terminate()
+                    process.wait(20)
+                continue
+            cluster = distributed("fake", Path(data_dir), args.workers)
+            try:
+                url, key = cluster.url(), cluster.create_key(admin=True)
+                measure(setup, url, key, args.executions)
+                if args.profile:
+                    profile(cluster.nodes["api"].pid, url, key, args.profile)
+            finally:
+                cluster.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
