@@ -70,14 +70,17 @@ def in_flight(ledger: Ledger, worker: str | None) -> list[UUID]:
     return running_on(ledger.refresh(), worker)
 
 
-def running_on(histories: dict[UUID, History], worker: str | None) -> list[UUID]:
-    """Executions started (on `worker`, or any) with output recorded and no end yet."""
+def running_on(
+    histories: dict[UUID, History], worker: str | None, *, printed: bool = True
+) -> list[UUID]:
+    """Executions started (on `worker`, or any) and not ended; with `printed`, only those
+    that recorded output already (a run well in flight)."""
     return [
         i
         for i, h in histories.items()
         if h.starts
         and not h.terminals
-        and h.stdout()
+        and (h.stdout() or not printed)
         and (worker is None or h.starts[-1].worker_id == worker)
     ]
 
@@ -145,8 +148,12 @@ async def run_and_check(cluster: Cluster, ledger: Ledger) -> None:
             await asyncio.to_thread(node.kill)
             note(f"killed {victim}; {len(submissions)} submitted")
             if worker is not None:
+                await asyncio.sleep(0.3)  # a commit the worker sent as it died lands
                 histories = await asyncio.to_thread(ledger.refresh)
-                lost = {i: histories[i].stdout() for i in running_on(histories, worker)}
+                # Every run the dead worker had started is lost, printed yet or not.
+                lost = {
+                    i: histories[i].stdout() for i in running_on(histories, worker, printed=False)
+                }
                 assert lost, "the worker was killed with no run of its own in flight"
             await asyncio.sleep(0.5)
             await asyncio.to_thread(node.restart)
