@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# A/B of two checkouts of the core bench, alternated round by round (same machine load).
-# Usage: bench/ab_checkouts.sh BASE_DIR ROUNDS [core_bench args...]; the bench script and
-# venv are this checkout's, the code under test each checkout's src (PYTHONPATH first).
-# Prints each run's bench lines prefixed with `base`/`this`.
+# Side-by-side runs of the core bench on several checkouts, alternated round by round (each
+# sees the same machine load). Usage: bench/ab_checkouts.sh ROUNDS DIR... -- [core_bench
+# args]; the bench script and venv are this checkout's, the code under test each DIR's src
+# (PYTHONPATH goes first). Prints each run's bench lines as `bench: DIRNAME roundN NAME ...`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-base=$1 rounds=$2
-shift 2
+rounds=$1
+shift
+dirs=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do dirs+=("$1"); shift; done
+[ $# -gt 0 ] && shift
 for round in $(seq "$rounds"); do
-  for side in base this; do
-    dir=$here
-    [ "$side" = base ] && dir=$base
+  for dir in "${dirs[@]}"; do
     PYTHONPATH="$dir/src:$dir/adapters/kafka/src" "$here/.venv/bin/python" \
-      "$here/bench/core_bench.py" "$@" | sed -n "s/^bench: /bench: $side round$round /p"
+      "$here/bench/core_bench.py" "$@" | sed -n "s/^bench: /bench: $(basename "$dir") round$round /p"
   done
 done

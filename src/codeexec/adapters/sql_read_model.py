@@ -159,32 +159,19 @@ class SqlExecutionReadModel(ExecutionReadModel):
     def apply_batch(
         self, events: Sequence[tuple[int, DomainEvent]], tracking: Tracking | None = None
     ) -> builtins.list[UUID]:
-        if tracking is not None:
-            return self.apply_batches([(events, tracking)])
         with self.db.write() as cur:
-            return builtins.list(self._fold(cur, events))
-
-    def apply_batches(
-        self, batches: Sequence[tuple[Sequence[tuple[int, DomainEvent]], Tracking]]
-    ) -> builtins.list[UUID]:
-        # One transaction for every batch: the views and all their trackings together.
-        with self.db.write() as cur:
-            events: builtins.list[tuple[int, DomainEvent]] = []
-            moved = []
-            for batch, tracking in batches:
+            floor = 0
+            if tracking is not None:
                 floor = self._tracked(cur, tracking.application_name)
-                events += [(p, e) for p, e in batch if p > floor]
-                if tracking.notification_id > floor:
-                    moved.append((tracking.application_name, tracking.notification_id))
-            events.sort(key=lambda pe: pe[0])  # store order, whichever batch brought them
+                events = [(p, e) for p, e in events if p > floor]
             changed = self._fold(cur, events)
-            if moved:
-                cur.executemany(
+            if tracking is not None and tracking.notification_id > floor:
+                cur.execute(
                     self.db.sql(
                         f"INSERT INTO {self._tracking} (name, position) VALUES (?, ?)"
                         " ON CONFLICT (name) DO UPDATE SET position = excluded.position"
                     ),
-                    moved,
+                    (tracking.application_name, tracking.notification_id),
                 )
         return builtins.list(changed)
 

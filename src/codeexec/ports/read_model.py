@@ -109,17 +109,6 @@ class ExecutionReadModel(ABC):
         changes nothing and a crash never applies one twice. Returns the ids of the
         executions whose views changed."""
 
-    def apply_batches(
-        self, batches: Sequence[tuple[Sequence[tuple[int, DomainEvent]], Tracking]]
-    ) -> builtins.list[UUID]:
-        """Several `apply_batch`es, each with its own tracking (a projector's partitions);
-        the SQL read models write them all in one transaction, so a poll of many
-        partitions costs one commit. Returns the ids of the executions whose views changed."""
-        changed: dict[UUID, None] = {}
-        for events, tracking in batches:
-            changed.update(dict.fromkeys(self.apply_batch(events, tracking)))
-        return builtins.list(changed)
-
     @abstractmethod
     def tracked(self, name: str) -> int:
         """The last position recorded under `name` by `apply_batch` (0: none): where a

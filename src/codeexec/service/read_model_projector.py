@@ -83,15 +83,13 @@ class ReadModelProjector:
                 while not self._stopping.is_set():
                     batch = await sub.poll(self.batch_size, timeout=0.5)
                     offsets: dict[TopicPartition, int] = {}
-                    runs: list[tuple[TopicPartition, list[Message]]] = []
                     for (topic, partition), run in groupby(
                         batch, key=lambda m: (m.topic, m.partition)
                     ):
                         tp = TopicPartition(topic, partition)
-                        runs.append((tp, list(run)))
-                        offsets[tp] = runs[-1][1][-1].offset + 1
-                    # Every partition of the poll in one read-model transaction (one commit).
-                    await self._project(runs)
+                        messages = list(run)
+                        await self._project(tp, messages)
+                        offsets[tp] = messages[-1].offset + 1
                     if offsets:
                         await sub.commit(offsets)
             except asyncio.CancelledError:
@@ -103,23 +101,7 @@ class ReadModelProjector:
             finally:
                 await sub.close()
 
-    async def _project(self, runs: Sequence[tuple[TopicPartition, Sequence[Message]]]) -> None:
-        batches = []
-        for tp, messages in runs:
-            events = self._events(messages)
-            if events is not None:
-                batches.append((events[1], Tracking(self.tracking_name(tp), events[0])))
-        if not batches:
-            return
-        changed: list[UUID] = await self.blocking(self.read_model.apply_batches, batches)
-        self.applied += sum(len(events) for events, _ in batches)
-        if self.feed is not None:
-            for execution_id in changed:
-                self.feed.notify(execution_id)
-
-    @staticmethod
-    def _events(messages: Sequence[Message]) -> tuple[int, list[tuple[int, DomainEvent]]] | None:
-        """The last position among `messages` and the events to fold (None: nothing)."""
+    async def _project(self, tp: TopicPartition, messages: Sequence[Message]) -> None:
         events: list[tuple[int, DomainEvent]] = []
         last = 0
         for message in messages:
@@ -135,7 +117,15 @@ class ReadModelProjector:
                 # Unreadable bytes stay unreadable: retrying or parking would not help. The
                 # store still has the event; the views of its execution miss it.
                 log.error("projector skips unreadable event at %s: %s", position, error)
-        return (last, events) if last else None
+        if not last:
+            return
+        changed: list[UUID] = await self.blocking(
+            self.read_model.apply_batch, events, Tracking(self.tracking_name(tp), last)
+        )
+        self.applied += len(events)
+        if self.feed is not None:
+            for execution_id in changed:
+                self.feed.notify(execution_id)
 
     def stop(self) -> None:
         self._stopping.set()

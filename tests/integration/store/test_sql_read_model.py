@@ -137,27 +137,3 @@ def test_sqlite_listings_use_their_indexes(tmp_path: Path) -> None:
         assert "TEMP B-TREE" not in plan, plan  # no sort: the index gives the order
     db.close()
     model.close()
-
-
-def test_a_poll_of_several_partitions_is_applied_in_one_transaction(open_model: Open) -> None:
-    story = Story()
-    a, b = story.finished("alice"), story.finished("bob")
-    events_a, events_b = story.record(a), story.record(b)
-    batches = [
-        (events_a, Tracking("p/0", events_a[-1][0])),
-        (events_b, Tracking("p/1", events_b[-1][0])),
-    ]
-    model = open_model()
-    model.apply_batch(events_b[:2], Tracking("p/1", events_b[1][0]))  # p/1 was further on
-    crashing(model)
-    with pytest.raises(Crash):
-        model.apply_batches(batches)
-    survivor = open_model()
-    # Nothing of the poll was applied: neither partition's views nor its tracking.
-    assert survivor.tracked("p/0") == 0 and survivor.tracked("p/1") == events_b[1][0]
-    assert survivor.get(a.id) is None
-    assert set(survivor.apply_batches(batches)) == {a.id, b.id}
-    assert survivor.counts() == {"completed": 2}
-    assert [v.events for v in survivor.list(ExecutionQuery(limit=10)).items] == [6, 6]
-    assert survivor.apply_batches(batches) == []  # redelivered: applied once
-    assert survivor.tracked("p/0") == events_a[-1][0]
