@@ -157,13 +157,17 @@ class Shadow:
             # Not recorded after all: what was folded is wrong; start again from the log.
             turn.on_abort(self._forget)
         first = positions[0]
+        typed = [(p, e, e.type_name) for p, e in zip(positions, events, strict=True)]
         for name in list(self._current):
             retention = self.retentions[name]
             if retention.position != first - 1:
                 self._current.discard(name)  # a gap (or a repeat): read the log for it
                 continue
-            for position, event in zip(positions, events, strict=True):
-                retention.add(position, event)
+            # As the log's filtered read: only the types it folds reach it.
+            for position, event, type_name in typed:
+                if type_name in retention.types:
+                    retention.add(position, event)
+            retention.advance_to(positions[-1])
         self.fed += len(positions)
 
     def _forget(self) -> None:
