@@ -13,6 +13,7 @@ Blocking: call everything here in the store thread."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -31,6 +32,12 @@ log = logging.getLogger(__name__)
 SNAPSHOT_NAMESPACE = uuid.UUID("5d4a0f52-6f0e-4a55-9c1e-0d7b8c3e2a61")
 SNAPSHOT_TOPIC = "codeexec:RoleSnapshot"
 PAGE = 2000
+
+
+@functools.cache
+def _type_name(cls: type[DomainEvent]) -> str:
+    """`event.type_name`, once per class (the property looks into the model's fields)."""
+    return str(cls.model_fields["type"].default)
 
 
 def snapshot_id(name: str) -> uuid.UUID:
@@ -157,7 +164,7 @@ class Shadow:
             # Not recorded after all: what was folded is wrong; start again from the log.
             turn.on_abort(self._forget)
         first = positions[0]
-        typed = [(p, e, e.type_name) for p, e in zip(positions, events, strict=True)]
+        typed = [(p, e, _type_name(type(e))) for p, e in zip(positions, events, strict=True)]
         for name in list(self._current):
             retention = self.retentions[name]
             if retention.position != first - 1:
