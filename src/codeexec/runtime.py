@@ -163,7 +163,9 @@ class Codeexec:
         self._languages = frozenset(
             n for lang in self.language_list for n in (lang.name, *lang.aliases)
         )
-        shadow = Shadow(store, snapshots, retentions(settings), settings.snapshot_every)
+        # The one writer: the shadow is fed what this process records, not the log read back.
+        listen = config.single_writer
+        shadow = Shadow(store, snapshots, retentions(settings), settings.snapshot_every, listen)
         ports = RolePorts(
             settings=settings,
             store=store,

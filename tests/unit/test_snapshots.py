@@ -14,6 +14,7 @@ from codeexec.adapters.fake_sandbox import FakeSandbox
 from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent, ExecutionStarted
 from codeexec.domain.limits import LimitsDocument, ResourceMaxima
 from codeexec.ports.clock import ManualClock
+from codeexec.ports.store_turn import store_turn
 from codeexec.service.coordinator_process import CoordinatorProcess
 from codeexec.service.retention import (
     CoordinatorRetention,
@@ -166,3 +167,65 @@ def test_a_shadow_saves_a_snapshot_every_n_events_and_restarts_from_it(history: 
     again.restore()
     assert again.read == 0  # nothing after the snapshot: the history is not read again
     assert again["worker"].events() == shadow["worker"].events()
+
+
+def _folded(history: Log) -> dict[str, list[tuple[int, DomainEvent]]]:
+    """Each retention's events after folding the whole history (the reference)."""
+    out = {}
+    for new, _ in CASES:
+        retention = new()
+        for position, event in history:
+            retention.add(position, event)
+        out[retention.name] = retention.events()
+    return out
+
+
+def test_a_listening_shadow_is_fed_the_writes_and_restarts_from_its_snapshot(
+    history: Log,
+) -> None:
+    """The one writer's shadow folds what the store records without reading the log back;
+    its snapshots plus a restart give the state a full fold gives."""
+    store = ExecutionStore()
+    snapshots = SnapshotStore(store)
+    shadow = Shadow(store, snapshots, [new() for new, _ in CASES], every=10, listen=True)
+    shadow.restore()
+    for n, (_, event) in enumerate(history):
+        store.record([event])
+        if n % 7 == 0:
+            shadow.advance()  # saves the snapshots that are due
+    shadow.advance()
+    assert shadow.read == 0 and shadow.fed == len(history)  # the log was never read
+    expected = _folded(history)
+    for name, events in expected.items():
+        assert shadow[name].events() == events, name
+        assert shadow.saved[name] > 0, name  # snapshots were saved on the way
+    again = Shadow(store, snapshots, [new() for new, _ in CASES], every=10, listen=True)
+    again.restore()
+    assert again.read < len(history)  # the tail after the snapshots, not the history
+    for name, events in expected.items():
+        assert again[name].events() == events, name
+
+
+def test_a_listening_shadow_reads_the_log_after_a_gap_or_a_failed_turn(history: Log) -> None:
+    store = ExecutionStore()
+    shadow = Shadow(store, SnapshotStore(store), [RunsRetention()], listen=True)
+    shadow.restore()
+    half = len(history) // 2
+    for _, event in history[:half]:
+        store.record([event])
+    store.position_listeners.remove(shadow._recorded)  # writes it is not told of: a gap
+    for _, event in history[half:-1]:
+        store.record([event])
+    store.position_listeners.append(shadow._recorded)
+    store.record([history[-1][1]])
+    assert shadow.advance() > 0  # the gap is read from the log
+    assert shadow["worker"].events() == _folded(history)["worker"]
+    with store_turn() as turn:
+        # A write the store reported, in a turn whose commit then failed (rolled back).
+        shadow._recorded([store.max_position() + 1], [history[-1][1]])
+        turn.abort()
+    before = shadow.read
+    shadow.advance()
+    assert shadow.read > before  # started again from the snapshot and the log
+    assert shadow["worker"].events() == _folded(history)["worker"]
+    assert shadow["worker"].position == store.max_position()

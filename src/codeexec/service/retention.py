@@ -77,10 +77,14 @@ class Retention:
         """The retained events in log order."""
         return sorted((r for kept in self._kept.values() for r in kept), key=lambda r: r[0])
 
-    def load(self, position: int, events: Iterable[Retained]) -> None:
-        """Start from a snapshot: its position and its retained events."""
+    def clear(self) -> None:
+        """Back to the start of the log (nothing folded)."""
         self._kept.clear()
         self.position = 0
+
+    def load(self, position: int, events: Iterable[Retained]) -> None:
+        """Start from a snapshot: its position and its retained events."""
+        self.clear()
         for at, event in events:
             self.add(at, event)
         self.position = position
@@ -112,6 +116,10 @@ class CoordinatorRetention(Retention):
 
     def key(self, event: DomainEvent) -> UUID:
         return self.LIMITS if isinstance(event, LimitsChanged) else event.execution_id
+
+    def clear(self) -> None:
+        super().clear()
+        self._lingering.clear()
 
     def add(self, position: int, event: DomainEvent) -> None:
         if isinstance(event, LimitsChanged) and position > self.position:

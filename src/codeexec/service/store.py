@@ -70,6 +70,8 @@ class ExecutionStore(Application[UUID]):
         self.listeners: list[Callable[[Sequence[DomainEvent]], None]] = []
         # Called with the positions and stored forms of each write (the relay's fast path).
         self.record_listeners: list[Callable[[list[int], list[StoredEvent]], None]] = []
+        # Called with the positions and events of each write (the snapshots' shadow).
+        self.position_listeners: list[Callable[[list[int], Sequence[DomainEvent]], None]] = []
         self.recorded_bytes = 0  # stored events' bytes written by this process
 
     def construct_mapper(self) -> Mapper[UUID]:
@@ -139,6 +141,8 @@ class ExecutionStore(Application[UUID]):
             turn.on_abort(partial(self._unrecord, [a.id for a in aggregates], size))
         for record_listener in self.record_listeners:
             record_listener(ids, stored)
+        for position_listener in self.position_listeners:
+            position_listener(ids, events)
         for listener in self.listeners:
             listener(events)
         return ids
