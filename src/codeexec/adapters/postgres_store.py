@@ -23,24 +23,13 @@ from eventsourcing.persistence import StoredEvent
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 
+from codeexec.adapters.db_errors import persistence_error
 from codeexec.ports.store_turn import current_turn
-
-_ERRORS: tuple[tuple[type[psycopg.Error], type[es.PersistenceError]], ...] = (
-    (psycopg.InterfaceError, es.InterfaceError),
-    (psycopg.OperationalError, es.OperationalError),
-    (psycopg.DataError, es.DataError),
-    (psycopg.IntegrityError, es.IntegrityError),
-    (psycopg.InternalError, es.InternalError),
-    (psycopg.ProgrammingError, es.ProgrammingError),
-    (psycopg.NotSupportedError, es.NotSupportedError),
-    (psycopg.DatabaseError, es.DatabaseError),
-)
 
 
 def _translated(error: psycopg.Error) -> es.PersistenceError:
     """The eventsourcing error the datastore raises for a psycopg one."""
-    kind = next((ours for theirs, ours in _ERRORS if isinstance(error, theirs)), None)
-    return (kind or es.PersistenceError)(str(error))
+    return persistence_error(error, psycopg)(str(error))
 
 
 class TurnPostgresDatastore(es_postgres.PostgresDatastore):

@@ -24,6 +24,7 @@ from eventsourcing import persistence as es
 from eventsourcing import sqlite as es_sqlite  # a module: one factory class found here
 from eventsourcing.persistence import InfrastructureFactoryError
 
+from codeexec.adapters.db_errors import persistence_error
 from codeexec.ports.store_turn import current_turn
 
 SQLITE_SYNCHRONOUS = "SQLITE_SYNCHRONOUS"
@@ -48,22 +49,9 @@ class TunedSQLiteConnectionPool(es_sqlite.SQLiteConnectionPool):
         return connection
 
 
-_ERRORS: tuple[tuple[type[sqlite3.Error], type[es.PersistenceError]], ...] = (
-    (sqlite3.InterfaceError, es.InterfaceError),
-    (sqlite3.DataError, es.DataError),
-    (sqlite3.OperationalError, es.OperationalError),
-    (sqlite3.IntegrityError, es.IntegrityError),
-    (sqlite3.InternalError, es.InternalError),
-    (sqlite3.ProgrammingError, es.ProgrammingError),
-    (sqlite3.NotSupportedError, es.NotSupportedError),
-    (sqlite3.DatabaseError, es.DatabaseError),
-)
-
-
 def _translated(error: sqlite3.Error) -> es.PersistenceError:
     """The eventsourcing error a plain transaction would raise (as SQLiteTransaction does)."""
-    kind = next((ours for theirs, ours in _ERRORS if isinstance(error, theirs)), None)
-    return (kind or es.PersistenceError)(error)
+    return persistence_error(error, sqlite3)(error)
 
 
 class TurnSQLiteDatastore(es_sqlite.SQLiteDatastore):
