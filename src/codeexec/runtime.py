@@ -14,7 +14,7 @@ from contextlib import suppress
 from typing import IO, Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.persistence import PersistenceError
+from eventsourcing.persistence import OperationalError, PersistenceError
 
 from codeexec.adapters import sqlite_store
 from codeexec.adapters.memory_bus import InMemoryEventBus
@@ -119,6 +119,7 @@ class Codeexec:
         self.started = False
         self._io: StoreThread | None = None
         self._store_file: str | None = None  # the SQLite event store's file, if it is one
+        self._store_described: str | None = None
         self._lock: IO[str] | None = None
         self._runner: RoleRunner | None = None
         self._live: LiveFeed | None = None
@@ -136,9 +137,14 @@ class Codeexec:
             await self._open()
             assert self._runner is not None
             await self._runner.start()
+        except OperationalError:
+            await self._close()
+            raise  # the store did not answer (down, unreachable, busy): not unreadable
         except (sqlite3.DatabaseError, PersistenceError) as error:
             await self._close()
-            raise StoreUnreadable(self._store_name(), str(error)) from error
+            raise StoreUnreadable(
+                self._store_name(), str(error), described=self._store_described
+            ) from error
         except BaseException:
             await self._close()
             raise
@@ -148,6 +154,7 @@ class Codeexec:
         settings = self.settings
         config = settings.store_config()
         self._store_file = config.env.get("SQLITE_DBNAME")
+        self._store_described = config.describe()
         # An in-memory store has no I/O that could block: its calls need no thread.
         inline = config.env["PERSISTENCE_MODULE"] == "eventsourcing.popo"
         io = self._io = StoreThread(settings.store_busy_timeout_s, inline=inline)

@@ -20,8 +20,8 @@ class DataDirInUse(RuntimeError):
 class StoreUnreadable(RuntimeError):
     """The event store cannot be opened or read (a corrupt or half-written file)."""
 
-    def __init__(self, path: Path | str, cause: str) -> None:
-        super().__init__(f"the event store {path} cannot be read: {cause}")
+    def __init__(self, path: Path | str, cause: str, *, described: str | None = None) -> None:
+        super().__init__(f"{described or f'the event store {path}'} cannot be read: {cause}")
         self.path, self.cause = path, cause
 
 

@@ -26,6 +26,8 @@ from psycopg.rows import DictRow
 from codeexec.adapters.db_errors import persistence_error
 from codeexec.ports.store_turn import current_turn
 
+SCHEMA_LOCK_KEY = 0x636F6465_65786563 & 0x7FFFFFFF_FFFFFFFF  # "codeexec", a bigint
+
 
 def _translated(error: psycopg.Error) -> es.PersistenceError:
     """The eventsourcing error the datastore raises for a psycopg one."""
@@ -66,6 +68,23 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
 
     def in_turn(self) -> bool:
         return current_turn() is not None
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Held while this process creates eventsourcing's tables, types and functions:
+        processes starting together on a new database would otherwise race on them
+        (`CREATE TYPE` has no `IF NOT EXISTS`, and two `CREATE TABLE IF NOT EXISTS` at
+        once can both miss the other and collide on the catalog's unique index). A session
+        advisory lock on a connection of its own, so a pool of one cannot deadlock."""
+        kwargs = self.pool.kwargs  # what eventsourcing's pool connects with
+        assert isinstance(kwargs, dict)
+        try:
+            connection = psycopg.connect(**kwargs, autocommit=True)
+        except psycopg.Error as error:
+            raise _translated(error) from error
+        with connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+            yield  # the lock ends with the connection
 
     def _turn_connection(self) -> psycopg.Connection[DictRow] | None:
         if self._turn is not None and self._turn[0] == threading.get_ident():
@@ -140,7 +159,29 @@ def _undo(connection: psycopg.Connection[DictRow]) -> None:
         pass  # the connection is gone: the turn's commit reports it
 
 
-class TurnPostgresProcessRecorder(es_postgres.PostgresProcessRecorder):
+class _SerialCreate(es_postgres.PostgresRecorder):
+    """Creates its tables under the datastore's schema lock."""
+
+    datastore: TurnPostgresDatastore
+
+    def create_table(self) -> None:
+        with self.datastore.schema_lock():
+            super().create_table()
+
+
+class TurnPostgresAggregateRecorder(_SerialCreate, es_postgres.PostgresAggregateRecorder):
+    pass
+
+
+class TurnPostgresApplicationRecorder(_SerialCreate, es_postgres.PostgresApplicationRecorder):
+    pass
+
+
+class TurnPostgresTrackingRecorder(_SerialCreate, es_postgres.PostgresTrackingRecorder):
+    pass
+
+
+class TurnPostgresProcessRecorder(_SerialCreate, es_postgres.PostgresProcessRecorder):
     """eventsourcing's process recorder; in a turn, its insert runs in the turn's savepoint.
     (Its own nested transaction would fail to release after the conflict it catches.)"""
 
@@ -174,6 +215,9 @@ class TurnPostgresProcessRecorder(es_postgres.PostgresProcessRecorder):
 
 
 class Factory(es_postgres.PostgresFactory):
+    aggregate_recorder_class = TurnPostgresAggregateRecorder
+    application_recorder_class = TurnPostgresApplicationRecorder
+    tracking_recorder_class = TurnPostgresTrackingRecorder
     process_recorder_class = TurnPostgresProcessRecorder
 
     def __init__(self, env: Any) -> None:

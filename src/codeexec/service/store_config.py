@@ -49,6 +49,19 @@ class StoreConfig:
     the data dir's lock keeps to one runtime): then loaded aggregates may be cached. A shared
     store (PostgreSQL, an exported module) is written by other processes too: never cached."""
 
+    def describe(self) -> str:
+        """The event store, as an error message names it."""
+        module = self.env[PERSISTENCE_MODULE]
+        if module not in MODULES.values() and module not in POSTGRES_MODULES:
+            return f"the event store of PERSISTENCE_MODULE={module}"
+        if "SQLITE_DBNAME" in self.env:
+            return f"the event store {self.env['SQLITE_DBNAME']}"
+        if self.postgres is not None:
+            where = f"{self.postgres.host}:{self.postgres.port}"
+            schema = f" (schema {self.postgres.schema})" if self.postgres.schema else ""
+            return f"the PostgreSQL database {self.postgres.dbname} on {where}{schema}"
+        return "the in-memory event store"
+
     @property
     def aggregate_cache_size(self) -> int:
         """How many aggregates `ExecutionStore` may keep loaded (0: none, read every time)."""
