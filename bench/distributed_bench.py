@@ -14,8 +14,14 @@ Prints `bench: <setup>_fake_<NAME> VALUE UNIT` for setup `embedded` and `distrib
     rejected (executions): of the N, refused by the coordinator (0 unless the limits set
         through the API did not reach it)
 
-`--profile DIR` samples the distributed API process with py-spy while it accepts (a longer
-accept run) and prints where its time goes, as `profile:` lines.
+    cpu_ms_per_execution_<PROCESS> (ms): CPU time each OS process used during the
+        throughput run (API, each role, the broker, PostgreSQL's server processes summed),
+        divided by N: where the cores go. `total` is their sum.
+
+`--profile DIR` runs every distributed process under cProfile (slower: use it to see where
+the time goes, not to measure it), stops them after the throughput run and prints each
+one's heaviest functions as `profile:` lines; the .prof files stay in DIR. (py-spy cannot
+read other processes' memory in these sandboxes.)
 
     python bench/distributed_bench.py [--executions 3000] [--workers 1] [--profile DIR]
 """
@@ -25,7 +31,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import shutil
+import os
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -55,7 +62,7 @@ of milliseconds), so the default 8 would measure the cap, not the platform."""
 IN_FLIGHT = ("requested", "queued", "scheduled", "running")
 
 
-def distributed(sandbox: str, root: Path, workers: int = 1) -> Cluster:
+def distributed(sandbox: str, root: Path, workers: int = 1, profile: Path | None = None) -> Cluster:
     """The API, coordinator, saga, projections, relay, `workers` workers and the operators'
     roles (dead letters, replay), each an OS process, started and ready."""
     cluster = Cluster(root, sandbox=sandbox)
@@ -67,6 +74,11 @@ def distributed(sandbox: str, root: Path, workers: int = 1) -> Cluster:
         cluster.add_role("operators", ["dead-letters", "replay"])
         for n in range(1, workers + 1):
             cluster.add_role(f"worker-{n}", ["worker"], {"CODEEXEC_WORKER_ID": f"worker-{n}"})
+        if profile is not None:
+            profile.mkdir(parents=True, exist_ok=True)
+            for node in cluster.nodes.values():
+                out = str(profile.resolve() / f"{node.name}.prof")
+                node.argv[1:1] = ["-m", "cProfile", "-o", out]
         cluster.start()
     except BaseException:
         print(cluster.logs(), file=sys.stderr)
@@ -159,6 +171,40 @@ async def count(http: httpx.AsyncClient, status: str) -> int:
             return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_table(cluster: Cluster | None) -> dict[str, list[int]]:
+    """Which pids make up each part of the setup: its nodes, the broker, PostgreSQL's
+    server processes (all of them: the server is shared, but nothing else runs here)."""
+    if cluster is None:
+        return {}
+    parts = {name: [node.pid] for name, node in cluster.nodes.items()}
+    broker = getattr(cluster.broker, "process", None)
+    if broker is not None:
+        parts["broker"] = [broker.pid]
+    postgres = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                    postgres.append(int(entry.name))
+            except OSError:
+                continue
+    parts["postgresql"] = postgres
+    return parts
+
+
+def cpu_by_part(parts: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in parts.items()}
+
+
 def open_the_gates(client: httpx.Client) -> None:
     """No rate limit, room in the queue and RUNNING runs at once, for every user (the
     storage quota's window stays as it is: admission reads it on every submission)."""
@@ -170,7 +216,7 @@ def open_the_gates(client: httpx.Client) -> None:
     client.put("/api/v1/admin/limits", json=limits).raise_for_status()
 
 
-def measure(setup: str, url: str, key: str, n: int) -> None:
+def measure(setup: str, url: str, key: str, n: int, cluster: Cluster | None = None) -> None:
     def out(name: str, value: float, unit: str) -> None:
         report(f"{setup}_fake_{name}", value, unit)
 
@@ -181,52 +227,49 @@ def measure(setup: str, url: str, key: str, n: int) -> None:
     out(f"accept_p50_{CLIENTS}_clients", percentile(accepts, 0.5) * 1000, "ms")
     out(f"accept_p99_{CLIENTS}_clients", percentile(accepts, 0.99) * 1000, "ms")
     out("accept_refused", sum(n for code, n in codes.items() if code != 202), "requests")
+    parts = process_table(cluster)
+    before = cpu_by_part(parts)
     rate, accepted, rejected = asyncio.run(throughput(url, key, n))
+    after = cpu_by_part(parts)
     out("throughput", rate, "executions/s")
+    if parts:
+        used = {name: (after[name] - before[name]) * 1000 / n for name in parts}
+        for name, ms in sorted(used.items(), key=lambda item: -item[1]):
+            out(f"cpu_ms_per_execution_{name}", ms, "ms")
+        out("cpu_ms_per_execution_total", sum(used.values()), "ms")
     out("accepted_rate", accepted, "executions/s")
     out("rejected", rejected, "executions")
     rate = asyncio.run(sustained(url, key, "fake", CLIENTS, 5.0))
     out(f"sustained_wait_{CLIENTS}", rate, "executions/s")
 
 
-def profile(
-    pid: int, url: str, key: str, out_dir: Path, seconds: float = 15.0, each: int = 200
-) -> None:
-    """py-spy on the API process while CLIENTS clients submit; prints the heaviest frames."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    raw = out_dir / "api-accept.txt"
-    every = ["-d", str(seconds), "-r", "200", "-f", "raw", "-o", str(raw)]
-    sampler = subprocess.Popen(
-        [spy, "record", "--gil", "-p", str(pid), *every],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    time.sleep(1.0)  # attached
-    asyncio.run(accept_latency(url, key, CLIENTS, each))
-    sampler.wait()
-    total, inclusive, leaf = 0, Counter[str](), Counter[str]()
-    for line in raw.read_text().splitlines():
-        stack, _, samples = line.rpartition(" ")
-        n = int(samples)
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1] for f in stack.split(";") if f]
-        total += n
-        for frame in set(frames):
-            inclusive[frame] += n
-        if frames:
-            leaf[frames[-1]] += n
-    print(f"profile: {total} samples of the API process while accepting -> {raw}")
-    for frame, n in inclusive.most_common(25):
-        print(f"profile: inclusive {100 * n / total:5.1f}% {frame}")
-    for frame, n in leaf.most_common(15):
-        print(f"profile: self      {100 * n / total:5.1f}% {frame}")
+def print_profiles(cluster: Cluster, out_dir: Path, top: int = 12) -> None:
+    """Stop every node (SIGTERM: cProfile writes its file on the way out) and print each
+    one's functions by own time."""
+    for node in reversed(cluster.nodes.values()):
+        node.stop(60)
+    for node in cluster.nodes.values():
+        path = out_dir / f"{node.name}.prof"
+        if not path.exists():
+            print(f"profile: {node.name}: no profile written ({path})")
+            continue
+        stats = pstats.Stats(str(path))
+        total = stats.total_tt  # type: ignore[attr-defined]
+        print(f"profile: {node.name}: {total:.1f} s in all -> {path}")
+        rows = sorted(stats.stats.items(), key=lambda item: -item[1][2])  # type: ignore[attr-defined]
+        for (file, line, function), (_, calls, own, inclusive, _) in rows[:top]:
+            where = f"{Path(file).name}:{line}({function})"
+            print(
+                f"profile: {node.name}: own {100 * own / total:5.1f}%"
+                f" incl {100 * inclusive / total:5.1f}% calls {calls:>8} {where}"
+            )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--executions", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--profile", type=Path, help="profile the distributed API into DIR")
+    parser.add_argument("--profile", type=Path, help="cProfile each distributed process into DIR")
     parser.add_argument("--only", choices=("embedded", "distributed"))
     args = parser.parse_args()
     for setup in ("embedded", "distributed"):
@@ -241,12 +284,12 @@ def main() -> int:
                     process.terminate()
                     process.wait(20)
                 continue
-            cluster = distributed("fake", Path(data_dir), args.workers)
+            cluster = distributed("fake", Path(data_dir), args.workers, args.profile)
             try:
                 url, key = cluster.url(), cluster.create_key(admin=True)
-                measure(setup, url, key, args.executions)
+                measure(setup, url, key, args.executions, cluster)
                 if args.profile:
-                    profile(cluster.nodes["api"].pid, url, key, args.profile)
+                    print_profiles(cluster, args.profile)
             finally:
                 cluster.close()
     return 0

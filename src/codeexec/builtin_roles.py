@@ -25,6 +25,7 @@ from codeexec.service.read_model_projector import BACKFILL, ReadModelProjector, 
 from codeexec.service.relay import Relay
 from codeexec.service.replays import ReplayService
 from codeexec.service.saga_orchestrator import SagaOrchestrator
+from codeexec.service.store import StoreWatch
 from codeexec.service.unit_of_work import UnitOfWork
 from codeexec.service.worker import WorkerProcess
 
@@ -191,6 +192,9 @@ class ProjectionsRole(TaskRole):
         await _finish(self)
 
 
+WATCHED_IDLE_POLL_S = 1.0
+
+
 class RelayRole(TaskRole):
     name = "relay"
 
@@ -200,14 +204,28 @@ class RelayRole(TaskRole):
         self.relay = Relay(ports.store, ports.bus, ports.io)
         io = ports.io
         self._listener = lambda ids, stored: io.call_soon(self.relay.offer, ids, stored)
+        self._watch: StoreWatch | None = None
 
     async def start(self) -> None:
         self.ports.store.record_listeners.append(self._listener)
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:  # on the watch's thread
+            with suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(self.relay.wake)
+
+        # Other processes' writes wake the relay at once where the store tells of them;
+        # the idle poll is then only a fallback.
+        self._watch = await self.ports.io.run(self.ports.store.watch, wake)
+        if self._watch is not None:
+            self.relay.idle_poll_s = WATCHED_IDLE_POLL_S
         self.spawn(self.relay.run())
         self.started = True
 
     async def stop(self) -> None:
         self.relay.stop()
+        if self._watch is not None:
+            await asyncio.to_thread(self._watch.stop)
         await _finish(self)
         with suppress(ValueError):
             self.ports.store.record_listeners.remove(self._listener)

@@ -17,6 +17,7 @@ def test_settings_come_from_the_environment() -> None:
             "CODEEXEC_KAFKA_COMPRESSION": "zstd",
             "CODEEXEC_KAFKA_REPLICATION_FACTOR": "3",
             "CODEEXEC_KAFKA_REVOKE_GRACE_S": "2.5",
+            "CODEEXEC_KAFKA_FETCH_MAX_WAIT_MS": "500",
             "UNRELATED": "x",
         }
     )
@@ -29,6 +30,7 @@ def test_settings_come_from_the_environment() -> None:
     consumer = settings.consumer_options("worker")
     assert consumer["group_id"] == "worker" and consumer["enable_auto_commit"] is False
     assert consumer["auto_offset_reset"] == "earliest"
+    assert consumer["fetch_max_wait_ms"] == 500
 
 
 def test_defaults_without_variables() -> None:
@@ -56,6 +58,7 @@ def test_sasl_over_tls_passes_credentials_and_a_verifying_context() -> None:
         ({"CODEEXEC_KAFKA_COMPRESSION": "brotli"}, "CODEEXEC_KAFKA_COMPRESSION"),
         ({"CODEEXEC_KAFKA_REPLICATION_FACTOR": "three"}, "CODEEXEC_KAFKA_REPLICATION_FACTOR"),
         ({"CODEEXEC_KAFKA_REPLICATION_FACTOR": "0"}, "CODEEXEC_KAFKA_REPLICATION_FACTOR"),
+        ({"CODEEXEC_KAFKA_FETCH_MAX_WAIT_MS": "-1"}, "CODEEXEC_KAFKA_FETCH_MAX_WAIT_MS"),
         ({"CODEEXEC_KAFKA_BOOTSTRAP": " "}, "CODEEXEC_KAFKA_BOOTSTRAP"),
         ({"CODEEXEC_KAFKA_SECURITY_PROTOCOL": "TLS"}, "CODEEXEC_KAFKA_SECURITY_PROTOCOL"),
         ({"CODEEXEC_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "CODEEXEC_KAFKA_SASL_USERNAME"),

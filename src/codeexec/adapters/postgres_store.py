@@ -11,8 +11,9 @@ is then held until that one commit, which keeps the order it guarantees."""
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -20,11 +21,14 @@ import psycopg
 from eventsourcing import persistence as es
 from eventsourcing import postgres as es_postgres  # a module: one factory class found here
 from eventsourcing.persistence import StoredEvent
+from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 
 from codeexec.adapters.db_errors import persistence_error
 from codeexec.ports.store_turn import current_turn
+
+log = logging.getLogger(__name__)
 
 SCHEMA_LOCK_KEY = 0x636F6465_65786563 & 0x7FFFFFFF_FFFFFFFF  # "codeexec", a bigint
 
@@ -69,6 +73,12 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
     def in_turn(self) -> bool:
         return current_turn() is not None
 
+    def connect(self) -> psycopg.Connection[Any]:
+        """A connection of its own (autocommit), made as the pool makes its."""
+        kwargs = self.pool.kwargs
+        assert isinstance(kwargs, dict)
+        return psycopg.connect(**kwargs, autocommit=True)
+
     @contextmanager
     def schema_lock(self) -> Iterator[None]:
         """Held while this process creates eventsourcing's tables, types and functions:
@@ -76,10 +86,8 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
         (`CREATE TYPE` has no `IF NOT EXISTS`, and two `CREATE TABLE IF NOT EXISTS` at
         once can both miss the other and collide on the catalog's unique index). A session
         advisory lock on a connection of its own, so a pool of one cannot deadlock."""
-        kwargs = self.pool.kwargs  # what eventsourcing's pool connects with
-        assert isinstance(kwargs, dict)
         try:
-            connection = psycopg.connect(**kwargs, autocommit=True)
+            connection = self.connect()
         except psycopg.Error as error:
             raise _translated(error) from error
         with connection:
@@ -187,6 +195,11 @@ class TurnPostgresProcessRecorder(_SerialCreate, es_postgres.PostgresProcessReco
 
     datastore: TurnPostgresDatastore
 
+    def watch(self, on_write: Callable[[], None]) -> WriteWatch:
+        """Call `on_write` (from a thread of its own) soon after any process commits
+        events; `stop()` the returned watch."""
+        return WriteWatch(self.datastore.connect, self.channel_name, on_write)
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -212,6 +225,45 @@ class TurnPostgresProcessRecorder(_SerialCreate, es_postgres.PostgresProcessReco
             if failure is not None:
                 raise failure
         return notification_ids
+
+
+class WriteWatch:
+    """A thread LISTENing on the events table's channel (eventsourcing NOTIFYs it in every
+    insert's transaction, so a notification arrives once the write has committed), calling
+    `on_write` for each batch of notifications. Its own connection; when that breaks it
+    connects again after `retry_s` (readers keep polling meanwhile, only slower)."""
+
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection[Any]],
+        channel: str,
+        on_write: Callable[[], None],
+        retry_s: float = 1.0,
+    ) -> None:
+        self._connect, self.channel, self.on_write = connect, channel, on_write
+        self.retry_s = retry_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="codeexec-pg-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                with self._connect() as connection:
+                    connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    self.on_write()  # writes made before LISTEN took effect
+                    while not self._stopped.is_set():
+                        if any(True for _ in connection.notifies(timeout=0.5, stop_after=1)):
+                            self.on_write()
+            except psycopg.Error as error:
+                log.warning(
+                    "listening for new events failed (%s); again in %.1fs", error, self.retry_s
+                )
+                self._stopped.wait(self.retry_s)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(2.0)
 
 
 class Factory(es_postgres.PostgresFactory):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -54,6 +54,10 @@ class ContractMapper(Mapper[UUID]):
         return from_json(state)
 
 
+class StoreWatch(Protocol):
+    def stop(self) -> None: ...
+
+
 class ExecutionStore(Application[UUID]):
     """One log for all roles. Persistence comes from eventsourcing's environment variables
     (PERSISTENCE_MODULE, SQLITE_DBNAME, ...): POPO by default, SQLite embedded, or an
@@ -83,6 +87,12 @@ class ExecutionStore(Application[UUID]):
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
+
+    def watch(self, on_write: Callable[[], None]) -> StoreWatch | None:
+        """Call `on_write` (from another thread) soon after any process commits events, if
+        the store can tell (PostgreSQL's LISTEN/NOTIFY); None if readers must poll."""
+        watch = getattr(self.process_recorder, "watch", None)
+        return None if watch is None else cast(StoreWatch, watch(on_write))
 
     @property
     def process_recorder(self) -> ProcessRecorder:

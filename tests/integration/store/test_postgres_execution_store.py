@@ -204,3 +204,25 @@ def test_processes_starting_together_on_a_new_schema_all_open_the_store(
         store = open_store(params)
         assert store.max_position() == 0
         store.close()
+
+
+def test_a_watch_hears_of_writes_other_processes_commit(postgres: PostgresParams) -> None:
+    """The relay's wake-up: another store's commit reaches the watch's callback (a
+    liveness check: the 10 s bound is a hang guard, not a latency claim)."""
+    reader, writer = open_store(postgres), open_store(postgres)
+    heard = threading.Event()
+    watch = reader.watch(heard.set)
+    assert watch is not None
+    try:
+        assert heard.wait(10)  # once at start: writes from before LISTEN are not missed
+        heard.clear()
+        writer.record(requested().collect_events())
+        assert heard.wait(10)
+    finally:
+        watch.stop()
+        reader.close()
+        writer.close()
+
+
+def test_stores_that_cannot_tell_of_writes_have_no_watch() -> None:
+    assert ExecutionStore().watch(lambda: None) is None

@@ -32,6 +32,11 @@ class KafkaSettings:
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000
+    fetch_max_wait_ms: int = 20
+    """How long the broker may hold a fetch that finds nothing new. Apache Kafka answers a
+    waiting fetch as soon as a message arrives, so there this only bounds idle requests;
+    tansu answers when the wait ends, so it is each hop's added latency (aiokafka's 500
+    made every hop between roles take about 200 ms here)."""
     revoke_grace_s: float = 10.0
     """How long a member losing partitions waits for its in-flight batch to be committed."""
     security_protocol: str = "PLAINTEXT"
@@ -46,6 +51,8 @@ class KafkaSettings:
         _one_of("CODEEXEC_KAFKA_SASL_MECHANISM", self.sasl_mechanism, SASL_MECHANISMS)
         if not self.bootstrap_servers.strip():
             raise KafkaSettingsError("CODEEXEC_KAFKA_BOOTSTRAP: give host:port[,host:port...]")
+        if not 0 <= self.fetch_max_wait_ms <= 60_000:
+            raise KafkaSettingsError("CODEEXEC_KAFKA_FETCH_MAX_WAIT_MS: from 0 to 60000")
         if self.replication_factor < 1:
             raise KafkaSettingsError("CODEEXEC_KAFKA_REPLICATION_FACTOR: must be at least 1")
         if self.security_protocol.startswith("SASL") and not (
@@ -110,6 +117,7 @@ class KafkaSettings:
             "session_timeout_ms": self.session_timeout_ms,
             "heartbeat_interval_ms": self.heartbeat_interval_ms,
             "max_poll_interval_ms": self.max_poll_interval_ms,
+            "fetch_max_wait_ms": self.fetch_max_wait_ms,
         }
 
 
