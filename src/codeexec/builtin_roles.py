@@ -30,6 +30,7 @@ from codeexec.service.unit_of_work import UnitOfWork
 from codeexec.service.worker import WorkerProcess
 
 REPLAY_STOP_WAIT_S = 5.0
+STOP_TAIL_LATENCY_S = 0.25
 
 
 def _retained(ports: RolePorts, name: str) -> Iterator[DomainEvent]:
@@ -110,7 +111,9 @@ class WorkerRole(ConsumerRole):
         worker that owns its partition now, which after a rebalance may not be the one
         running it; every worker also watches the audit log for stops of its own runs."""
         try:
-            tail = await self.ports.bus.tail((EXECUTION_EVENTS,))
+            # A stop's task reaches the worker running it but after a rebalance: this is the
+            # fallback, and may lag a little (a slower tail costs the broker less).
+            tail = await self.ports.bus.tail((EXECUTION_EVENTS,), latency_s=STOP_TAIL_LATENCY_S)
         except NotImplementedError:
             return  # a bus that cannot tail: the task alone carries the stop
         try:

@@ -197,7 +197,7 @@ class Codeexec:
         # The store calls this in its thread; what it does belongs on the loop.
         store.listeners.append(lambda events: io.call_soon(self._on_record, events))
         await self.operations.start()
-        if "projections" not in settings.roles:
+        if settings.live_feed and "projections" not in settings.roles:
             # The projector wakes followers where it runs; elsewhere the bus's tail does.
             self._live = LiveFeed(self.bus, self.feed)
             self._tasks.append(asyncio.get_running_loop().create_task(self._live.run()))

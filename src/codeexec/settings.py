@@ -31,6 +31,12 @@ class Settings:
     """Which roles run in this process (all of them when embedded; none: an API-only
     process, which records commands and answers queries)."""
 
+    live_feed: bool = True
+    """This process answers event streams and waits (`events`, `wait`): it tails the bus's
+    `execution_events` to hear at once of what other processes record. A process that only
+    runs roles (`codeexec role`) follows no execution and sets it False: one tail fewer on
+    the broker (each costs the broker a fetch over every partition, all the time)."""
+
     snapshot_every: int = 10_000
     """A stateful role's snapshot is saved each this many log events: it starts from the
     latest snapshot plus at most about this many events, whatever the history."""

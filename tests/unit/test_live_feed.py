@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 
 from codeexec import Codeexec, Settings
 from codeexec.adapters.fake_sandbox import FakeSandbox
-from codeexec.adapters.memory_bus import InMemoryEventBus
+from codeexec.adapters.memory_bus import InMemoryEventBus, InMemoryTail
 from codeexec.domain.events import TERMINAL_EVENT_TYPES
 from codeexec.domain.routing import EXECUTION_EVENTS, TOPICS
 from codeexec.ports.bus import Message
@@ -58,3 +59,25 @@ async def test_another_process_follows_an_execution_to_its_end() -> None:
         assert [e.aggregate_version for e in seen] == list(range(1, len(seen) + 1))
         live.stop()
         await task
+
+
+class CountingTails(InMemoryEventBus):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tails = 0
+
+    async def tail(self, topics: Sequence[str], latency_s: float = 0.02) -> InMemoryTail:
+        self.tails += 1
+        return await super().tail(topics, latency_s)
+
+
+async def test_only_a_process_that_follows_executions_tails_the_bus() -> None:
+    """A role-only process (`live_feed=False`) costs the broker no tail; an API process
+    (no projections role here) keeps one."""
+    for live_feed, tails in ((False, 0), (True, 1)):
+        bus = CountingTails()
+        roles = frozenset({"coordinator", "saga", "relay"})  # a worker tails for stops
+        settings = Settings(coordinator=roomy(), roles=roles, live_feed=live_feed)
+        async with Codeexec(settings, sandbox=FakeSandbox(), bus=bus):
+            await asyncio.sleep(0.05)  # the feed's task has run
+            assert bus.tails == tails

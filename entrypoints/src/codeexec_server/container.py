@@ -45,8 +45,10 @@ def runtime_settings(
     deployment: Deployment,
     roles: frozenset[str],
     limits: LimitsPolicy,
+    serves_api: bool = True,
 ) -> Settings:
     runtime = Settings(
+        live_feed=serves_api,
         data_dir=deployment.data_dir,
         store=deployment.store,
         roles=roles,
@@ -81,13 +83,17 @@ class Container(containers.DeclarativeContainer):
         instance_of=Deployment, default=providers.Singleton(deployment_for, settings)
     )
     roles = providers.Dependency(instance_of=frozenset, default=frozenset(ALL_ROLES))
+    serves_api = providers.Dependency(instance_of=bool, default=True)
+    """False for `codeexec role`: nothing in the process follows executions live."""
 
     gateways = providers.Container(Gateways, deployment=deployment)
     sandbox = gateways.sandbox
     keystore = gateways.key_store
 
     limits = providers.Singleton(make_limits_policy, settings)
-    runtime_settings = providers.Singleton(runtime_settings, settings, deployment, roles, limits)
+    runtime_settings = providers.Singleton(
+        runtime_settings, settings, deployment, roles, limits, serves_api
+    )
     runtime = providers.Resource(
         run_runtime, runtime_settings, sandbox, gateways.bus, gateways.read_model, limits
     )

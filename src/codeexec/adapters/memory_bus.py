@@ -120,7 +120,7 @@ class InMemoryEventBus(EventBus):
         self._rebalance(state)
         return member
 
-    async def tail(self, topics: Sequence[str]) -> InMemoryTail:
+    async def tail(self, topics: Sequence[str], latency_s: float = 0.02) -> InMemoryTail:
         tail = InMemoryTail(self, frozenset(topics))
         for topic in topics:
             for index, part in enumerate(self._partitions(topic)):

@@ -89,12 +89,14 @@ class EventBus(ABC):
         and not yet committed. A bus that cannot tell returns nothing."""
         return {}
 
-    async def tail(self, topics: Sequence[str]) -> Subscription:
+    async def tail(self, topics: Sequence[str], latency_s: float = 0.02) -> Subscription:
         """Follow the topics from their end, outside any consumer group: every message
         published after this returns, from every partition, reaches this one reader (each
         API process tails `execution_events` to wake its live event streams, whichever
         process recorded the events). Nothing is committed (`commit` does nothing) and
-        nothing is redelivered: a reader that needs every event reads the store."""
+        nothing is redelivered: a reader that needs every event reads the store.
+        `latency_s`: how soon a new message must be seen; a bus may poll less often for a
+        reader that can wait (on Kafka, the fetch's wait)."""
         raise NotImplementedError(f"{type(self).__name__} cannot tail topics")
 
     async def close(self) -> None:

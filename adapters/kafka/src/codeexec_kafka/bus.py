@@ -116,11 +116,12 @@ class AioKafkaEventBus(EventBus):
         members.append(subscription)
         return subscription
 
-    async def tail(self, topics: Sequence[str]) -> AioKafkaTail:
+    async def tail(self, topics: Sequence[str], latency_s: float = 0.02) -> AioKafkaTail:
         if self._closed:
             raise RuntimeError("the bus is closed")
         await self._require(set(topics))
-        tail = AioKafkaTail(self.settings, {t: self._partitions[t] for t in topics})
+        wait_ms = max(1, round(latency_s * 1000))
+        tail = AioKafkaTail(self.settings, {t: self._partitions[t] for t in topics}, wait_ms)
         await tail.start()
         return tail
 

@@ -22,12 +22,18 @@ TAIL_FETCH_MAX_WAIT_MS = 20
 
 
 class AioKafkaTail(Subscription):
-    def __init__(self, settings: KafkaSettings, partitions: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        partitions: Mapping[str, int],
+        fetch_max_wait_ms: int = TAIL_FETCH_MAX_WAIT_MS,
+    ) -> None:
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.consumer = AIOKafkaConsumer(
             **settings.client_options(),
             group_id=None,
             enable_auto_commit=False,
-            fetch_max_wait_ms=TAIL_FETCH_MAX_WAIT_MS,
+            fetch_max_wait_ms=fetch_max_wait_ms,
         )
         self._assigned = [
             KafkaTopicPartition(topic, partition)
@@ -47,7 +53,7 @@ class AioKafkaTail(Subscription):
         await self.consumer.seek_to_end(*self._assigned)
         deadline = asyncio.get_running_loop().time() + timeout
         while len(self._floor) < len(self._assigned):
-            await self.consumer.getmany(timeout_ms=TAIL_FETCH_MAX_WAIT_MS * 2)
+            await self.consumer.getmany(timeout_ms=self.fetch_max_wait_ms * 2)
             for tp in self._assigned:
                 highwater = self.consumer.highwater(tp)
                 if highwater is not None:
