@@ -18,10 +18,11 @@ Prints `bench: <setup>_fake_<NAME> VALUE UNIT` for setup `embedded` and `distrib
         throughput run (API, each role, the broker, PostgreSQL's server processes summed),
         divided by N: where the cores go. `total` is their sum.
 
-`--profile DIR` runs every distributed process under cProfile (slower: use it to see where
-the time goes, not to measure it), stops them after the throughput run and prints each
-one's heaviest functions as `profile:` lines; the .prof files stay in DIR. (py-spy cannot
-read other processes' memory in these sandboxes.)
+`--profile DIR` runs every distributed process under yappi's CPU clock, every thread
+(`pip install yappi`; slower: use it to see where the time goes, not to measure it), stops
+them after the throughput run and prints each one's heaviest functions as `profile:` lines;
+the .prof files stay in DIR. (py-spy cannot read other processes' memory in these
+sandboxes, and cProfile sees only the main thread.)
 
     python bench/distributed_bench.py [--executions 3000] [--workers 1] [--profile DIR]
 """
@@ -78,7 +79,7 @@ def distributed(sandbox: str, root: Path, workers: int = 1, profile: Path | None
             profile.mkdir(parents=True, exist_ok=True)
             for node in cluster.nodes.values():
                 out = str(profile.resolve() / f"{node.name}.prof")
-                node.argv[1:1] = ["-m", "cProfile", "-o", out]
+                node.argv[1:1] = [str(Path(__file__).with_name("profiled.py")), out]
         cluster.start()
     except BaseException:
         print(cluster.logs(), file=sys.stderr)
@@ -244,8 +245,8 @@ def measure(setup: str, url: str, key: str, n: int, cluster: Cluster | None = No
 
 
 def print_profiles(cluster: Cluster, out_dir: Path, top: int = 12) -> None:
-    """Stop every node (SIGTERM: cProfile writes its file on the way out) and print each
-    one's functions by own time."""
+    """Stop every node (SIGTERM: the profiler writes its file on the way out) and print
+    each one's functions by own CPU time, then codeexec's own functions by inclusive time."""
     for node in reversed(cluster.nodes.values()):
         node.stop(60)
     for node in cluster.nodes.values():
@@ -254,22 +255,27 @@ def print_profiles(cluster: Cluster, out_dir: Path, top: int = 12) -> None:
             print(f"profile: {node.name}: no profile written ({path})")
             continue
         stats = pstats.Stats(str(path))
-        total = stats.total_tt  # type: ignore[attr-defined]
-        print(f"profile: {node.name}: {total:.1f} s in all -> {path}")
-        rows = sorted(stats.stats.items(), key=lambda item: -item[1][2])  # type: ignore[attr-defined]
-        for (file, line, function), (_, calls, own, inclusive, _) in rows[:top]:
-            where = f"{Path(file).name}:{line}({function})"
-            print(
-                f"profile: {node.name}: own {100 * own / total:5.1f}%"
-                f" incl {100 * inclusive / total:5.1f}% calls {calls:>8} {where}"
-            )
+        rows = stats.stats.items()  # type: ignore[attr-defined]
+        total = sum(own for _, (_, _, own, _, _) in rows) or 1.0
+        print(f"profile: {node.name}: {total:.1f} s of CPU -> {path}")
+        by_own = sorted(rows, key=lambda item: -item[1][2])[:top]
+        ours = [r for r in rows if "/codeexec" in r[0][0] and "/site-packages/" not in r[0][0]]
+        by_inclusive = sorted(ours, key=lambda item: -item[1][3])[:top]
+        for kind, chosen in (("own", by_own), ("incl", by_inclusive)):
+            for (file, line, function), (_, calls, own, inclusive, _) in chosen:
+                spent = own if kind == "own" else inclusive
+                where = f"{Path(file).name}:{line}({function})"
+                print(
+                    f"profile: {node.name}: {kind:4} {100 * spent / total:5.1f}%"
+                    f" calls {calls:>8} {where}"
+                )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--executions", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--profile", type=Path, help="cProfile each distributed process into DIR")
+    parser.add_argument("--profile", type=Path, help="profile each distributed process into DIR")
     parser.add_argument("--only", choices=("embedded", "distributed"))
     args = parser.parse_args()
     for setup in ("embedded", "distributed"):

@@ -175,6 +175,42 @@ class SqlExecutionReadModel(ExecutionReadModel):
                 )
         return builtins.list(changed)
 
+    def apply_partitions(
+        self, parts: Sequence[tuple[Sequence[tuple[int, DomainEvent]], Tracking]]
+    ) -> builtins.list[UUID]:
+        """One transaction for a whole poll: the trackings read in one query, the views
+        loaded and written once, however many partitions the poll spans."""
+        if not parts:
+            return []
+        with self.db.write() as cur:
+            floors = self._tracked_many(cur, [t.application_name for _, t in parts])
+            events: list[tuple[int, DomainEvent]] = []
+            moved: list[tuple[str, int]] = []
+            for part, tracking in parts:
+                floor = floors.get(tracking.application_name, 0)
+                events += [(p, e) for p, e in part if p > floor]
+                if tracking.notification_id > floor:
+                    moved.append((tracking.application_name, tracking.notification_id))
+            events.sort(key=lambda pair: pair[0])  # one execution's events stay in order
+            changed = self._fold(cur, events)
+            if moved:
+                cur.executemany(
+                    self.db.sql(
+                        f"INSERT INTO {self._tracking} (name, position) VALUES (?, ?)"
+                        " ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+                    ),
+                    moved,
+                )
+        return builtins.list(changed)
+
+    def _tracked_many(self, cur: Cursor, names: Sequence[str]) -> dict[str, int]:
+        marks = ", ".join("?" * len(names))
+        cur.execute(
+            self.db.sql(f"SELECT name, position FROM {self._tracking} WHERE name IN ({marks})"),
+            builtins.list(names),
+        )
+        return {name: int(position) for name, position in cur.fetchall()}
+
     def _fold(
         self, cur: Cursor, events: Sequence[tuple[int, DomainEvent]]
     ) -> dict[UUID, ExecutionView]:

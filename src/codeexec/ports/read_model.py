@@ -109,6 +109,17 @@ class ExecutionReadModel(ABC):
         changes nothing and a crash never applies one twice. Returns the ids of the
         executions whose views changed."""
 
+    def apply_partitions(
+        self, parts: Sequence[tuple[Sequence[tuple[int, DomainEvent]], Tracking]]
+    ) -> builtins.list[UUID]:
+        """`apply_batch` for several (events, tracking) pairs at once, each pair's events
+        skipped at or below its own tracked position: a projector's whole poll, over many
+        partitions. A store that can does it in one write (all or nothing)."""
+        changed: dict[UUID, None] = {}
+        for events, tracking in parts:
+            changed.update(dict.fromkeys(self.apply_batch(events, tracking)))
+        return builtins.list(changed)
+
     @abstractmethod
     def tracked(self, name: str) -> int:
         """The last position recorded under `name` by `apply_batch` (0: none): where a

@@ -83,13 +83,18 @@ class ReadModelProjector:
                 while not self._stopping.is_set():
                     batch = await sub.poll(self.batch_size, timeout=0.5)
                     offsets: dict[TopicPartition, int] = {}
+                    parts: list[tuple[Sequence[tuple[int, DomainEvent]], Tracking]] = []
                     for (topic, partition), run in groupby(
                         batch, key=lambda m: (m.topic, m.partition)
                     ):
                         tp = TopicPartition(topic, partition)
                         messages = list(run)
-                        await self._project(tp, messages)
+                        part = self._decoded(messages)
+                        if part is not None:
+                            parts.append((part[0], Tracking(self.tracking_name(tp), part[1])))
                         offsets[tp] = messages[-1].offset + 1
+                    if parts:  # the whole poll in one write, whatever partitions it spans
+                        await self._project(parts)
                     if offsets:
                         await sub.commit(offsets)
             except asyncio.CancelledError:
@@ -101,7 +106,11 @@ class ReadModelProjector:
             finally:
                 await sub.close()
 
-    async def _project(self, tp: TopicPartition, messages: Sequence[Message]) -> None:
+    def _decoded(
+        self, messages: Sequence[Message]
+    ) -> tuple[list[tuple[int, DomainEvent]], int] | None:
+        """A partition's events with their positions, and its last position (None: no
+        message of it is the relay's)."""
         events: list[tuple[int, DomainEvent]] = []
         last = 0
         for message in messages:
@@ -117,12 +126,13 @@ class ReadModelProjector:
                 # Unreadable bytes stay unreadable: retrying or parking would not help. The
                 # store still has the event; the views of its execution miss it.
                 log.error("projector skips unreadable event at %s: %s", position, error)
-        if not last:
-            return
-        changed: list[UUID] = await self.blocking(
-            self.read_model.apply_batch, events, Tracking(self.tracking_name(tp), last)
-        )
-        self.applied += len(events)
+        return (events, last) if last else None
+
+    async def _project(
+        self, parts: list[tuple[Sequence[tuple[int, DomainEvent]], Tracking]]
+    ) -> None:
+        changed: list[UUID] = await self.blocking(self.read_model.apply_partitions, parts)
+        self.applied += sum(len(events) for events, _ in parts)
         if self.feed is not None:
             for execution_id in changed:
                 self.feed.notify(execution_id)

@@ -230,6 +230,28 @@ class ExecutionReadModelContract:
         assert model.tracked("projections/execution_events/1") == 0
         assert model.counts() == {"completed": 1}
 
+    def test_a_poll_over_several_partitions_is_applied_once_per_partition(
+        self, new_read_model: NewReadModel
+    ) -> None:
+        model, story = new_read_model(), Story()
+        one, two = story.finished("alice"), story.finished("bob", 1)
+        first, second = story.record(one), story.record(two)
+        p0, p1 = "projections/execution_events/0", "projections/execution_events/1"
+        model.apply_batch(first[:3], Tracking(p0, first[2][0]))  # p0 was partly applied
+        changed = model.apply_partitions(
+            [(first, Tracking(p0, first[-1][0])), (second, Tracking(p1, second[-1][0]))]
+        )
+        assert sorted(changed) == sorted([one.id, two.id])
+        assert model.tracked(p0) == first[-1][0] and model.tracked(p1) == second[-1][0]
+        for execution, events in ((one, first), (two, second)):
+            view = model.get(execution.id)
+            assert view is not None and view.events == len(events)
+            assert view.state == "completed"
+        # The same poll again (redelivered after a crash) changes nothing.
+        again = [(first, Tracking(p0, first[-1][0])), (second, Tracking(p1, second[-1][0]))]
+        assert model.apply_partitions(again) == []
+        assert model.counts() == {"completed": 2}
+
     def test_a_batch_of_many_executions(self, new_read_model: NewReadModel) -> None:
         model, story = new_read_model(), Story()
         executions = [story.finished(f"u{n % 3}", n) for n in range(40)]
