@@ -63,10 +63,17 @@ of milliseconds), so the default 8 would measure the cap, not the platform."""
 IN_FLIGHT = ("requested", "queued", "scheduled", "running")
 
 
-def distributed(sandbox: str, root: Path, workers: int = 1, profile: Path | None = None) -> Cluster:
+def distributed(
+    sandbox: str,
+    root: Path,
+    workers: int = 1,
+    profile: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Cluster:
     """The API, coordinator, saga, projections, relay, `workers` workers and the operators'
-    roles (dead letters, replay), each an OS process, started and ready."""
-    cluster = Cluster(root, sandbox=sandbox)
+    roles (dead letters, replay), each an OS process, started and ready; `env` is added to
+    every process's environment."""
+    cluster = Cluster(root, sandbox=sandbox, extra_env=env)
     cluster.__enter__()
     try:
         cluster.add_api("api")
@@ -271,34 +278,59 @@ def print_profiles(cluster: Cluster, out_dir: Path, top: int = 12) -> None:
                 )
 
 
+def variant(text: str) -> tuple[str, dict[str, str]]:
+    """`LABEL:NAME=VALUE[,NAME=VALUE...]` (a setting to compare with the defaults)."""
+    label, _, assignments = text.partition(":")
+    env = dict(pair.split("=", 1) for pair in assignments.split(",") if pair)
+    if not label.isidentifier() or not env:
+        raise argparse.ArgumentTypeError(f"expected LABEL:NAME=VALUE[,...], not {text!r}")
+    return label, env
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--executions", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--profile", type=Path, help="profile each distributed process into DIR")
     parser.add_argument("--only", choices=("embedded", "distributed"))
+    parser.add_argument(
+        "--variant",
+        type=variant,
+        action="append",
+        default=[],
+        help="LABEL:NAME=VALUE[,...]: also run the distributed setup with these variables,"
+        " alternating with the defaults round by round (`distributed_LABEL_...` lines)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of every setup")
     args = parser.parse_args()
-    for setup in ("embedded", "distributed"):
-        if args.only not in (None, setup):
-            continue
-        with tempfile.TemporaryDirectory() as data_dir:
-            if setup == "embedded":
-                process, url, key = start_server("fake", Path(data_dir))
-                try:
-                    measure(setup, url, key, args.executions)
-                finally:
-                    process.terminate()
-                    process.wait(20)
+    setups: list[tuple[str, dict[str, str]]] = [("embedded", {}), ("distributed", {})]
+    setups += [(f"distributed_{label}", env) for label, env in args.variant]
+    for _ in range(args.rounds):
+        for setup, env in setups:
+            if args.only not in (None, setup.split("_")[0]):
                 continue
-            cluster = distributed("fake", Path(data_dir), args.workers, args.profile)
-            try:
-                url, key = cluster.url(), cluster.create_key(admin=True)
-                measure(setup, url, key, args.executions, cluster)
-                if args.profile:
-                    print_profiles(cluster, args.profile)
-            finally:
-                cluster.close()
+            run_setup(setup, env, args)
     return 0
+
+
+def run_setup(setup: str, env: dict[str, str], args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as data_dir:
+        if setup == "embedded":
+            process, url, key = start_server("fake", Path(data_dir))
+            try:
+                measure(setup, url, key, args.executions)
+            finally:
+                process.terminate()
+                process.wait(20)
+            return
+        cluster = distributed("fake", Path(data_dir), args.workers, args.profile, env)
+        try:
+            url, key = cluster.url(), cluster.create_key(admin=True)
+            measure(setup, url, key, args.executions, cluster)
+            if args.profile:
+                print_profiles(cluster, args.profile)
+        finally:
+            cluster.close()
 
 
 if __name__ == "__main__":

@@ -161,6 +161,55 @@ async def test_a_turn_whose_commit_fails_fails_all_its_calls_and_records_nothing
     await io.run(store.close)
 
 
+async def test_a_turn_locks_the_events_table_once_and_again_after_a_conflict_undid_it(
+    postgres: PostgresParams, io: StoreThread
+) -> None:
+    """Inserts after the first of a turn skip the table lock and NOTIFY (the transaction
+    holds them), unless the savepoint that took them was rolled back: PostgreSQL then
+    released the lock, and the next insert must take it again, or commits could interleave
+    notification ids out of order."""
+    env = store_config("postgres", environ=postgres.env()).env
+    store = await io.run(ExecutionStore, env)
+    first = requested()
+    await io.run(store.record, first.collect_events(), [first])
+    clash = Execution.request(first.id, "bob", script("out x"), Cause(NOW, first.id, None))
+    one, two = requested(), requested()
+
+    def locked() -> bool:
+        """Whether another connection is kept from locking the events table now."""
+        with psycopg.connect(postgres.conninfo(), autocommit=True) as other:
+            try:
+                with other.transaction():
+                    name = store.process_recorder.events_table_name  # type: ignore[attr-defined]
+                    table = psycopg.sql.Identifier(postgres.schema, name)
+                    lock = psycopg.sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE NOWAIT")
+                    other.execute(lock.format(table))
+            except psycopg.errors.LockNotAvailable:
+                return True
+        return False
+
+    heard = threading.Event()
+    watch = store.watch(heard.set)
+    assert watch is not None
+    assert heard.wait(10)
+    heard.clear()
+    results = await one_turn(
+        io,
+        (store.record, (clash.collect_events(), [])),  # locks, conflicts, rolled back
+        (locked, ()),
+        (store.record, (one.collect_events(), [one])),
+        (locked, ()),
+        (store.record, (two.collect_events(), [two])),
+    )
+    assert isinstance(results[0], IntegrityError)
+    assert results[1] is False and results[3] is True
+    assert heard.wait(10)  # the turn's one NOTIFY reached a listener
+    stored = await io.run(store.read, 1, 100)
+    assert [e.aggregate_id for _, e in stored] == [first.id, one.id, two.id]
+    await asyncio.to_thread(watch.stop)
+    await io.run(store.close)
+
+
 async def test_sqlite_never_reports_a_turn_that_sqlite_rolled_back_as_committed(
     tmp_path: Path, io: StoreThread
 ) -> None:
