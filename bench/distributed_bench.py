@@ -14,6 +14,11 @@ Prints `bench: <setup>_fake_<NAME> VALUE UNIT` for setup `embedded` and `distrib
     rejected (executions): of the N, refused by the coordinator (0 unless the limits set
         through the API did not reach it)
 
+Setups: `embedded` (`codeexec serve`), `distributed` (the API and each role in a process
+of its own), with `--grouped` also `distributed_grouped` (the API, one process of all
+roles but the worker, the workers), and with `--variant` the distributed setup with other
+settings; `--rounds` alternates them, so each sees the same machine load.
+
     cpu_ms_per_execution_<PROCESS> (ms): CPU time each OS process used during the
         throughput run (API, each role, the broker, PostgreSQL's server processes summed),
         divided by N: where the cores go. `total` is their sum.
@@ -69,17 +74,23 @@ def distributed(
     workers: int = 1,
     profile: Path | None = None,
     env: dict[str, str] | None = None,
+    grouped: bool = False,
 ) -> Cluster:
     """The API, coordinator, saga, projections, relay, `workers` workers and the operators'
     roles (dead letters, replay), each an OS process, started and ready; `env` is added to
-    every process's environment."""
+    every process's environment. `grouped`: every role but the workers in one process
+    (`codeexec role coordinator saga ...`), so three processes in all with one worker."""
     cluster = Cluster(root, sandbox=sandbox, extra_env=env)
     cluster.__enter__()
     try:
         cluster.add_api("api")
-        for role in ("coordinator", "saga", "projections", "relay"):
-            cluster.add_role(role, [role])
-        cluster.add_role("operators", ["dead-letters", "replay"])
+        if grouped:
+            control = ["coordinator", "saga", "projections", "relay", "dead-letters", "replay"]
+            cluster.add_role("control", control)
+        else:
+            for role in ("coordinator", "saga", "projections", "relay"):
+                cluster.add_role(role, [role])
+            cluster.add_role("operators", ["dead-letters", "replay"])
         for n in range(1, workers + 1):
             cluster.add_role(f"worker-{n}", ["worker"], {"CODEEXEC_WORKER_ID": f"worker-{n}"})
         if profile is not None:
@@ -302,8 +313,16 @@ def main() -> int:
         " alternating with the defaults round by round (`distributed_LABEL_...` lines)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every setup")
+    parser.add_argument(
+        "--grouped",
+        action="store_true",
+        help="also the API, one process of every role but the worker, and the workers"
+        " (`distributed_grouped_...` lines)",
+    )
     args = parser.parse_args()
     setups: list[tuple[str, dict[str, str]]] = [("embedded", {}), ("distributed", {})]
+    if args.grouped:
+        setups.append(("distributed_grouped", {}))
     setups += [(f"distributed_{label}", env) for label, env in args.variant]
     for _ in range(args.rounds):
         for setup, env in setups:
@@ -323,7 +342,8 @@ def run_setup(setup: str, env: dict[str, str], args: argparse.Namespace) -> None
                 process.terminate()
                 process.wait(20)
             return
-        cluster = distributed("fake", Path(data_dir), args.workers, args.profile, env)
+        grouped = setup == "distributed_grouped"
+        cluster = distributed("fake", Path(data_dir), args.workers, args.profile, env, grouped)
         try:
             url, key = cluster.url(), cluster.create_key(admin=True)
             measure(setup, url, key, args.executions, cluster)

@@ -36,7 +36,7 @@ def test_settings_come_from_the_environment() -> None:
 def test_defaults_without_variables() -> None:
     settings = KafkaSettings.from_env({})
     assert settings == KafkaSettings()
-    assert settings.producer_options()["compression_type"] == "gzip"
+    assert settings.producer_options()["compression_type"] == "lz4"
     assert KafkaSettings(compression="none").producer_options()["compression_type"] is None
 
 
