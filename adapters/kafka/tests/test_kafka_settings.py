@@ -68,3 +68,14 @@ def test_sasl_over_tls_passes_credentials_and_a_verifying_context() -> None:
 def test_a_bad_value_names_its_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(KafkaSettingsError, match=named):
         KafkaSettings.from_env(env)
+
+
+def test_partition_counts_are_parsed_and_bad_ones_named() -> None:
+    settings = KafkaSettings.from_env(
+        {"CODEEXEC_KAFKA_PARTITIONS": "execution_events=4, execution_tasks=2"}
+    )
+    assert settings.partition_counts() == {"execution_events": 4, "execution_tasks": 2}
+    assert KafkaSettings().partition_counts() == {}
+    for bad in ("execution_events", "execution_events=0", "=3", "execution_events=x"):
+        with pytest.raises(KafkaSettingsError, match="CODEEXEC_KAFKA_PARTITIONS"):
+            KafkaSettings(partitions=bad)

@@ -83,3 +83,22 @@ async def test_every_compression_codec_round_trips(
     await bus.publish([message(name, "k", n) for n in range(50)])
     got = await drain(await bus.subscribe(unique("g"), [name]), 50)
     assert [int(m.value) for m in got] == list(range(50))
+
+
+async def test_configured_partition_counts_apply_to_topics_the_bus_creates(
+    kafka_settings: KafkaSettings,
+    kafka_buses: list[AioKafkaEventBus],
+    admin: AIOKafkaAdminClient,
+) -> None:
+    small, other = unique("t"), unique("t")
+    settings = dataclasses.replace(kafka_settings, partitions=f"{small}=3")
+    bus = AioKafkaEventBus(settings)
+    kafka_buses.append(bus)
+    await bus.declare([TopicSpec(small, 16, 60_000), TopicSpec(other, 2, 60_000)])
+    topics = await existing_topics(admin)
+    assert (topics[small], topics[other]) == (3, 2)
+    # A name that is neither declared now nor one of codeexec's topics is a mistake.
+    typo = AioKafkaEventBus(dataclasses.replace(kafka_settings, partitions="execution_event=4"))
+    kafka_buses.append(typo)
+    with pytest.raises(UnknownTopic, match="CODEEXEC_KAFKA_PARTITIONS"):
+        await typo.declare([TopicSpec(unique("t"), 1, 60_000)])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from codeexec.domain.routing import TopicSpec
+from codeexec.domain.routing import TOPICS, TopicSpec
 from codeexec.ports.bus import EventBus, Message, UnknownTopic
 from codeexec_kafka.settings import KafkaSettings
 from codeexec_kafka.subscription import AioKafkaSubscription
@@ -58,6 +59,16 @@ class AioKafkaEventBus(EventBus):
     # -- topics ---------------------------------------------------------------------------
 
     async def declare(self, topics: Sequence[TopicSpec]) -> None:
+        counts = self.settings.partition_counts()
+        unknown = sorted(counts.keys() - TOPICS.keys() - {spec.name for spec in topics})
+        if unknown:
+            raise UnknownTopic(
+                f"CODEEXEC_KAFKA_PARTITIONS names {unknown[0]!r}, which is not declared"
+            )
+        topics = [
+            dataclasses.replace(spec, partitions=counts.get(spec.name, spec.partitions))
+            for spec in topics
+        ]
         admin = await self._admin_client()
         declared = await declare_topics(admin, topics, self.settings.replication_factor)
         self._partitions.update(declared)
