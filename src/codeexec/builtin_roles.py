@@ -101,6 +101,7 @@ class WorkerRole(ConsumerRole):
         self._stops: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await self.ports.sandbox.prepare()  # here, not in every process that lists languages
         await self.ports.io.run(self._report_lost_runs)
         self.ports.store.listeners.append(self._recorded)
         await super().start()

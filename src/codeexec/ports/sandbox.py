@@ -89,7 +89,14 @@ class Sandbox(ABC):
 
     @abstractmethod
     async def languages(self) -> Sequence[Language]:
-        """The languages this sandbox can run, with versions."""
+        """The languages this sandbox can run, with versions. Only looks: every process
+        asks (the API checks submissions against it); nothing is claimed or started."""
+
+    async def prepare(self) -> None:
+        """Get ready to run code, so that the first run does not pay for it (claim user
+        ids, build what boxes share, start helpers). Called where runs start (the worker
+        role); a process that never runs code never calls it. Raises SandboxUnavailable
+        if this host cannot run code."""
 
     def enforced_limits(self) -> Mapping[str, str]:
         """Which limits are enforced and how (for example memory: "cgroup v1")."""

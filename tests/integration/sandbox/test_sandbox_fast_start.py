@@ -33,7 +33,7 @@ async def both(uid_base: int) -> AsyncIterator[tuple[BubblewrapSandbox, Bubblewr
     cold = BubblewrapSandbox(
         uid_base=uid_base + UID_COUNT // 2, uid_count=UID_COUNT // 2, fast_start=False
     )
-    await fast.languages()
+    await fast.prepare()
     yield fast, cold
     await fast.close()
     await cold.close()
@@ -122,7 +122,7 @@ async def test_every_run_is_a_new_process_in_new_namespaces(uid_base: int) -> No
 
 async def test_the_zygote_never_runs_code_and_forgets_itself(uid_base: int) -> None:
     box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT)
-    await box.languages()
+    await box.prepare()
     assert box._fast is not None and box._fast.zygote is not None
     zygote = box._fast.zygote.pid
     code = (
@@ -142,7 +142,7 @@ async def test_the_zygote_never_runs_code_and_forgets_itself(uid_base: int) -> N
 
 async def test_a_pool_box_serves_one_run_then_is_gone(uid_base: int) -> None:
     box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT, pool_size=2)
-    await box.languages()
+    await box.prepare()
     assert box._fast is not None and box._fast.pool is not None
     pool = box._fast.pool
     for _ in range(50):
@@ -186,7 +186,7 @@ async def test_a_compiled_run_uses_two_boxes_on_one_work_dir(uid_base: int) -> N
 
 async def test_the_fast_start_keeps_working_after_the_zygote_dies(uid_base: int) -> None:
     box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT)
-    await box.languages()
+    await box.prepare()
     assert box._fast is not None and box._fast.zygote is not None
     pid = box._fast.zygote.pid
     assert pid is not None
@@ -236,3 +236,14 @@ async def test_a_host_where_boxes_cannot_be_forked_falls_back_to_bubblewrap(
     assert all(r.stdout == b"ran\n" for r in results), [r.message for r in results]
     assert box._fast_failures == 3 and not box._fast_possible()
     assert "unknown box operation 'no-such-operation'" in caplog.text
+
+
+async def test_listing_languages_starts_nothing(uid_base: int) -> None:
+    """An API process lists languages to check submissions; it runs no code, so it claims
+    no uids and starts no zygote (the worker's `prepare` does)."""
+    box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT)
+    try:
+        assert await box.languages()
+        assert box._fast is None and box.uid_range is None
+    finally:
+        await box.close()

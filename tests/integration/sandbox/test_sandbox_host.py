@@ -202,7 +202,7 @@ async def test_a_restart_right_after_kill_9_cleans_what_the_dead_instance_left(
         kill_leaving_a_zombie(worker)
         successor = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT, work_root=work_root)
         try:
-            await successor.languages()  # a start: nothing has run in it yet
+            await successor.prepare()  # a worker's start: nothing has run in it yet
             assert set(os.listdir(work_root)) & left == set()
             assert files_holding(work_root, secret) == []
             own = successor._work._dir
@@ -317,7 +317,7 @@ async def test_leftovers_of_versions_that_named_by_pid_are_swept_too(
     planted = plant_legacy_leftovers(work_root, secret)
     box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT, work_root=work_root)
     try:
-        await box.languages()
+        await box.prepare()
         assert not existing([planted]) and mounts_under(planted) == []
         assert files_holding(work_root, secret) == []
     finally:

@@ -113,17 +113,20 @@ class BubblewrapSandbox(Sandbox):
         return self._uids.held
 
     async def languages(self) -> Sequence[Language]:
+        # Toolchains only: an API process (which runs no code, and may be on a host without
+        # bubblewrap) must not claim uids or start the zygote just to list them.
+        return [tc.language for tc in await detect_toolchains(self._search_path)]
+
+    async def prepare(self) -> None:
+        """At the worker's start: claim uids, clean what dead instances left, build the
+        boxes' shared /etc and /dev and start the zygote now, not in a first run."""
         self._require()
-        found = [tc.language for tc in await detect_toolchains(self._search_path)]
-        # Called at start-up: claim uids, clean what dead instances left, build the boxes'
-        # shared /etc and /dev now, not in a first run.
         if self._as_root:
             self._uids.claim()
         self._work.etc()
         self._work.dev()
         self._cgroup_tree()
         await self._start_fast()
-        return found
 
     def _fast_possible(self) -> bool:
         # The zygote builds boxes itself: it needs root, a tmpfs of ours for the boxes' /dev,
