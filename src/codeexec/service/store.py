@@ -54,6 +54,11 @@ class ContractMapper(Mapper[UUID]):
         return from_json(state)
 
 
+OWN_WRITES = 1024
+"""Aggregates a process keeps of its own last writes on a shared store (about the runs a
+worker has going at once, with room to spare)."""
+
+
 class StoreWatch(Protocol):
     def stop(self) -> None: ...
 
@@ -71,6 +76,10 @@ class ExecutionStore(Application[UUID]):
         # The cache is only safe when this process is the store's one writer (embedded).
         self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
         self._cache_size = cache_size
+        # On a shared store: the aggregates this process wrote last, for a writer that
+        # expects to be the next to write (`load(..., own_write=True)`); a stale one only
+        # costs a conflict, and the write is retried on a fresh load.
+        self._own: OrderedDict[UUID, Aggregate] = OrderedDict()
         self.listeners: list[Callable[[Sequence[DomainEvent]], None]] = []
         # Called with the positions and stored forms of each write (the relay's fast path).
         self.record_listeners: list[Callable[[list[int], list[StoredEvent]], None]] = []
@@ -98,10 +107,17 @@ class ExecutionStore(Application[UUID]):
     def process_recorder(self) -> ProcessRecorder:
         return cast(ProcessRecorder, self.recorder)
 
-    def load(self, cls: type[A], aggregate_id: UUID) -> A | None:
+    def load(self, cls: type[A], aggregate_id: UUID, *, own_write: bool = False) -> A | None:
+        """The aggregate as recorded. `own_write`: the caller will change and record it at
+        once and retries on a conflict (the worker recording its run's output and result,
+        which only it writes while the run goes on); then, on a shared store, the copy this
+        process last wrote serves, without a read. Otherwise a shared store is read."""
         cached = self._cache.get(aggregate_id)
+        if cached is None and own_write:
+            cached = self._own.get(aggregate_id)
         if cached is not None:
-            self._cache.move_to_end(aggregate_id)
+            if aggregate_id in self._cache:
+                self._cache.move_to_end(aggregate_id)
             return cached if isinstance(cached, cls) else None
         try:
             aggregate = self.repository.get(
@@ -120,9 +136,17 @@ class ExecutionStore(Application[UUID]):
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
 
+    def _remember_own(self, aggregate: Aggregate) -> None:
+        if not self._cache_size:
+            self._own[aggregate.id] = aggregate
+            self._own.move_to_end(aggregate.id)
+            if len(self._own) > OWN_WRITES:
+                self._own.popitem(last=False)
+
     def forget(self, aggregate_ids: Sequence[UUID]) -> None:
         for aggregate_id in aggregate_ids:
             self._cache.pop(aggregate_id, None)
+            self._own.pop(aggregate_id, None)
 
     def _unrecord(self, aggregate_ids: Sequence[UUID], size: int) -> None:
         self.forget(aggregate_ids)
@@ -146,6 +170,7 @@ class ExecutionStore(Application[UUID]):
         self.recorded_bytes += size
         for aggregate in aggregates:
             self._remember(aggregate)
+            self._remember_own(aggregate)
         turn = current_turn()
         if turn is not None:
             turn.on_abort(partial(self._unrecord, [a.id for a in aggregates], size))

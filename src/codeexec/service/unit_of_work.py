@@ -29,10 +29,11 @@ class UnitOfWork:
         self.committed: list[DomainEvent] = []
         self.position: int | None = None  # store position of the event being handled
 
-    def get(self, cls: type[A], aggregate_id: UUID) -> A | None:
+    def get(self, cls: type[A], aggregate_id: UUID, *, own_write: bool = False) -> A | None:
+        """`own_write`: see `ExecutionStore.load` (only for a commit retried on conflict)."""
         if aggregate_id in self._touched:
             return cast(A, self._touched[aggregate_id])
-        aggregate = self.store.load(cls, aggregate_id)
+        aggregate = self.store.load(cls, aggregate_id, own_write=own_write)
         if aggregate is not None:
             self._touched[aggregate_id] = aggregate
         return aggregate

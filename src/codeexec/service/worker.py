@@ -210,19 +210,28 @@ class WorkerProcess:
     ) -> None:
         """Apply one change to the execution unless it already reached its terminal state
         (for example timed out by the saga while the sandbox was still being stopped)."""
-        for _ in range(5):
+        for attempt in range(5):
             uow = UnitOfWork(self.store, self.clock.now())
-            execution = uow.get(Execution, execution_id)
+            # Its own last write first: only this worker writes a running execution, but
+            # for a stop or a deadline (a conflict: then the store is read).
+            execution = uow.get(Execution, execution_id, own_write=attempt == 0)
             if execution is None or execution.is_terminal:
                 return
             if require_running and execution.state is not State.RUNNING:
                 return
-            change(execution, Cause(uow.now, execution.correlation_id, None))
+            try:
+                change(execution, Cause(uow.now, execution.correlation_id, None))
+            except BaseException:
+                uow.rollback()  # the copy kept of our last write must not keep the change
+                raise
             try:
                 uow.commit()
                 return
             except Exception:
-                log.warning("conflict recording %s; retrying", execution_id, exc_info=True)
+                # A first attempt on our own last write meets what another process wrote
+                # since (a stop, a deadline): expected, and retried on a fresh read.
+                level = logging.DEBUG if attempt == 0 else logging.WARNING
+                log.log(level, "conflict recording %s; retrying", execution_id, exc_info=True)
         log.error("could not record the outcome of %s", execution_id)
 
     async def drain(self, grace_s: float) -> int:
