@@ -244,9 +244,9 @@ class Cluster:
 
     def start(self, timeout: float = 90.0) -> None:
         """Start every node not running, one after the other, each once the one before is
-        ready. (Not all at once: eventsourcing's PostgreSQL recorder runs `CREATE OR REPLACE
-        FUNCTION` on every start, and two processes doing that at the same moment fail with
-        "tuple concurrently updated".)"""
+        ready (a failure then names its node). Starting together is safe too: the store's
+        schema lock makes processes take turns creating eventsourcing's tables and
+        functions (`test_processes_starting_together_on_a_new_schema_all_open_the_store`)."""
         for node in [n for n in self.nodes.values() if n.process is None]:
             node.start()
             node.wait_ready(timeout)
