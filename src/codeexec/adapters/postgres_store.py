@@ -43,6 +43,7 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
     datastore by `adopt`, so that eventsourcing's factory keeps reading its settings."""
 
     _turn: tuple[int, psycopg.Connection[DictRow], ExitStack] | None = None
+    _outside_turn: int | None = None  # a thread whose transactions commit on their own
     turn_prepared = False
     """The turn's transaction holds the events table's lock and has NOTIFYed: a later
     insert of the same turn need not do either again (three statements fewer each)."""
@@ -126,11 +127,20 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
             connection = self.connect()
         except psycopg.Error as error:
             raise _translated(error) from error
-        with connection:
-            connection.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
-            yield  # the lock ends with the connection
+        # The schema's transactions commit before the lock is let go, even when a store
+        # turn is open (the store is opened by a call of the store thread): in the turn
+        # they would commit at its end, after the lock, and race again.
+        outside, self._outside_turn = self._outside_turn, threading.get_ident()
+        try:
+            with connection:
+                connection.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+                yield  # the lock ends with the connection
+        finally:
+            self._outside_turn = outside
 
     def _turn_connection(self) -> psycopg.Connection[DictRow] | None:
+        if self._outside_turn == threading.get_ident():
+            return None
         if self._turn is not None and self._turn[0] == threading.get_ident():
             return self._turn[1]
         turn = current_turn()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from eventsourcing.postgres import PostgresFactory
 from codeexec.domain.aggregate import Cause
 from codeexec.domain.events import ExecutionQueued, ExecutionRequested
 from codeexec.domain.execution import Execution
+from codeexec.ports.store_turn import store_turn
+from codeexec.service.snapshots import SnapshotStore
 from codeexec.service.store import ExecutionStore
 from codeexec.service.store_config import PostgresParams, store_config
 from tests.unit.factories import script
@@ -171,9 +174,16 @@ def test_limits_changed_on_one_host_are_read_on_another(postgres: PostgresParams
 
 
 def _open_and_close(env: dict[str, str], start: Any) -> None:
+    """As the runtime opens the store: a call of the store thread, so inside a turn whose
+    commit comes after the call (here, a moment later)."""
     start.wait()
     config = store_config("postgres", environ=env)
-    ExecutionStore(config.env).close()
+    with store_turn() as turn:
+        store = ExecutionStore(config.env)
+        SnapshotStore(store)
+        time.sleep(0.2)  # the turn's other calls
+        turn.commit()
+    store.close()
 
 
 def test_processes_starting_together_on_a_new_schema_all_open_the_store(
@@ -182,7 +192,8 @@ def test_processes_starting_together_on_a_new_schema_all_open_the_store(
     """Every process of a new deployment creates the tables at once: eventsourcing's
     `CREATE TYPE` and `CREATE TABLE IF NOT EXISTS` collide on PostgreSQL's catalog when
     two run together (seen about one start in three with six processes), unless they take
-    turns (the schema lock). Three new schemas, six processes each."""
+    turns (the schema lock), each committing its creations before the next goes, even from
+    inside a store turn. Three new schemas, six processes each."""
     import psycopg
     from psycopg import sql
 
