@@ -20,6 +20,7 @@ from eventsourcing.tests.persistence import (
     TrackingRecorderTestCase,
 )
 from eventsourcing.utils import Environment
+from mongo_fixtures import mongo_env_fixture, mongo_server_fixture  # noqa: F401  (fixtures)
 
 from codeexec_mongo import (
     MongoAggregateRecorder,

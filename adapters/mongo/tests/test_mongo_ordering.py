@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent, Tracking
 from eventsourcing.utils import Environment
+from mongo_fixtures import mongo_env_fixture, mongo_server_fixture  # noqa: F401  (fixtures)
 
 from codeexec_mongo import CommitLog, MongoApplicationRecorder, MongoFactory, MongoProcessRecorder
 

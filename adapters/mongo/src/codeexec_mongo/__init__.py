@@ -9,6 +9,7 @@ from codeexec_mongo.recorders import (
     MongoTrackingRecorder,
 )
 from codeexec_mongo.settings import MongoSettings, MongoSettingsError
+from codeexec_mongo.store import MongoStoreConfig, store_config
 
 __all__ = [
     "CommitLog",
@@ -18,5 +19,7 @@ __all__ = [
     "MongoProcessRecorder",
     "MongoSettings",
     "MongoSettingsError",
+    "MongoStoreConfig",
     "MongoTrackingRecorder",
+    "store_config",
 ]

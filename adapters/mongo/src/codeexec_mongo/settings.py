@@ -65,29 +65,36 @@ class MongoSettings:
             )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> MongoSettings:
-        def get(name: str) -> str:
-            return (env.get(name) or "").strip()
+    def from_env(cls, env: Mapping[str, str], prefix: str = "") -> MongoSettings:
+        """From MONGO_* (or `prefix`MONGO_*: errors name the variables as they were given)."""
 
-        url, db = get(MONGO_URL), get(MONGO_DB)
-        if not url:
-            raise MongoSettingsError(f"the MongoDB event store needs {MONGO_URL}")
-        if not db:
-            raise MongoSettingsError(f"the MongoDB event store needs {MONGO_DB}")
-        gap = get(MONGO_GAP_TIMEOUT_S) or "5"
+        def get(name: str) -> str:
+            return (env.get(prefix + name) or "").strip()
+
         try:
-            gap_timeout_s = float(gap)
-        except ValueError:
-            raise MongoSettingsError(
-                f"{MONGO_GAP_TIMEOUT_S} must be a number of seconds, not {gap!r}"
-            ) from None
-        return cls(
-            url=url,
-            db=db,
-            write_concern=get(MONGO_WRITE_CONCERN).lower() or "majority",
-            read_concern=get(MONGO_READ_CONCERN).lower() or "majority",
-            gap_timeout_s=gap_timeout_s,
-        )
+            url, db = get(MONGO_URL), get(MONGO_DB)
+            if not url:
+                raise MongoSettingsError(f"the MongoDB event store needs {MONGO_URL}")
+            if not db:
+                raise MongoSettingsError(f"the MongoDB event store needs {MONGO_DB}")
+            gap = get(MONGO_GAP_TIMEOUT_S) or "5"
+            try:
+                gap_timeout_s = float(gap)
+            except ValueError:
+                raise MongoSettingsError(
+                    f"{MONGO_GAP_TIMEOUT_S} must be a number of seconds, not {gap!r}"
+                ) from None
+            return cls(
+                url=url,
+                db=db,
+                write_concern=get(MONGO_WRITE_CONCERN).lower() or "majority",
+                read_concern=get(MONGO_READ_CONCERN).lower() or "majority",
+                gap_timeout_s=gap_timeout_s,
+            )
+        except MongoSettingsError as error:
+            if not prefix:
+                raise
+            raise MongoSettingsError(str(error).replace("MONGO_", prefix + "MONGO_")) from None
 
     def env(self) -> dict[str, str]:
         """The variables the persistence module reads, for eventsourcing's environment."""
