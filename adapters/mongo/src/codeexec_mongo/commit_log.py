@@ -186,7 +186,10 @@ class CommitLog:
             return True
         except DuplicateKeyError:
             pass
-        if self.commits.find_one({"_id": first}) is not None:
+        there = self.commits.find_one({"_id": first})
+        if there is not None and not there.get("void"):
+            return True  # our own insert, answered twice (a retried write): committed
+        if there is not None:  # a reader fenced these positions off first
             self.events.delete_many({"c": first})
             return False
         self._void(first, last)  # the tracking record was there first
