@@ -49,6 +49,24 @@ def requested(user: str = "alice", text: str = "out hi") -> Execution:
     return Execution.request(execution_id, user, spec, Cause(NOW, execution_id, None))
 
 
+def test_one_database_holds_events_read_model_and_keys(config: MongoStoreConfig) -> None:
+    from codeexec_mongo.read_model import MongoExecutionReadModel
+
+    store, model, keys = ExecutionStore(config.env), config.read_model(), config.key_store()
+    assert isinstance(model, MongoExecutionReadModel) and isinstance(keys, MongoKeyStore)
+    execution = requested()
+    events = execution.collect_events()
+    positions = store.record(events)
+    model.apply_batch(list(zip(positions, events, strict=True)), Tracking("projections", 1))
+    key = keys.create("alice")
+    view = model.get(execution.id)
+    assert view is not None and view.seq == positions[0] and model.tracked("projections") == 1
+    assert keys.authenticate(key) is not None
+    store.close()
+    model.close()
+    keys.close()
+
+
 def test_the_composition_root_chooses_the_mongo_module(
     mongo_env: dict[str, str],
     mongo_server: TestMongoServer,
@@ -75,10 +93,10 @@ def test_a_bad_or_missing_setting_is_named(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("CODEEXEC_MONGO_WRITE_CONCERN", "all")
     with pytest.raises(ConfigError, match="CODEEXEC_MONGO_WRITE_CONCERN must be majority"):
         make_store_config(Deployment(store="mongo", data_dir=tmp_path))
-    with pytest.raises(ConfigError, match="CODEEXEC_STORE=mongo keeps the read model"):
-        Deployment(bus="kafka", kafka_bootstrap="b:9092", store="mongo").check_split(
-            frozenset({"worker"})
-        )
+    # A shared store: roles may run in processes (and on hosts) of their own.
+    Deployment(bus="kafka", kafka_bootstrap="b:9092", store="mongo").check_split(
+        frozenset({"worker"})
+    )
 
 
 def test_events_and_tracking_are_recorded_together_and_read_in_order(

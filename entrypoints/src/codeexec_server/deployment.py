@@ -140,17 +140,11 @@ class Deployment:
                 "roles would never see its events. Use CODEEXEC_BUS=kafka, or run every role "
                 "here (codeexec serve)"
             )
-        if self.store == "mongo":
-            raise ConfigError(
-                f"CODEEXEC_STORE=mongo keeps the read model in the process that runs the "
-                f"projections (it is not on MongoDB yet, issue 10), and this process runs "
-                f"{here}: run every role here (codeexec serve), or use CODEEXEC_STORE=postgres"
-            )
         if self.store not in SHARED_STORES:
             raise ConfigError(
                 f"CODEEXEC_STORE={self.store} keeps the events in this process, which runs "
-                f"{here}: use a shared store (CODEEXEC_STORE=postgres), or run every role here "
-                "(codeexec serve)"
+                f"{here}: use a shared store (CODEEXEC_STORE=postgres or mongo), or run every "
+                "role here (codeexec serve)"
             )
 
     def check_adapters(self) -> None:

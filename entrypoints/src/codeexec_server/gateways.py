@@ -112,13 +112,12 @@ class Gateways(containers.DeclarativeContainer):
     )
     # Shared stores keep the read model in a table the projections role updates; a store
     # private to one process leaves it to the runtime (folded from that process's events).
-    # Mongo's read model is not on MongoDB yet: the runtime folds it (check_split knows).
     read_model = providers.Selector(
         deployment.provided.store,
         memory=providers.Object(None),
         sqlite=providers.Object(None),
         postgres=providers.Resource(open_read_model, store),
-        mongo=providers.Object(None),
+        mongo=providers.Resource(open_read_model, store),
     )
     key_store = providers.Resource(open_key_store, store)
     # The runtime closes the sandbox when it stops.

@@ -38,11 +38,10 @@ class MongoStoreConfig(StoreConfig):
         return f"the MongoDB database {self.mongo.db} on {hosts}"  # never the credentials
 
     def read_model(self) -> ExecutionReadModel:
-        # Not on MongoDB yet (issue 10, item 2): the runtime's projections keep it in this
-        # process, so a deployment split over processes is refused (Deployment.check_split).
-        from codeexec.adapters.memory_read_model import InMemoryExecutionReadModel
+        from codeexec_mongo.read_model import MongoExecutionReadModel
 
-        return InMemoryExecutionReadModel()
+        assert self.mongo is not None
+        return MongoExecutionReadModel(self.mongo)
 
     def key_store(self) -> KeyStore:
         from codeexec_mongo.key_store import MongoKeyStore
