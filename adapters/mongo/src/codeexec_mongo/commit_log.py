@@ -25,6 +25,7 @@ can appear behind it. The timeout only trades latency for false fencing, never s
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Sequence
 from uuid import UUID
@@ -159,7 +160,8 @@ class CommitLog(CommitReader):
     def _commit(self, first: int, last: int, tracking: Tracking | None) -> bool:
         """Insert the commit document; False if a reader fenced these positions off first
         (then the claims are removed and the caller retries at new positions)."""
-        doc: Doc = {"_id": first, "last": last, "tk": f"#{first}"}
+        # `w` tells this write's own document from any other at its position.
+        doc: Doc = {"_id": first, "last": last, "tk": f"#{first}", "w": secrets.token_hex(8)}
         if tracking is not None:
             doc.update(_tracking_fields(tracking))
         try:
@@ -168,11 +170,16 @@ class CommitLog(CommitReader):
         except DuplicateKeyError:
             pass
         there = self.commits.find_one({"_id": first})
-        if there is not None and not there.get("void"):
+        if there is not None and there.get("w") == doc["w"]:
             return True  # our own insert, answered twice (a retried write): committed
-        if there is not None:  # a reader fenced these positions off first
+        if there is not None and there.get("void"):  # a reader fenced these positions off
             self.events.delete_many({"c": first})
             return False
+        if there is not None:
+            raise OperationalError(
+                f"position {first} was allocated twice: {self.positions.name} is not "
+                "this store's counter (was it reset or restored apart from the log?)"
+            )
         self._void(first, last)  # the tracking record was there first
         raise IntegrityError(f"tracking {tracking} is recorded already")
 
