@@ -11,7 +11,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "typecheck", "unit", "integration", "e2e", "kafka"]
+nox.options.sessions = ["lint", "typecheck", "unit", "integration", "e2e", "kafka", "mongo"]
 
 PYTEST_NO_TESTS = 5
 PY = sys.executable  # the interpreter nox runs on: the project's .venv
@@ -66,11 +66,18 @@ def kafka(session: nox.Session) -> None:
 
 
 @nox.session
+def mongo(session: nox.Session) -> None:
+    """The Mongo adapter against an nx-27017 wire-protocol server the tests start."""
+    pytest(session, "adapters/mongo/tests", "-q")
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """Everything CI checks, in one session."""
     lint(session)
     typecheck(session)
-    pytest(session, "tests", "adapters/kafka/tests", "-q", "-p", "no:cacheprovider")
+    adapter_tests = ("adapters/kafka/tests", "adapters/mongo/tests")
+    pytest(session, "tests", *adapter_tests, "-q", "-p", "no:cacheprovider")
 
 
 @nox.session
@@ -87,6 +94,7 @@ def bench(session: nox.Session) -> None:
         "bench/sse_memory_bench.py",
         "bench/shared_store_bench.py",
         "bench/kafka_bench.py",
+        "bench/mongo_store_bench.py",
         "bench/key_store_bench.py",
         "bench/coordinator_bench.py",
         "bench/role_startup_bench.py",

@@ -34,6 +34,7 @@ the .prof files stay in DIR. (py-spy cannot read other processes' memory in thes
 sandboxes, and cProfile sees only the main thread.)
 
     python bench/distributed_bench.py [--executions 3000] [--workers 1] [--profile DIR]
+        [--store postgres|mongo]  (mongo: the setup is named distributed_mongo)
 """
 
 from __future__ import annotations
@@ -81,12 +82,14 @@ def distributed(
     profile: Path | None = None,
     env: dict[str, str] | None = None,
     grouped: bool = False,
+    store: str = "postgres",
 ) -> Cluster:
     """The API, coordinator, saga, projections, relay, `workers` workers and the operators'
     roles (dead letters, replay), each an OS process, started and ready; `env` is added to
     every process's environment. `grouped`: every role but the workers in one process
-    (`codeexec role coordinator saga ...`), so three processes in all with one worker."""
-    cluster = Cluster(root, sandbox=sandbox, extra_env=env)
+    (`codeexec role coordinator saga ...`), so three processes in all with one worker.
+    `store`: the shared store, postgres or mongo (an nx-27017 test server)."""
+    cluster = Cluster(root, sandbox=sandbox, extra_env=env, store=store)
     cluster.__enter__()
     try:
         cluster.add_api("api")
@@ -223,6 +226,8 @@ def process_table(cluster: Cluster | None) -> dict[str, list[int]]:
             except OSError:
                 continue
     parts["postgresql"] = postgres
+    if cluster.mongo is not None and cluster.mongo.process is not None:
+        parts["mongo"] = [cluster.mongo.process.pid]
     return parts
 
 
@@ -383,6 +388,12 @@ def main() -> int:
         help="also the API, one process of every role but the worker, and the workers"
         " (`distributed_grouped_...` lines)",
     )
+    parser.add_argument(
+        "--store",
+        choices=("postgres", "mongo"),
+        default="postgres",
+        help="the distributed setup's shared store (mongo: an nx-27017 test server)",
+    )
     args = parser.parse_args()
     setups: list[tuple[str, dict[str, str]]] = [("embedded", {}), ("distributed", {})]
     if args.grouped:
@@ -407,10 +418,17 @@ def run_setup(setup: str, env: dict[str, str], args: argparse.Namespace) -> None
                 process.wait(20)
             return
         grouped = setup == "distributed_grouped"
-        cluster = distributed("fake", Path(data_dir), args.workers, args.profile, env, grouped)
+        cluster = distributed(
+            "fake", Path(data_dir), args.workers, args.profile, env, grouped, args.store
+        )
+        name = (
+            setup
+            if args.store == "postgres"
+            else setup.replace("distributed", f"distributed_{args.store}", 1)
+        )
         try:
             url, key = cluster.url(), cluster.create_key(admin=True)
-            measure(setup, url, key, args.executions, cluster)
+            measure(name, url, key, args.executions, cluster)
             if args.profile:
                 print_profiles(cluster, args.profile)
         finally:

@@ -30,9 +30,9 @@ python=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 if (( want_tests )); then
   .venv/bin/python -m pip install -q -e ".[test]" -e "./entrypoints[test]" \
-    -e "./adapters/kafka[test]" nox
+    -e "./adapters/kafka[test]" -e "./adapters/mongo[test]" nox
 else
-  .venv/bin/python -m pip install -q -e . -e ./entrypoints -e ./adapters/kafka
+  .venv/bin/python -m pip install -q -e . -e ./entrypoints -e ./adapters/kafka -e ./adapters/mongo
 fi
 if (( want_tests )); then
   # The npm piston-client, run against our Piston API by the e2e tests (needs node and npm).

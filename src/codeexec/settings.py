@@ -56,7 +56,13 @@ class Settings:
     """memory, sqlite or postgres (codeexec.service.store_config); None: CODEEXEC_STORE, else
     sqlite with a data dir, memory without. An exported PERSISTENCE_MODULE is honoured."""
 
+    store_configured: StoreConfig | None = None
+    """A store an adapter distribution configured (`codeexec_mongo.store_config`), handed in
+    by the composition root; when given, `store` is not read."""
+
     def store_config(self) -> StoreConfig:
+        if self.store_configured is not None:
+            return self.store_configured
         sqlite = {
             "SQLITE_LOCK_TIMEOUT": str(max(1, math.ceil(self.store_busy_timeout_s))),
             "SQLITE_BUSY_TIMEOUT_S": str(self.store_busy_timeout_s),

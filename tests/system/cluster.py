@@ -1,4 +1,5 @@
-"""Cluster: a tansu broker, a fresh PostgreSQL database and codeexec processes (the API and
+"""Cluster: a tansu broker, a fresh PostgreSQL database (or MongoDB: a test server of its own)
+and codeexec processes (the API and
 roles, each an OS process with a data dir of its own) that a test kills and restarts.
 
 The processes are started as an operator would start them on separate hosts:
@@ -19,13 +20,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import httpx
 
-from codeexec.service.store_config import PostgresParams
+from codeexec.service.store_config import PostgresParams, StoreConfig, store_config
 from codeexec.testing.postgres import server_params
 from codeexec_kafka.tansu import TansuBroker, free_port
+
+if TYPE_CHECKING:
+    from codeexec_mongo.test_server import TestMongoServer
 
 CODEEXEC = [sys.executable, "-m", "codeexec_server.cli"]
 ALL_ROLES = ("coordinator", "saga", "worker", "projections", "relay", "dead-letters", "replay")
@@ -170,9 +174,12 @@ class Cluster:
         root: Path,
         sandbox: str = "fake",
         extra_env: Mapping[str, str] | None = None,
+        store: str = "postgres",
     ) -> None:
         self.root = root
         self.sandbox = sandbox
+        self.store = store  # postgres, or mongo (on an nx-27017 test server)
+        self.mongo: TestMongoServer | None = None
         self.extra_env = dict(extra_env or {})
         self.broker = TansuBroker(log=root / "tansu.log")
         self.database: Database | None = None
@@ -184,18 +191,37 @@ class Cluster:
         return self.database.params
 
     @property
-    def env(self) -> dict[str, str]:
+    def store_env(self) -> dict[str, str]:
+        """What chooses and reaches the shared store."""
+        if self.store == "mongo":
+            assert self.mongo is not None, "the cluster is not started"
+            url = self.mongo.url
+            return {"CODEEXEC_STORE": "mongo", "CODEEXEC_MONGO_URL": url, "CODEEXEC_MONGO_DB": "cx"}
         pg = self.postgres
         return {
-            **os.environ,
-            "CODEEXEC_BUS": "kafka",
-            "CODEEXEC_KAFKA_BOOTSTRAP": self.broker.bootstrap,
             "CODEEXEC_STORE": "postgres",
             "POSTGRES_DBNAME": pg.dbname,
             "POSTGRES_HOST": pg.host,
             "POSTGRES_PORT": str(pg.port),
             "POSTGRES_USER": pg.user,
             "POSTGRES_PASSWORD": pg.password,
+        }
+
+    def store_config(self) -> StoreConfig:
+        """The shared store as the processes see it (for reading it from the test)."""
+        if self.store == "mongo":
+            from codeexec_mongo import store_config as mongo_store_config
+
+            return mongo_store_config(None, self.store_env)
+        return store_config("postgres", environ=self.postgres.env())
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CODEEXEC_BUS": "kafka",
+            "CODEEXEC_KAFKA_BOOTSTRAP": self.broker.bootstrap,
+            **self.store_env,
             "CODEEXEC_SANDBOX": self.sandbox,
             **self.extra_env,
         }
@@ -204,9 +230,14 @@ class Cluster:
         self.root.mkdir(parents=True, exist_ok=True)
         self.broker.start()
         try:
-            self.database = Database()
+            self.database = Database()  # PostgreSQL also holds nothing with mongo: cheap
+            if self.store == "mongo":
+                from codeexec_mongo.test_server import TestMongoServer
+
+                self.mongo = TestMongoServer(self.root / "mongo")
+                self.mongo.start()
         except BaseException:
-            self.broker.stop()
+            self.close()
             raise
         return self
 
@@ -222,6 +253,9 @@ class Cluster:
         for node in reversed(self.nodes.values()):
             node.close()
         self.broker.stop()
+        if self.mongo is not None:
+            self.mongo.stop()
+            self.mongo = None
         if self.database is not None:
             self.database.drop()
             self.database = None

@@ -1,6 +1,6 @@
 """Ledger: what the shared event store and the persisted read model say about each execution,
-read directly from PostgreSQL (not through any codeexec process), for the system tests'
-assertions."""
+read directly from the store (PostgreSQL or MongoDB, not through any codeexec process), for
+the system tests' assertions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from codeexec.adapters.postgres_read_model import PostgresExecutionReadModel
 from codeexec.domain.events import (
     TERMINAL_EVENT_TYPES,
     DomainEvent,
@@ -17,7 +16,7 @@ from codeexec.domain.events import (
 )
 from codeexec.ports.read_model import ExecutionView
 from codeexec.service.store import ExecutionStore
-from codeexec.service.store_config import PostgresParams, store_config
+from codeexec.service.store_config import StoreConfig
 
 
 @dataclass
@@ -56,8 +55,8 @@ class Ledger:
     what was recorded since the last call (the store is read, never written: no table or
     function is created, which would race with a process starting)."""
 
-    def __init__(self, params: PostgresParams) -> None:
-        env = store_config("postgres", environ=params.env()).env
+    def __init__(self, config: StoreConfig) -> None:
+        env = config.env
         self._store = ExecutionStore({**env, "CREATE_TABLE": "false"})
         self._next = 1
         self.histories: dict[UUID, History] = defaultdict(History)
@@ -73,10 +72,12 @@ class Ledger:
         self._store.close()
 
 
-def read_views(params: PostgresParams, ids: list[UUID]) -> dict[UUID, ExecutionView | None]:
+def read_views(config: StoreConfig, ids: list[UUID]) -> dict[UUID, ExecutionView | None]:
     """The persisted read model's view of each execution (what every API process reads)."""
-    model = PostgresExecutionReadModel(params)
+    model = config.read_model()
     try:
         return {i: model.get(i) for i in ids}
     finally:
-        model.close()
+        close = getattr(model, "close", None)  # the port has no close; shared models do
+        if close is not None:
+            close()

@@ -37,11 +37,11 @@ TEST_ENV = {
 }
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+@pytest.fixture(params=["postgres", "mongo"])
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     if reason := local_sandbox_missing():
         pytest.fail(f"the local sandbox is needed: {reason}")
-    with Cluster(tmp_path, sandbox="local", extra_env=TEST_ENV) as running:
+    with Cluster(tmp_path, sandbox="local", extra_env=TEST_ENV, store=request.param) as running:
         running.add_api("api")
         running.add_role("coordinator", ["coordinator"])
         running.add_role("saga", ["saga"])
@@ -88,7 +88,7 @@ def running_on(
 async def test_every_role_killed_mid_flight_loses_nothing_and_runs_nothing_twice(
     cluster: Cluster,
 ) -> None:
-    ledger = Ledger(cluster.postgres)
+    ledger = Ledger(cluster.store_config())
     try:
         await run_and_check(cluster, ledger)
     finally:
@@ -174,14 +174,14 @@ async def run_and_check(cluster: Cluster, ledger: Ledger) -> None:
         histories = await asyncio.to_thread(ledger.refresh)
 
         def projected() -> bool:
-            views = read_views(cluster.postgres, accepted)
+            views = read_views(cluster.store_config(), accepted)
             return all(
                 (v := views[i]) is not None and v.version_seen == histories[i].last_version
                 for i in accepted
             )
 
         await until("the read model caught up", projected)
-        views = await asyncio.to_thread(read_views, cluster.postgres, accepted)
+        views = await asyncio.to_thread(read_views, cluster.store_config(), accepted)
         listed = await list_all(http, admin)
 
     # Exactly one terminal event each; no run started twice, anywhere in the store.

@@ -119,9 +119,10 @@ def test_a_missing_kafka_adapter_names_its_package_and_exits_78(
         ({"CODEEXEC_SANDBOX": "kubernetes"}, "codeexec-kubernetes"),
     ],
 )
-def test_adapters_not_yet_built_fail_cleanly_naming_their_package(
-    environ: dict[str, str], package: str, tmp_path: Path
+def test_adapters_not_installed_fail_cleanly_naming_their_package(
+    environ: dict[str, str], package: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setitem(sys.modules, package.replace("-", "_"), None)  # as if not installed
     deployment = Deployment.from_env({**environ, "CODEEXEC_DATA_DIR": str(tmp_path)})
     with pytest.raises(MissingAdapter, match=f"needs the {package} package.*pip install {package}"):
         check_deployment(deployment)

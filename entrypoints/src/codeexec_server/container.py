@@ -20,6 +20,8 @@ from codeexec.ports.bus import EventBus
 from codeexec.ports.read_model import ExecutionReadModel
 from codeexec.ports.sandbox import Sandbox
 from codeexec.runtime import Codeexec, Settings
+from codeexec.service.store_config import STORES as CORE_STORES
+from codeexec.service.store_config import StoreConfig
 from codeexec_server.deployment import ALL_ROLES, Deployment
 from codeexec_server.gateways import Gateways
 from codeexec_server.limits import LimitsDocument, LimitsPolicy, ResourceMaxima
@@ -46,6 +48,7 @@ def runtime_settings(
     roles: frozenset[str],
     limits: LimitsPolicy,
     serves_api: bool = True,
+    store: StoreConfig | None = None,
 ) -> Settings:
     runtime = Settings(
         live_feed=serves_api,
@@ -58,6 +61,8 @@ def runtime_settings(
     )
     if deployment.worker_id is not None:  # else the runtime's own default
         runtime.worker_id = deployment.worker_id
+    if store is not None and deployment.store not in CORE_STORES:
+        runtime.store_configured = store  # an adapter's (Mongo): the core cannot make it
     return runtime
 
 
@@ -92,7 +97,7 @@ class Container(containers.DeclarativeContainer):
 
     limits = providers.Singleton(make_limits_policy, settings)
     runtime_settings = providers.Singleton(
-        runtime_settings, settings, deployment, roles, limits, serves_api
+        runtime_settings, settings, deployment, roles, limits, serves_api, gateways.store
     )
     runtime = providers.Resource(
         run_runtime, runtime_settings, sandbox, gateways.bus, gateways.read_model, limits

@@ -143,8 +143,8 @@ class Deployment:
         if self.store not in SHARED_STORES:
             raise ConfigError(
                 f"CODEEXEC_STORE={self.store} keeps the events in this process, which runs "
-                f"{here}: use a shared store (CODEEXEC_STORE=postgres), or run every role here "
-                "(codeexec serve)"
+                f"{here}: use a shared store (CODEEXEC_STORE=postgres or mongo), or run every "
+                "role here (codeexec serve)"
             )
 
     def check_adapters(self) -> None:

@@ -24,14 +24,13 @@ from codeexec_server.sandboxes import fake_sandbox, kubernetes_sandbox, local_sa
 
 def make_store_config(deployment: Deployment) -> StoreConfig:
     """The event store (and where the read model and keys live). POSTGRES_* are read from
-    the environment, as eventsourcing's PostgreSQL module reads them."""
-    if deployment.store == "mongo":
-        # The Mongo distribution supplies its StoreConfig (issue 10); until then this names
-        # the package to install.
-        mongo: Any = import_adapter("codeexec_mongo")
-        config: StoreConfig = mongo.store_config(deployment.data_dir, os.environ)
-        return config
+    the environment, as eventsourcing's PostgreSQL module reads them; CODEEXEC_MONGO_* by
+    the Mongo distribution, which supplies its own StoreConfig."""
     try:
+        if deployment.store == "mongo":
+            mongo: Any = import_adapter("codeexec_mongo")
+            config: StoreConfig = mongo.store_config(deployment.data_dir, os.environ)
+            return config
         return store_config(deployment.store, deployment.data_dir)
     except StoreConfigError as error:
         raise ConfigError(str(error)) from None

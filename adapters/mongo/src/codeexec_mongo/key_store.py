@@ -1,0 +1,87 @@
+"""MongoKeyStore: API key hashes in the `api_keys` collection, shared by every API process.
+
+Documents: `{_id: key_id, digest, user_id, role, created_at, revoked_at}` (times are Unix
+seconds as doubles; `revoked_at` null until revoked). `digest` is unique (the lookup of every
+authenticated request). A key itself is never stored, only its sha256."""
+
+from __future__ import annotations
+
+import builtins
+import secrets
+import time
+from typing import Any
+
+from pymongo import ASCENDING, MongoClient
+from pymongo.database import Database
+
+from codeexec.ports.key_store import (
+    KEY_PREFIX,
+    KeyRecord,
+    KeyStore,
+    Principal,
+    Role,
+    check_new_key,
+    key_digest,
+)
+from codeexec_mongo.recorders import translated_errors
+from codeexec_mongo.settings import MongoSettings
+
+
+class MongoKeyStore(KeyStore):
+    def __init__(self, settings: MongoSettings) -> None:
+        write_concern, read_concern = settings.concerns()
+        self._client: MongoClient[dict[str, Any]] = MongoClient(settings.url, appname="codeexec")
+        db: Database[dict[str, Any]] = self._client.get_database(
+            settings.db, write_concern=write_concern, read_concern=read_concern
+        )
+        self.keys = db["api_keys"]
+        with translated_errors():
+            self.keys.create_index([("digest", ASCENDING)], name="digest", unique=True)
+            self.keys.create_index([("created_at", ASCENDING)], name="created_at")
+
+    def create(self, user_id: str, role: Role = "user") -> str:
+        check_new_key(user_id, role)
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        document = {
+            "_id": secrets.token_hex(6),
+            "digest": key_digest(key),
+            "user_id": user_id,
+            "role": role,
+            "created_at": time.time(),
+            "revoked_at": None,
+        }
+        with translated_errors():
+            self.keys.insert_one(document)
+        return key
+
+    def authenticate(self, key: str) -> Principal | None:
+        with translated_errors():
+            found = self.keys.find_one({"digest": key_digest(key), "revoked_at": None})
+        return None if found is None else Principal(found["user_id"], found["role"])
+
+    def list(self) -> builtins.list[KeyRecord]:
+        with translated_errors():
+            found = self.keys.find().sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+            return [
+                KeyRecord(d["_id"], d["user_id"], d["role"], float(d["created_at"]), _time(d))
+                for d in found
+            ]
+
+    def revoke(self, key_id: str) -> bool:
+        with translated_errors():
+            result = self.keys.update_one(
+                {"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": time.time()}}
+            )
+        return result.modified_count > 0
+
+    def is_empty(self) -> bool:
+        with translated_errors():
+            return self.keys.find_one({}, {"_id": 1}) is None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _time(document: dict[str, Any]) -> float | None:
+    value = document.get("revoked_at")
+    return None if value is None else float(value)

@@ -1,0 +1,28 @@
+"""The Mongo read model passes the read-model contract every read model passes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from mongo_fixtures import mongo_env_fixture, mongo_server_fixture  # noqa: F401  (fixtures)
+
+from codeexec.testing.read_model import ExecutionReadModelContract, NewReadModel
+from codeexec_mongo.read_model import MongoExecutionReadModel
+from codeexec_mongo.settings import MongoSettings
+
+
+class TestMongoExecutionReadModel(ExecutionReadModelContract):
+    @pytest.fixture
+    def new_read_model(self, mongo_env: dict[str, str]) -> Iterator[NewReadModel]:
+        opened: list[MongoExecutionReadModel] = []
+
+        def new() -> MongoExecutionReadModel:
+            settings = MongoSettings(mongo_env["MONGO_URL"], "r" + uuid.uuid4().hex[:16])
+            opened.append(MongoExecutionReadModel(settings))
+            return opened[-1]
+
+        yield new
+        for model in opened:
+            model.close()
