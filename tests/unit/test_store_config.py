@@ -88,3 +88,12 @@ def test_aggregates_are_cached_only_when_this_process_is_the_stores_one_writer(
     # A module chosen from outside may be shared by others: never cached.
     exported = {"PERSISTENCE_MODULE": "codeexec.adapters.sqlite_store"}
     assert store_config("sqlite", tmp_path, environ=exported).aggregate_cache_size == 0
+
+
+def test_eventsourcings_other_postgres_settings_pass_through_and_the_pool_is_small() -> None:
+    base = {"POSTGRES_DBNAME": "codeexec", "POSTGRES_HOST": "db"}
+    env = store_config("postgres", environ=base).env
+    assert env["POSTGRES_POOL_SIZE"] == "2"
+    given = {**base, "POSTGRES_POOL_SIZE": "7", "POSTGRES_LOCK_TIMEOUT": "3"}
+    env = store_config("postgres", environ=given).env
+    assert env["POSTGRES_POOL_SIZE"] == "7" and env["POSTGRES_LOCK_TIMEOUT"] == "3"
