@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from codeexec.domain.events import (
     DomainEvent,
     ExecutionCancelled,
@@ -102,3 +104,16 @@ def _set_result(view: ExecutionView, result: RunResult | None) -> None:
     view.memory_bytes = result.memory_bytes
     if result.message:
         view.message = result.message
+
+
+def micros(at: datetime) -> int:
+    """A time as whole microseconds since the epoch, UTC: how stored views keep times
+    (exact, and sortable as integers in any database)."""
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    """The time `micros` stored."""
+    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)

@@ -14,13 +14,13 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 
-from codeexec.adapters.execution_fold import fold, is_new, new_view, shown
+from codeexec.adapters.execution_fold import fold, from_micros, is_new, micros, new_view, shown
 from codeexec.adapters.sql_database import Cursor, SqlDatabase
 from codeexec.domain.admission import RecentSubmission
 from codeexec.domain.events import DomainEvent, ExecutionRequested
@@ -41,21 +41,11 @@ TIMES = frozenset(
 IN_BATCH = 500  # ids per `IN (...)` when loading the views a batch touches
 
 
-def _micros(at: datetime) -> int:
-    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _time(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
-
-
 def _row(view: ExecutionView) -> tuple[Any, ...]:
     body = {}
     for name in BODY:
         value = getattr(view, name)
-        body[name] = _micros(value) if name in TIMES and value is not None else value
+        body[name] = micros(value) if name in TIMES and value is not None else value
     return (
         view.id.hex,
         view.seq,
@@ -63,7 +53,7 @@ def _row(view: ExecutionView) -> tuple[Any, ...]:
         view.language,
         view.state,
         view.status,
-        _micros(view.created_at),
+        micros(view.created_at),
         view.stdout,
         view.stderr,
         view.compile_output,
@@ -76,7 +66,7 @@ def _view(row: Sequence[Any]) -> ExecutionView:
     body = json.loads(row[10])
     for name in TIMES:
         if body.get(name) is not None:
-            body[name] = _time(body[name])
+            body[name] = from_micros(body[name])
     return ExecutionView(
         id=UUID(row[0]),
         seq=row[1],
@@ -84,7 +74,7 @@ def _view(row: Sequence[Any]) -> ExecutionView:
         language=row[3],
         state=row[4],
         status=row[5],
-        created_at=_time(row[6]),
+        created_at=from_micros(row[6]),
         stdout=bytes(row[7]),
         stderr=bytes(row[8]),
         compile_output=bytes(row[9]) if row[9] is not None else None,
@@ -313,10 +303,10 @@ class SqlExecutionReadModel(ExecutionReadModel):
             params.append(query.language)
         if query.created_after is not None:
             clauses.append("created_at > ?")
-            params.append(_micros(query.created_after))
+            params.append(micros(query.created_after))
         if query.created_before is not None:
             clauses.append("created_at < ?")
-            params.append(_micros(query.created_before))
+            params.append(micros(query.created_before))
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
     def recent_submissions(self, user_id: str, since: datetime) -> Sequence[RecentSubmission]:
@@ -326,15 +316,17 @@ class SqlExecutionReadModel(ExecutionReadModel):
                     f"SELECT created_at, state, stored_bytes FROM {self.table}"
                     " WHERE user_id = ? AND created_at > ? ORDER BY created_at, seq"
                 ),
-                (user_id, _micros(since)),
+                (user_id, micros(since)),
             )
             rows = cur.fetchall()
-        return [RecentSubmission(_time(at), int(n), state != "rejected") for at, state, n in rows]
+        return [
+            RecentSubmission(from_micros(at), int(n), state != "rejected") for at, state, n in rows
+        ]
 
     def submission_totals(
         self, user_id: str, rate_since: datetime, storage_since: datetime
     ) -> SubmissionTotals:
-        rate, storage = _micros(rate_since), _micros(storage_since)
+        rate, storage = micros(rate_since), micros(storage_since)
         with self.db.read() as cur:
             cur.execute(
                 self.db.sql(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -26,7 +26,7 @@ from eventsourcing.persistence import Tracking
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError
 
-from codeexec.adapters.execution_fold import fold, is_new, new_view, shown
+from codeexec.adapters.execution_fold import fold, from_micros, is_new, micros, new_view, shown
 from codeexec.domain.admission import RecentSubmission
 from codeexec.domain.events import DomainEvent, ExecutionRequested
 from codeexec.ports.read_model import (
@@ -53,23 +53,13 @@ INDEXES = (  # the API's queries: newest first, per user, by status or language
 )
 
 
-def _micros(at: datetime) -> int:
-    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _time(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
-
-
 def _document(view: ExecutionView) -> Doc:
     doc: Doc = asdict(view)
     doc["_id"] = view.id.hex
     del doc["id"]
     for name in TIMES:
         if doc[name] is not None:
-            doc[name] = _micros(doc[name])
+            doc[name] = micros(doc[name])
     for name in BYTES:
         if doc[name] is not None:
             doc[name] = Binary(doc[name])
@@ -81,7 +71,7 @@ def _view(doc: Doc) -> ExecutionView:
     fields = {k: v for k, v in doc.items() if k not in ("_id", "stored_bytes")}
     for name in TIMES:
         if fields.get(name) is not None:
-            fields[name] = _time(int(fields[name]))
+            fields[name] = from_micros(int(fields[name]))
     for name in BYTES:
         if fields.get(name) is not None:
             fields[name] = bytes(fields[name])
@@ -195,7 +185,7 @@ class MongoExecutionReadModel(ExecutionReadModel):
     def recent_submissions(self, user_id: str, since: datetime) -> Sequence[RecentSubmission]:
         return [
             RecentSubmission(
-                _time(int(d["created_at"])), int(d["stored_bytes"]), d["state"] != "rejected"
+                from_micros(int(d["created_at"])), int(d["stored_bytes"]), d["state"] != "rejected"
             )
             for d in self._submissions(user_id, since)
         ]
@@ -203,7 +193,7 @@ class MongoExecutionReadModel(ExecutionReadModel):
     def submission_totals(
         self, user_id: str, rate_since: datetime, storage_since: datetime
     ) -> SubmissionTotals:
-        rate, storage = _micros(rate_since), _micros(storage_since)
+        rate, storage = micros(rate_since), micros(storage_since)
         counted = stored = 0
         for doc in self._submissions(user_id, min(rate_since, storage_since)):
             at = int(doc["created_at"])
@@ -215,7 +205,7 @@ class MongoExecutionReadModel(ExecutionReadModel):
         """The user's views created after `since` (three small fields each, by index)."""
         with translated_errors():
             found = self.views.find(
-                {"user_id": user_id, "created_at": {"$gt": _micros(since)}},
+                {"user_id": user_id, "created_at": {"$gt": micros(since)}},
                 {"created_at": 1, "state": 1, "stored_bytes": 1},
             ).sort([("created_at", ASCENDING), ("seq", ASCENDING)])
             return builtins.list(found)
@@ -242,9 +232,9 @@ def _filter(query: ExecutionQuery) -> Doc:
         match["language"] = query.language
     created: Doc = {}
     if query.created_after is not None:
-        created["$gt"] = _micros(query.created_after)
+        created["$gt"] = micros(query.created_after)
     if query.created_before is not None:
-        created["$lt"] = _micros(query.created_before)
+        created["$lt"] = micros(query.created_before)
     if created:
         match["created_at"] = created
     return match
