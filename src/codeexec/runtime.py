@@ -332,6 +332,19 @@ class Codeexec:
             raise NotFound(f"execution {execution_id} not found")
         return view
 
+    async def find(self, execution_id: UUID, user_id: str | None = None) -> ExecutionView:
+        """`get`, and where the read model does not show the execution yet (the projections
+        lag, or this process restarted and never saw it), the view folded from the store:
+        an accepted execution is never answered as missing. NotFound if it has no events
+        or belongs to another user; StoreBusy if the store does not answer."""
+        try:
+            return self.get(execution_id, user_id)
+        except NotFound:
+            view = await self._commands().catch_up(execution_id)
+        if user_id is not None and view.user_id != user_id:
+            raise NotFound(f"execution {execution_id} not found")
+        return view
+
     def list(self, query: ExecutionQuery) -> Page:
         return self.read_model.list(query)
 

@@ -64,7 +64,7 @@ async def execution_events(
     ] = None,
     after: Annotated[int, Query(ge=0, le=10**9, description="resume after this id")] = 0,
 ) -> StreamingResponse:
-    view = owned(runtime, execution_id, principal)
+    view = await owned(runtime, execution_id, principal)
     start = resume_point(last_event_id, after)
     if start > await runtime.last_version(execution_id):
         start = 0  # an id this execution never had: start from the beginning

@@ -40,9 +40,11 @@ async def runtime_of(request: Request) -> Codeexec:
 Runtime = Annotated[Codeexec, Depends(runtime_of)]
 
 
-def owned(runtime: Codeexec, execution_id: UUID, principal: Principal) -> ExecutionView:
+async def owned(runtime: Codeexec, execution_id: UUID, principal: Principal) -> ExecutionView:
+    """The execution if the principal may see it (from the store when the read model lags:
+    a follower reconnecting to a restarted API must not be told it is missing)."""
     try:
-        return runtime.get(execution_id, None if principal.is_admin else principal.user_id)
+        return await runtime.find(execution_id, None if principal.is_admin else principal.user_id)
     except NotFound:
         raise ApiProblem(404, f"no execution {execution_id}") from None
 
@@ -143,7 +145,7 @@ async def list_executions(
 async def get_execution(
     execution_id: UUID, principal: CurrentUser, runtime: Runtime
 ) -> ExecutionOut:
-    return ExecutionOut.of(owned(runtime, execution_id, principal))
+    return ExecutionOut.of(await owned(runtime, execution_id, principal))
 
 
 @router.post(
@@ -159,7 +161,7 @@ async def get_execution(
 async def cancel_execution(
     execution_id: UUID, principal: CurrentUser, runtime: Runtime, response: Response
 ) -> ExecutionOut:
-    view = owned(runtime, execution_id, principal)
+    view = await owned(runtime, execution_id, principal)
     if view.terminal:
         response.status_code = 200
         return ExecutionOut.of(view)
