@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import MutableMapping, Sequence
 from datetime import UTC, datetime
+from uuid import UUID
 
 from codeexec.domain.events import (
     DomainEvent,
@@ -117,3 +120,28 @@ def micros(at: datetime) -> int:
 def from_micros(value: int) -> datetime:
     """The time `micros` stored."""
     return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+
+
+def fold_views(
+    views: MutableMapping[UUID, ExecutionView], events: Sequence[tuple[int, DomainEvent]]
+) -> tuple[dict[UUID, ExecutionView], Counter[str]]:
+    """Fold (position, event) pairs into the loaded `views` (a request adds one): the views
+    that changed, and how many executions entered (+) or left (-) each state."""
+    changed: dict[UUID, ExecutionView] = {}
+    moves: Counter[str] = Counter()
+    for position, event in events:
+        view = views.get(event.execution_id)
+        if isinstance(event, ExecutionRequested):
+            if view is not None:
+                continue
+            view = views[event.execution_id] = new_view(event, position)
+            moves["requested"] += 1
+        elif view is None or not is_new(view, event):
+            continue
+        before = view.state
+        fold(view, event)
+        if view.state != before:
+            moves[before] -= 1
+            moves[view.state] += 1
+        changed[view.id] = view
+    return changed, moves

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
@@ -20,10 +19,10 @@ from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 
-from codeexec.adapters.execution_fold import fold, from_micros, is_new, micros, new_view, shown
+from codeexec.adapters.execution_fold import fold_views, from_micros, micros, shown
 from codeexec.adapters.sql_database import Cursor, SqlDatabase
 from codeexec.domain.admission import RecentSubmission
-from codeexec.domain.events import DomainEvent, ExecutionRequested
+from codeexec.domain.events import DomainEvent
 from codeexec.ports.read_model import (
     ExecutionQuery,
     ExecutionReadModel,
@@ -149,20 +148,10 @@ class SqlExecutionReadModel(ExecutionReadModel):
     def apply_batch(
         self, events: Sequence[tuple[int, DomainEvent]], tracking: Tracking | None = None
     ) -> builtins.list[UUID]:
+        if tracking is not None:
+            return self.apply_partitions([(events, tracking)])
         with self.db.write() as cur:
-            floor = 0
-            if tracking is not None:
-                floor = self._tracked(cur, tracking.application_name)
-                events = [(p, e) for p, e in events if p > floor]
             changed = self._fold(cur, events)
-            if tracking is not None and tracking.notification_id > floor:
-                cur.execute(
-                    self.db.sql(
-                        f"INSERT INTO {self._tracking} (name, position) VALUES (?, ?)"
-                        " ON CONFLICT (name) DO UPDATE SET position = excluded.position"
-                    ),
-                    (tracking.application_name, tracking.notification_id),
-                )
         return builtins.list(changed)
 
     def apply_partitions(
@@ -208,23 +197,7 @@ class SqlExecutionReadModel(ExecutionReadModel):
         if not events:
             return {}
         views = self._load(cur, {e.execution_id for _, e in events})
-        changed: dict[UUID, ExecutionView] = {}
-        moves: Counter[str] = Counter()
-        for position, event in events:
-            view = views.get(event.execution_id)
-            if isinstance(event, ExecutionRequested):
-                if view is not None:
-                    continue
-                view = views[event.execution_id] = new_view(event, position)
-                moves["requested"] += 1
-            elif view is None or not is_new(view, event):
-                continue
-            before = view.state
-            fold(view, event)
-            if view.state != before:
-                moves[before] -= 1
-                moves[view.state] += 1
-            changed[view.id] = view
+        changed, moves = fold_views(views, events)
         names = ", ".join(c.strip() for c in COLUMNS.split(",")) + ", body, stored_bytes"
         updates = ", ".join(f"{c} = excluded.{c}" for c in names.split(", ")[1:])
         cur.executemany(

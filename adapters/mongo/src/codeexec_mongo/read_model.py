@@ -26,9 +26,9 @@ from eventsourcing.persistence import Tracking
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import DuplicateKeyError
 
-from codeexec.adapters.execution_fold import fold, from_micros, is_new, micros, new_view, shown
+from codeexec.adapters.execution_fold import fold_views, from_micros, micros, shown
 from codeexec.domain.admission import RecentSubmission
-from codeexec.domain.events import DomainEvent, ExecutionRequested
+from codeexec.domain.events import DomainEvent
 from codeexec.ports.read_model import (
     ExecutionQuery,
     ExecutionReadModel,
@@ -134,17 +134,7 @@ class MongoExecutionReadModel(ExecutionReadModel):
             return {}
         ids = sorted({e.execution_id.hex for _, e in events})
         views = {v.id: v for v in map(_view, self.views.find({"_id": {"$in": ids}}))}
-        changed: dict[UUID, ExecutionView] = {}
-        for position, event in events:
-            view = views.get(event.execution_id)
-            if isinstance(event, ExecutionRequested):
-                if view is not None:
-                    continue
-                view = views[event.execution_id] = new_view(event, position)
-            elif view is None or not is_new(view, event):
-                continue
-            fold(view, event)
-            changed[view.id] = view
+        changed, _ = fold_views(views, events)  # counts come from an aggregation
         for view in changed.values():
             self._save(view)
         return changed
