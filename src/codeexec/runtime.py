@@ -49,7 +49,6 @@ from codeexec.service.store_thread import StoreThread
 from codeexec.service.worker_identity import worker_id_for
 from codeexec.settings import ALL_ROLES, Settings
 from codeexec.store_open import (
-    EVENTS_FILE,
     DataDirInUse,
     StoreUnreadable,
     check_store,
@@ -119,7 +118,7 @@ class Codeexec:
         self.started = False
         self._io: StoreThread | None = None
         self._store_file: str | None = None  # the SQLite event store's file, if it is one
-        self._store_described: str | None = None
+        self._store_described = "the in-memory event store"  # as configured, once opened
         self._lock: IO[str] | None = None
         self._runner: RoleRunner | None = None
         self._live: LiveFeed | None = None
@@ -142,9 +141,7 @@ class Codeexec:
             raise  # the store did not answer (down, unreachable, busy): not unreadable
         except (sqlite3.DatabaseError, PersistenceError) as error:
             await self._close()
-            raise StoreUnreadable(
-                self._store_name(), str(error), described=self._store_described
-            ) from error
+            raise StoreUnreadable(self._store_described, str(error)) from error
         except BaseException:
             await self._close()
             raise
@@ -201,10 +198,6 @@ class Codeexec:
             # The projector wakes followers where it runs; elsewhere the bus's tail does.
             self._live = LiveFeed(self.bus, self.feed)
             self._tasks.append(asyncio.get_running_loop().create_task(self._live.run()))
-
-    def _store_name(self) -> str:
-        data_dir = self.settings.data_dir
-        return str(data_dir / EVENTS_FILE) if data_dir is not None else "in memory"
 
     def _on_record(self, events: Sequence[DomainEvent]) -> None:
         for event in events:

@@ -20,9 +20,10 @@ class DataDirInUse(RuntimeError):
 class StoreUnreadable(RuntimeError):
     """The event store cannot be opened or read (a corrupt or half-written file)."""
 
-    def __init__(self, path: Path | str, cause: str, *, described: str | None = None) -> None:
-        super().__init__(f"{described or f'the event store {path}'} cannot be read: {cause}")
-        self.path, self.cause = path, cause
+    def __init__(self, store: str, cause: str) -> None:
+        """`store`: the store as a message names it ("the event store /data/events.sqlite3")."""
+        super().__init__(f"{store} cannot be read: {cause}")
+        self.store, self.cause = store, cause
 
 
 def check_store(data_dir: Path) -> None:
@@ -31,7 +32,7 @@ def check_store(data_dir: Path) -> None:
     path = data_dir / EVENTS_FILE
     problem = sqlite_store.check_database(path)
     if problem is not None:
-        raise StoreUnreadable(path, problem)
+        raise StoreUnreadable(f"the event store {path}", problem)
 
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
