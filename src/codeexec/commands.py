@@ -25,6 +25,7 @@ from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent, ExecutionR
 from codeexec.domain.execution import Execution
 from codeexec.domain.model import RunSpec, request_digest
 from codeexec.ports.clock import Clock
+from codeexec.ports.execution_queries import ExecutionQueries
 from codeexec.ports.read_model import ExecutionReadModel, ExecutionView
 from codeexec.service.admission import Admission
 from codeexec.service.projections import ExecutionFeed
@@ -76,11 +77,13 @@ class CommandService:
         io: StoreThread,
         clock: Clock,
         read_model: ExecutionReadModel,
+        queries: ExecutionQueries,
         feed: ExecutionFeed,
         admission: Admission,
     ) -> None:
         self.store, self.io, self.clock = store, io, clock
-        self.read_model, self.feed, self.admission = read_model, feed, admission
+        self.read_model, self.queries = read_model, queries
+        self.feed, self.admission = feed, admission
         self._own: OrderedDict[UUID, ExecutionView] = OrderedDict()
         # Per user: submissions on their way into the store, and those recorded that the
         # read model may not show yet. Admission counts both.
@@ -90,8 +93,15 @@ class CommandService:
     # -- reading views ------------------------------------------------------------------------
 
     def view(self, execution_id: UUID) -> ExecutionView | None:
-        """The freshest view: the read model's, or this process's own if it is newer."""
-        shared = self.read_model.get(execution_id)
+        """The freshest view: the read model's, or this process's own if it is newer. It
+        reads the read model in place (the embedding API's `get`)."""
+        return self._freshest(execution_id, self.read_model.get(execution_id))
+
+    async def find_view(self, execution_id: UUID) -> ExecutionView | None:
+        """`view`, the read model asked without blocking the event loop."""
+        return self._freshest(execution_id, await self.queries.get(execution_id))
+
+    def _freshest(self, execution_id: UUID, shared: ExecutionView | None) -> ExecutionView | None:
         own = self._own.get(execution_id)
         if own is None:
             return shared
@@ -125,14 +135,18 @@ class CommandService:
             execution_id = uuid.uuid4()
         now = self.clock.now()
         pending = self._submitting.setdefault(user_id, [])
-        refusal = self.admission.refusal(user_id, spec, now, [*pending, *self._unshown(user_id)])
-        cause = Cause(now, correlation_id or execution_id, None)
-        execution = Execution.request(
-            execution_id, user_id, spec, cause, priority, idempotency_key, digest
-        )
+        # Counted by every submission of the user admitted while this one is checked (the
+        # check awaits the read model): of two racing for the last slot, one is refused.
+        earlier = [*pending]
         mine = RecentSubmission(now, spec.payload_bytes, True)
         pending.append(mine)
         try:
+            unshown = await self._unshown(user_id)
+            refusal = await self.admission.refusal(user_id, spec, now, [*earlier, *unshown])
+            cause = Cause(now, correlation_id or execution_id, None)
+            execution = Execution.request(
+                execution_id, user_id, spec, cause, priority, idempotency_key, digest
+            )
             # One store call: a concurrent repeat of the key cannot slip in between.
             recorded = await self.io.ask(self._record_request, execution, refusal, now)
         finally:
@@ -146,17 +160,18 @@ class CommandService:
         assert view is not None
         return self._remember(view)
 
-    def _unshown(self, user_id: str) -> list[RecentSubmission]:
+    async def _unshown(self, user_id: str) -> list[RecentSubmission]:
         """Recorded submissions of the user the read model does not show yet (matched by
         their time, the one field both have); older ones are assumed shown."""
         recorded = self._recorded.get(user_id)
         if not recorded:
             return []
         cutoff = self.clock.now() - timedelta(seconds=UNPROJECTED_S)
-        shown_at = {
-            r.created_at
-            for r in self.read_model.recent_submissions(user_id, recorded[0].created_at - EARLIER)
-        }
+        since = recorded[0].created_at - EARLIER
+        shown_at = {r.created_at for r in await self.queries.recent_submissions(user_id, since)}
+        recorded = self._recorded.get(user_id)  # others may have changed it meanwhile
+        if not recorded:
+            return []
         recorded[:] = [
             r for r in recorded if r.created_at > cutoff and r.created_at not in shown_at
         ]
@@ -189,7 +204,7 @@ class CommandService:
     async def cancel(self, execution_id: UUID, requested_by: str) -> ExecutionView:
         if await self.io.ask(self._request_cancel, execution_id, requested_by):
             return await self.catch_up(execution_id)
-        view = self.view(execution_id)
+        view = await self.find_view(execution_id)
         assert view is not None
         return view
 
@@ -262,7 +277,7 @@ class CommandService:
         while True:
             signal = self.feed.watch(execution_id)
             try:
-                view = self.view(execution_id)
+                view = await self.find_view(execution_id)
                 if view is None or (not view.terminal and not heard):
                     view = await self.catch_up(execution_id, quiet=view is not None)
                 if view.terminal:
@@ -281,7 +296,7 @@ class CommandService:
     async def catch_up(self, execution_id: UUID, *, quiet: bool = False) -> ExecutionView:
         """The view folded from the store's events, when the read model lags behind them.
         `quiet`: a busy store leaves the view as it is instead of raising StoreBusy."""
-        view = self.view(execution_id)
+        view = await self.find_view(execution_id)
         try:
             events = await self.io.ask(self.store.events_of, execution_id)
         except StoreBusy:

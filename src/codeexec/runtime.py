@@ -31,6 +31,7 @@ from codeexec.domain.routing import TOPICS
 from codeexec.operations import Operations
 from codeexec.ports.bus import EventBus
 from codeexec.ports.clock import Clock, SystemClock
+from codeexec.ports.execution_queries import ExecutionQueries
 from codeexec.ports.read_model import ExecutionQuery, ExecutionReadModel, ExecutionView, Page
 from codeexec.ports.sandbox import Language, Sandbox, UnknownLanguage, UnknownVersion
 from codeexec.roles import RoleHealth, RolePorts
@@ -110,6 +111,7 @@ class Codeexec:
         self.bus = bus or InMemoryEventBus()
         self._given_read_model = read_model
         self.read_model: ExecutionReadModel  # set on start: the given one or the store's
+        self.queries: ExecutionQueries  # the read model's reads, awaited (set on start)
         self.feed = ExecutionFeed()
         self.store: ExecutionStore | None = None
         self.extra_processes = list(processes)
@@ -161,6 +163,7 @@ class Codeexec:
             given if given is not None else await io.run(config.read_model)
         )
         self.read_model = read_model
+        self.queries = config.queries(read_model)
         snapshots = await io.run(SnapshotStore, store)
         await self.bus.declare(list(TOPICS.values()))
         self.language_list = await self.sandbox.languages()
@@ -189,8 +192,10 @@ class Codeexec:
         self.replays = ReplayService(store, self.bus, self.clock, io)
         self._runner = RoleRunner(ports, self.dead_letters, self.replays, self.extra_processes)
         self.operations = Operations(ports, self._runner, self.dead_letters, self.replays)
-        admission = Admission(store, read_model, self.operations.limits_for)
-        self.commands = CommandService(store, io, self.clock, read_model, self.feed, admission)
+        admission = Admission(store, self.queries, self.operations.limits_for)
+        self.commands = CommandService(
+            store, io, self.clock, read_model, self.queries, self.feed, admission
+        )
         # The store calls this in its thread; what it does belongs on the loop.
         store.listeners.append(lambda events: io.call_soon(self._on_record, events))
         await self.operations.start()
@@ -223,6 +228,10 @@ class Codeexec:
             self._live.stop()
         with suppress(Exception):
             await self.operations.stop()
+        queries: ExecutionQueries | None = getattr(self, "queries", None)
+        if queries is not None:
+            with suppress(Exception):
+                await queries.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -319,27 +328,30 @@ class Codeexec:
             )
 
     def get(self, execution_id: UUID, user_id: str | None = None) -> ExecutionView:
-        """The execution's view; NotFound if missing or owned by another user."""
-        view = self._commands().view(execution_id)
-        if view is None or (user_id is not None and view.user_id != user_id):
-            raise NotFound(f"execution {execution_id} not found")
-        return view
+        """The execution's view; NotFound if missing or owned by another user. It reads the
+        read model in place: on the event loop, `find` is the one to call."""
+        return _owned(self._commands().view(execution_id), execution_id, user_id)
 
     async def find(self, execution_id: UUID, user_id: str | None = None) -> ExecutionView:
-        """`get`, and where the read model does not show the execution yet (the projections
-        lag, or this process restarted and never saw it), the view folded from the store:
-        an accepted execution is never answered as missing. NotFound if it has no events
-        or belongs to another user; StoreBusy if the store does not answer."""
-        try:
-            return self.get(execution_id, user_id)
-        except NotFound:
-            view = await self._commands().catch_up(execution_id)
-        if user_id is not None and view.user_id != user_id:
-            raise NotFound(f"execution {execution_id} not found")
-        return view
+        """`get` without blocking the loop, and where the read model does not show the
+        execution yet (the projections lag, or this process restarted and never saw it), the
+        view folded from the store: an accepted execution is never answered as missing.
+        NotFound if it has no events or belongs to another user; StoreBusy if the store
+        does not answer."""
+        commands = self._commands()
+        view = await commands.find_view(execution_id)
+        if view is None:
+            view = await commands.catch_up(execution_id)
+        return _owned(view, execution_id, user_id)
 
     def list(self, query: ExecutionQuery) -> Page:
+        """A page of the listing, read in place (on the event loop, `query` is the one)."""
         return self.read_model.list(query)
+
+    async def query(self, query: ExecutionQuery) -> Page:
+        """A page of the listing, newest first; `next_cursor` continues it."""
+        self._commands()
+        return await self.queries.list(query)
 
     def list_all(self) -> Sequence[ExecutionView]:
         """Every execution, oldest first (admin tooling, tests)."""
@@ -347,7 +359,7 @@ class Codeexec:
 
     async def cancel(self, execution_id: UUID, user_id: str | None = None) -> ExecutionView:
         """Ask to cancel; queued runs are dropped, running ones are killed."""
-        self.get(execution_id, user_id)
+        await self.find(execution_id, user_id)
         return await self._commands().cancel(execution_id, user_id or "admin")
 
     def events(
@@ -394,3 +406,10 @@ class Codeexec:
     def saga(self) -> SagaOrchestrator:
         role = self._runner.role("saga") if self._runner else None
         return role.saga  # type: ignore[union-attr, no-any-return]
+
+
+def _owned(view: ExecutionView | None, execution_id: UUID, user_id: str | None) -> ExecutionView:
+    """The view, if there is one and `user_id` (None: an admin) may see it."""
+    if view is None or (user_id is not None and view.user_id != user_id):
+        raise NotFound(f"execution {execution_id} not found")
+    return view

@@ -10,9 +10,11 @@ import pytest
 
 from codeexec.adapters.memory_read_model import InMemoryExecutionReadModel
 from codeexec.adapters.postgres_read_model import PostgresExecutionReadModel
+from codeexec.adapters.read_model_queries import ReadModelQueries
 from codeexec.adapters.sql_database import PostgresParams
 from codeexec.adapters.sqlite_read_model import SQLiteExecutionReadModel
 from codeexec.ports.read_model import ExecutionReadModel
+from codeexec.testing.execution_queries import ExecutionQueriesContract, NewQueries
 from codeexec.testing.read_model import ExecutionReadModelContract
 
 
@@ -48,6 +50,46 @@ class TestPostgresReadModel(ExecutionReadModelContract):
             assert not opened, "one PostgreSQL read model per test schema"
             opened.append(PostgresExecutionReadModel(postgres))
             return opened[-1]
+
+        yield new
+        for model in opened:
+            model.close()
+
+
+class TestInMemoryQueries(ExecutionQueriesContract):
+    @pytest.fixture
+    def new_queries(self) -> NewQueries:
+        def new() -> tuple[ExecutionReadModel, ReadModelQueries]:
+            model = InMemoryExecutionReadModel()
+            return model, ReadModelQueries(model)
+
+        return new
+
+
+class TestSQLiteQueriesInPlace(ExecutionQueriesContract):
+    @pytest.fixture
+    def new_queries(self, tmp_path: Path) -> Iterator[NewQueries]:
+        opened: list[SQLiteExecutionReadModel] = []
+
+        def new() -> tuple[ExecutionReadModel, ReadModelQueries]:
+            opened.append(SQLiteExecutionReadModel(tmp_path / f"views{len(opened)}.sqlite3"))
+            return opened[-1], ReadModelQueries(opened[-1])
+
+        yield new
+        for model in opened:
+            model.close()
+
+
+@pytest.mark.integration
+class TestPostgresQueriesInAThread(ExecutionQueriesContract):
+    @pytest.fixture
+    def new_queries(self, postgres: PostgresParams) -> Iterator[NewQueries]:
+        opened: list[PostgresExecutionReadModel] = []
+
+        def new() -> tuple[ExecutionReadModel, ReadModelQueries]:
+            assert not opened, "one PostgreSQL read model per test schema"
+            opened.append(PostgresExecutionReadModel(postgres))
+            return opened[-1], ReadModelQueries(opened[-1], in_thread=True)
 
         yield new
         for model in opened:

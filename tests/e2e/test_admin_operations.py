@@ -85,6 +85,9 @@ def test_a_replay_sends_exactly_what_its_dry_run_counted(ops: Server) -> None:
     assert listed[:2] == [real["id"], dry["id"]]  # newest first
     replayed = re.search(r"^codeexec_events_replayed_total (\S+)$", metrics, re.M)
     assert replayed is not None and float(replayed.group(1)) >= 6
+    timed = r'^codeexec_execution_seconds_count\{status="succeeded"\} (\S+)$'
+    succeeded = re.search(timed, metrics, re.M)  # submission to end, of the runs above
+    assert succeeded is not None and float(succeeded.group(1)) >= 3
 
 
 def test_a_replay_pauses_resumes_and_cancels(ops: Server) -> None:

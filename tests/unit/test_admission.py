@@ -3,6 +3,7 @@ payloads are stored once; the per-user storage quota; the store's size."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from codeexec import AdmissionRefused, CoordinatorConfig, RunSpec, SourceFile, UserLimits
 from codeexec.adapters.memory_read_model import InMemoryExecutionReadModel
+from codeexec.adapters.read_model_queries import ReadModelQueries
 from codeexec.domain.admission import RecentSubmission, admit
 from codeexec.domain.events import RejectionReason, SubmissionRefused
 from codeexec.domain.model import request_digest
@@ -234,8 +236,9 @@ def test_admitting_on_totals_decides_as_the_full_walk_does(
     limits = UserLimits(
         rate_limit=rate_limit, rate_window_s=60, storage_quota_bytes=quota, storage_window_s=300
     )
-    admission = Admission(None, _Submissions(recent), lambda user: limits)  # type: ignore[arg-type]
+    queries = ReadModelQueries(_Submissions(recent))
+    admission = Admission(None, queries, lambda user: limits)  # type: ignore[arg-type]
     spec = RunSpec(language="fake", files=(SourceFile(name="main", content=b"x" * size),))
     since = now - timedelta(seconds=300)
     expected = admit(limits, [r for r in recent if r.created_at > since], spec.payload_bytes, now)
-    assert admission.refusal("alice", spec, now) == expected
+    assert asyncio.run(admission.refusal("alice", spec, now)) == expected

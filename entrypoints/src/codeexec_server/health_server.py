@@ -3,8 +3,8 @@
 A plain asyncio HTTP/1.1 server (one GET per connection, JSON bodies), so a role process
 carries no web framework. Live: the process answers and no role has crashed (a restart would
 help). Ready: the runtime started, every role runs, and the ports it uses answer: the event
-store (a real read) and the bus (the broker lists the declared topics). Not ready is 503 with a
-JSON body naming what is not."""
+store and the read model (a real read of each) and the bus (the broker lists the declared
+topics). Not ready is 503 with a JSON body naming what is not."""
 
 from __future__ import annotations
 
@@ -54,6 +54,9 @@ async def readiness(runtime: Codeexec | None, bus: EventBus | None) -> dict[str,
     store = await _probe(lambda: runtime.last_version(NOBODY))
     if store is not None:
         problems["store"] = store
+    read_model = await _probe(runtime.queries.ping)
+    if read_model is not None:
+        problems["read_model"] = read_model
     # The broker answers and has the topics (one metadata request; lag would ask for the
     # committed offset of every partition of every group, too slow for a probe).
     topics = await _probe(lambda: bus.declare(list(TOPICS.values())))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -17,14 +19,20 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from codeexec.domain.coordinator import QueueStatus
-from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent, SubmissionRefused
+from codeexec.domain.events import (
+    TERMINAL_EVENT_TYPES,
+    DomainEvent,
+    ExecutionRequested,
+    SubmissionRefused,
+)
 from codeexec.domain.execution import state_after, status_of
 from codeexec.domain.operations_events import ReplayProgressed
-from codeexec.runtime import Codeexec, NotFound
+from codeexec.runtime import Codeexec
 
 log = logging.getLogger(__name__)
 LEVELS = {"ok": 0, "warning": 1, "critical": 2}
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+REQUESTS_REMEMBERED = 100_000  # executions in flight timed at once (about 10 MiB at most)
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class RuntimeCollector(Collector):
         self.runtime: Codeexec | None = None
         self.lag: dict[str, int] = {}  # read from the bus (async) just before each scrape
         self.roles: RoleGauges | None = None
+        self.counts: Mapping[str, int] = {}
 
     async def refresh(self) -> None:
         """Read the lag from the bus and the roles' gauges in the store thread (StoreBusy
@@ -66,6 +75,7 @@ class RuntimeCollector(Collector):
         if runtime is not None and runtime.started:
             self.lag = await runtime.backlog()
             self.roles = await RoleGauges.read(runtime)
+            self.counts = await runtime.queries.counts()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         runtime, roles = self.runtime, self.roles
@@ -81,7 +91,7 @@ class RuntimeCollector(Collector):
         states = GaugeMetricFamily(
             "codeexec_executions", "executions by lifecycle state", labels=["state"]
         )
-        for state, n in runtime.operations.execution_counts().items():
+        for state, n in self.counts.items():
             states.add_metric([state], n)
         yield states
         lag = GaugeMetricFamily(
@@ -157,6 +167,9 @@ class Metrics:
             ["limit"],
             registry=self.registry,
         )
+        # Request times of executions recorded here and not finished yet (the latency's
+        # start), the oldest forgotten first beyond the bound.
+        self._requested: OrderedDict[UUID, datetime] = OrderedDict()
         self.replayed = Counter(
             "codeexec_events_replayed",
             "events published by replay sessions (dry runs send none)",
@@ -180,21 +193,24 @@ class Metrics:
 
     def _observe(self, runtime: Codeexec, events: Sequence[DomainEvent]) -> None:
         for event in events:
-            if isinstance(event, ReplayProgressed):
+            if isinstance(event, ExecutionRequested):
+                self._requested[event.execution_id] = event.time
+                while len(self._requested) > REQUESTS_REMEMBERED:
+                    self._requested.popitem(last=False)
+            elif isinstance(event, ReplayProgressed):
                 self.replayed.inc(event.sent)
             elif isinstance(event, SubmissionRefused):
                 self.refused.labels(event.limit).inc()
             elif isinstance(event, TERMINAL_EVENT_TYPES):
-                # Recorded just now: the read model may not have applied it yet.
                 state = state_after(event)
                 assert state is not None
                 status = status_of(state, getattr(event, "result", None))
                 self.finished.labels(status).inc()
-                try:
-                    view = runtime.get(event.execution_id)
-                except NotFound:
-                    continue  # requested in another process, not shown here yet
-                seconds = (event.time - view.created_at).total_seconds()
+                # Timed from this process's own record of the request: no read on the loop.
+                requested = self._requested.pop(event.execution_id, None)
+                if requested is None:
+                    continue  # requested in another process (or before a restart)
+                seconds = (event.time - requested).total_seconds()
                 self.execution_latency.labels(status).observe(max(seconds, 0.0))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -83,6 +85,19 @@ async def checks_of(runtime: Codeexec | None) -> HealthChecks:
     )
 
 
+async def read_model_unanswered(runtime: Codeexec) -> str | None:
+    """None when the read model answers a real read in time, else why not: every listing
+    and view of this API comes from it."""
+    try:
+        async with asyncio.timeout(runtime.settings.store_busy_timeout_s):
+            await runtime.queries.ping()
+    except TimeoutError:
+        return "the read model did not answer in time"
+    except Exception as error:  # any failure means not ready; it is reported
+        return f"the read model cannot be read: {type(error).__name__}: {error}"
+    return None
+
+
 @health.get("/live", response_model=HealthOut, summary="The process answers")
 async def live() -> HealthOut:
     # Never touches the store or a role: it answers while the store is locked or slow.
@@ -110,6 +125,10 @@ async def ready(request: Request) -> HealthOut | JSONResponse:
         down = [f"{role} {state}" for role, state in checks.roles.items() if state != "running"]
         detail = "role tasks not running: " + ", ".join(down) if down else "not started"
         body = HealthOut(status="unavailable", detail=detail, checks=checks)
+        return JSONResponse(body.model_dump(mode="json"), 503)
+    unanswered = await read_model_unanswered(runtime)
+    if unanswered is not None:
+        body = HealthOut(status="unavailable", detail=unanswered, checks=checks)
         return JSONResponse(body.model_dump(mode="json"), 503)
     dead = checks.dead_letters
     if dead is not None and dead.level == "critical":

@@ -121,7 +121,7 @@ async def list_executions(
         if not principal.is_admin:
             raise ApiProblem(403, "only admins may list other users' executions")
         owner = None if user == "*" else user
-    page = runtime.list(
+    page = await runtime.query(
         ExecutionQuery(
             user_id=owner,
             statuses=frozenset(status or ()),

@@ -17,7 +17,7 @@ from codeexec.domain.admission import (
 from codeexec.domain.aggregate import Cause
 from codeexec.domain.coordinator import UserLimits
 from codeexec.domain.model import RunSpec
-from codeexec.ports.read_model import ExecutionReadModel
+from codeexec.ports.execution_queries import ExecutionQueries
 from codeexec.service.store import ExecutionStore
 
 
@@ -39,19 +39,19 @@ class Admission:
     def __init__(
         self,
         store: ExecutionStore,
-        read_model: ExecutionReadModel,
+        queries: ExecutionQueries,
         limits_for: Callable[[str], UserLimits],
     ) -> None:
-        self._store, self._read_model, self._limits_for = store, read_model, limits_for
+        self._store, self._queries, self._limits_for = store, queries, limits_for
 
-    def refusal(
+    async def refusal(
         self,
         user_id: str,
         spec: RunSpec,
         now: datetime,
         pending: Sequence[RecentSubmission] = (),
     ) -> Refusal | None:
-        """None to admit, else why not. Reads the read model only (on the event loop);
+        """None to admit, else why not. Reads the read model only (awaited);
         `pending` are the user's submissions on their way into the store, which it does
         not show yet but which count. It admits on two aggregate figures; only a refusal
         reads the submissions themselves, to say when a retry will be admitted."""
@@ -59,13 +59,13 @@ class Admission:
         size = spec.payload_bytes
         rate_since = now - timedelta(seconds=limits.rate_window_s)
         storage_since = now - timedelta(seconds=limits.storage_window_s)
-        totals = self._read_model.submission_totals(user_id, rate_since, storage_since)
+        totals = await self._queries.submission_totals(user_id, rate_since, storage_since)
         counted = totals.counted + sum(1 for p in pending if p.counted)
         stored = totals.stored_bytes + sum(p.stored_bytes for p in pending)
         if counted < limits.rate_limit and stored + size <= limits.storage_quota_bytes:
             return None
         since = now - timedelta(seconds=lookback_s(limits))
-        recent = [*self._read_model.recent_submissions(user_id, since), *pending]
+        recent = [*await self._queries.recent_submissions(user_id, since), *pending]
         return admit(limits, recent, size, now)
 
     def refuse(

@@ -21,6 +21,7 @@ from codeexec.adapters.sql_database import PostgresParams, StoreConfigError
 from codeexec.data_dir import private_dir, private_file
 
 if TYPE_CHECKING:  # adapters are imported only when chosen
+    from codeexec.ports.execution_queries import ExecutionQueries
     from codeexec.ports.key_store import KeyStore
     from codeexec.ports.read_model import ExecutionReadModel
 
@@ -88,6 +89,13 @@ class StoreConfig:
         from codeexec.adapters.memory_read_model import InMemoryExecutionReadModel
 
         return InMemoryExecutionReadModel()
+
+    def queries(self, read_model: ExecutionReadModel) -> ExecutionQueries:
+        """The API's awaited reads of `read_model` (this store's own, or one given):
+        answered in place when local, in a thread across the network."""
+        from codeexec.adapters.read_model_queries import ReadModelQueries
+
+        return ReadModelQueries(read_model, in_thread=self.kind == "postgres")
 
     def key_store(self) -> KeyStore:
         """API keys (hashes only): a SQLite file in the data dir, or the shared database."""

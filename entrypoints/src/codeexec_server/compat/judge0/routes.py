@@ -56,11 +56,15 @@ def flag(request: Request, name: str) -> bool:
     return request.query_params.get(name) == "true"  # Judge0 takes exactly "true"
 
 
-def visible(request: Request, token: str, caller: Principal) -> ExecutionView | None:
+async def visible(request: Request, token: str, caller: Principal) -> ExecutionView | None:
     try:
         execution_id = UUID(token)
-        return runtime_of(request).get(execution_id, None if caller.is_admin else caller.user_id)
-    except (ValueError, NotFound):
+    except ValueError:
+        return None
+    owner = None if caller.is_admin else caller.user_id
+    try:
+        return await runtime_of(request).find(execution_id, owner)
+    except NotFound:
         return None
 
 
@@ -130,7 +134,7 @@ async def show_batch(request: Request, caller: Caller) -> dict[str, Any]:
     base64_encoded = flag(request, "base64_encoded")
     found: list[Any] = []
     for token in tokens:
-        view = visible(request, token, caller)
+        view = await visible(request, token, caller)
         found.append(
             None if view is None else await j0.shown(runtime, view, fields, base64_encoded)
         )
@@ -140,7 +144,7 @@ async def show_batch(request: Request, caller: Caller) -> dict[str, Any]:
 @router.get("/submissions/{token}")
 async def show(request: Request, token: str, caller: Caller) -> Any:
     fields = requested_fields(request)
-    view = visible(request, token, caller)
+    view = await visible(request, token, caller)
     if view is None:
         raise ApiProblem(404, f"submission {token} not found")
     return await service(request).shown(
@@ -166,7 +170,7 @@ async def index(request: Request, caller: Caller) -> dict[str, Any]:
     seen: list[ExecutionView] = []
     cursor: int | None = None
     while True:  # pages of our cursor listing until past the page asked for
-        listed = runtime.list(ExecutionQuery(user_id=owner, cursor=cursor, limit=100))
+        listed = await runtime.query(ExecutionQuery(user_id=owner, cursor=cursor, limit=100))
         seen.extend(listed.items)
         cursor = listed.next_cursor
         if cursor is None or len(seen) > page * per_page:

@@ -113,4 +113,4 @@ class Judge0Service:
 
     async def callback_body(self, runtime: Codeexec, token: UUID) -> dict[str, Any]:
         """What Judge0 PUTs: the default fields, base64-encoded."""
-        return await self.shown(runtime, runtime.get(token), DEFAULT_FIELDS, True)
+        return await self.shown(runtime, await runtime.find(token), DEFAULT_FIELDS, True)
