@@ -22,7 +22,6 @@ from codeexec_server import (
 )
 from codeexec_server.compat.mount import mount_compat, start_compat, stop_compat
 from codeexec_server.container import Container, provided, shutdown
-from codeexec_server.deployment import SHARED_STORES
 from codeexec_server.metrics import Metrics, RequestTimer
 from codeexec_server.open_requests import OpenRequests
 from codeexec_server.problems import BodySizeLimit, install_problem_handlers
@@ -46,7 +45,6 @@ def create_app(
         # every Resource, the adapters not chosen too.
         try:
             app.state.keystore = await provided(container.keystore())
-            app.state.keys_remote = container.deployment().store in SHARED_STORES
             app.state.limits = container.limits()
             runtime = await provided(container.runtime())
             app.state.runtime = runtime

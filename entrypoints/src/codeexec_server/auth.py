@@ -22,18 +22,14 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 async def _authenticate(request: Request, key: str) -> Principal | None:
-    """With a shared store the keys are across the network: checked off the event loop and
-    bounded like a store call, so a slow or unreachable database cannot stall every request
-    (StoreBusy: the API's 503 with Retry-After). A local SQLite file is read in place (a
-    WAL read never waits for a writer; a thread would add ~150 us to every request,
-    bench/key_store_bench.py)."""
+    """Bounded like a store call: a slow or unreachable key store cannot hold a request
+    forever (StoreBusy: the API's 503 with Retry-After). A local SQLite file answers in
+    place; a shared store answers off the event loop (`KeyStore.lookup`)."""
     settings: ServerSettings = request.app.state.settings
     keystore: KeyStore = request.app.state.keystore
-    if not request.app.state.keys_remote:
-        return keystore.authenticate(key)
     try:
         async with asyncio.timeout(settings.store_busy_timeout_s):
-            return await asyncio.to_thread(keystore.authenticate, key)
+            return await keystore.lookup(key)
     except TimeoutError:
         raise StoreBusy("the key store did not answer in time") from None
     except OperationalError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import secrets
 import time
@@ -95,3 +96,6 @@ class PostgresKeyStore(SqlKeyStore):
 
     def __init__(self, params: PostgresParams) -> None:
         super().__init__(PostgresDatabase(params, "codeexec key store"))
+
+    async def lookup(self, key: str) -> Principal | None:
+        return await asyncio.to_thread(self.authenticate, key)

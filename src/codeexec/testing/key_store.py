@@ -29,6 +29,18 @@ class KeyStoreContract:
         assert keys.authenticate("") is None
         assert not keys.is_empty()
 
+    async def test_the_event_loops_lookup_answers_as_authenticate(
+        self, new_key_store: NewKeyStore
+    ) -> None:
+        keys = new_key_store()
+        key, admin, revoked = keys.create("alice"), keys.create("root", "admin"), keys.create("x")
+        keys.revoke(next(r.key_id for r in keys.list() if r.user_id == "x"))
+        assert await keys.lookup(key) == Principal("alice", "user")
+        assert await keys.lookup(admin) == Principal("root", "admin")
+        assert await keys.lookup(revoked) is None
+        assert await keys.lookup(key + "x") is None
+        assert await keys.lookup("") is None
+
     def test_records_list_keys_but_never_the_keys(self, new_key_store: NewKeyStore) -> None:
         keys = new_key_store()
         made = [keys.create("alice"), keys.create("bob", "admin")]
