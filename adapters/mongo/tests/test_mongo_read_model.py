@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from mongo_fixtures import mongo_env_fixture, mongo_server_fixture  # noqa: F401  (fixtures)
 
+from codeexec.ports.execution_queries import ExecutionQueries
+from codeexec.ports.read_model import ExecutionReadModel
+from codeexec.testing.execution_queries import ExecutionQueriesContract, NewQueries
 from codeexec.testing.read_model import ExecutionReadModelContract, NewReadModel
+from codeexec_mongo.queries import MongoExecutionQueries
 from codeexec_mongo.read_model import MongoExecutionReadModel
 from codeexec_mongo.settings import MongoSettings
 
@@ -25,4 +29,22 @@ class TestMongoExecutionReadModel(ExecutionReadModelContract):
 
         yield new
         for model in opened:
+            model.close()
+
+
+class TestMongoExecutionQueries(ExecutionQueriesContract):
+    """The views read on pymongo's asyncio client answer as the sync read model does."""
+
+    @pytest.fixture
+    async def new_queries(self, mongo_env: dict[str, str]) -> AsyncIterator[NewQueries]:
+        opened: list[tuple[MongoExecutionReadModel, MongoExecutionQueries]] = []
+
+        def new() -> tuple[ExecutionReadModel, ExecutionQueries]:
+            settings = MongoSettings(mongo_env["MONGO_URL"], "q" + uuid.uuid4().hex[:16])
+            opened.append((MongoExecutionReadModel(settings), MongoExecutionQueries(settings)))
+            return opened[-1]
+
+        yield new
+        for model, queries in opened:
+            await queries.close()
             model.close()

@@ -11,7 +11,8 @@ import secrets
 import time
 from typing import Any
 
-from pymongo import ASCENDING, MongoClient
+from pymongo import ASCENDING, AsyncMongoClient, MongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.database import Database
 
 from codeexec.ports.key_store import (
@@ -23,12 +24,16 @@ from codeexec.ports.key_store import (
     check_new_key,
     key_digest,
 )
+from codeexec_mongo.queries import async_database
 from codeexec_mongo.recorders import translated_errors
 from codeexec_mongo.settings import MongoSettings
 
 
 class MongoKeyStore(KeyStore):
     def __init__(self, settings: MongoSettings) -> None:
+        self._settings = settings
+        self._async_keys: AsyncCollection[dict[str, Any]] | None = None
+        self._async_client: AsyncMongoClient[dict[str, Any]] | None = None
         write_concern, read_concern = settings.concerns()
         self._client: MongoClient[dict[str, Any]] = MongoClient(settings.url, appname="codeexec")
         db: Database[dict[str, Any]] = self._client.get_database(
@@ -56,7 +61,17 @@ class MongoKeyStore(KeyStore):
 
     def authenticate(self, key: str) -> Principal | None:
         with translated_errors():
-            found = self.keys.find_one({"digest": key_digest(key), "revoked_at": None})
+            found = self.keys.find_one(_live(key))
+        return None if found is None else Principal(found["user_id"], found["role"])
+
+    async def lookup(self, key: str) -> Principal | None:
+        """Every request's check, on pymongo's asyncio client (made on first use, on the
+        loop that awaits it)."""
+        if self._async_keys is None:
+            self._async_client, database = async_database(self._settings)
+            self._async_keys = database["api_keys"]
+        with translated_errors():
+            found = await self._async_keys.find_one(_live(key))
         return None if found is None else Principal(found["user_id"], found["role"])
 
     def list(self) -> builtins.list[KeyRecord]:
@@ -80,6 +95,12 @@ class MongoKeyStore(KeyStore):
 
     def close(self) -> None:
         self._client.close()
+        # The asyncio client is left to its loop: it closes when that loop's tasks end.
+
+
+def _live(key: str) -> dict[str, Any]:
+    """The filter of the key's unrevoked record (by the unique digest index)."""
+    return {"digest": key_digest(key), "revoked_at": None}
 
 
 def _time(document: dict[str, Any]) -> float | None:

@@ -15,7 +15,7 @@ so they cannot drift."""
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -67,7 +67,7 @@ def _document(view: ExecutionView) -> Doc:
     return doc
 
 
-def _view(doc: Doc) -> ExecutionView:
+def view_of(doc: Doc) -> ExecutionView:
     fields = {k: v for k, v in doc.items() if k not in ("_id", "stored_bytes")}
     for name in TIMES:
         if fields.get(name) is not None:
@@ -133,7 +133,7 @@ class MongoExecutionReadModel(ExecutionReadModel):
         if not events:
             return {}
         ids = sorted({e.execution_id.hex for _, e in events})
-        views = {v.id: v for v in map(_view, self.views.find({"_id": {"$in": ids}}))}
+        views = {v.id: v for v in map(view_of, self.views.find({"_id": {"$in": ids}}))}
         changed, _ = fold_views(views, events)  # counts come from an aggregation
         for view in changed.values():
             self._save(view)
@@ -162,54 +162,82 @@ class MongoExecutionReadModel(ExecutionReadModel):
     def get(self, execution_id: UUID) -> ExecutionView | None:
         with translated_errors():
             doc = self.views.find_one({"_id": execution_id.hex})
-        return None if doc is None else _view(doc)
+        return None if doc is None else view_of(doc)
 
     def list(self, query: ExecutionQuery) -> Page:
         with translated_errors():
-            found = self.views.find(_filter(query)).sort("seq", DESCENDING).limit(query.limit + 1)
-            docs = builtins.list(found)
-        items = [_view(doc) for doc in docs[: query.limit]]
-        more = len(docs) > query.limit
-        return Page(items=items, next_cursor=items[-1].seq if more and items else None)
+            found = self.views.find(filter_of(query)).sort("seq", DESCENDING).limit(query.limit + 1)
+            return page_of(builtins.list(found), query.limit)
 
     def recent_submissions(self, user_id: str, since: datetime) -> Sequence[RecentSubmission]:
-        return [
-            RecentSubmission(
-                from_micros(int(d["created_at"])), int(d["stored_bytes"]), d["state"] != "rejected"
-            )
-            for d in self._submissions(user_id, since)
-        ]
+        return submissions_of(self._submissions(user_id, since))
 
     def submission_totals(
         self, user_id: str, rate_since: datetime, storage_since: datetime
     ) -> SubmissionTotals:
-        rate, storage = micros(rate_since), micros(storage_since)
-        counted = stored = 0
-        for doc in self._submissions(user_id, min(rate_since, storage_since)):
-            at = int(doc["created_at"])
-            counted += at > rate and doc["state"] != "rejected"
-            stored += int(doc["stored_bytes"]) if at > storage else 0
-        return SubmissionTotals(counted, stored)
+        found = self._submissions(user_id, min(rate_since, storage_since))
+        return totals_of(found, rate_since, storage_since)
 
     def _submissions(self, user_id: str, since: datetime) -> builtins.list[Doc]:
-        """The user's views created after `since` (three small fields each, by index)."""
         with translated_errors():
-            found = self.views.find(
-                {"user_id": user_id, "created_at": {"$gt": micros(since)}},
-                {"created_at": 1, "state": 1, "stored_bytes": 1},
-            ).sort([("created_at", ASCENDING), ("seq", ASCENDING)])
+            found = self.views.find(*submissions_query(user_id, since)).sort(SUBMISSIONS_ORDER)
             return builtins.list(found)
 
     def counts(self) -> Mapping[str, int]:
         with translated_errors():
-            groups = self.views.aggregate([{"$group": {"_id": "$state", "n": {"$sum": 1}}}])
-            return {str(g["_id"]): int(g["n"]) for g in groups if g["n"]}
+            return counts_of(self.views.aggregate(COUNTS))
 
     def close(self) -> None:
         self._client.close()
 
 
-def _filter(query: ExecutionQuery) -> Doc:
+def page_of(docs: Sequence[Doc], limit: int) -> Page:
+    """A listing's page from the `limit + 1` newest documents found (one more: is there a
+    next page)."""
+    items = [view_of(doc) for doc in docs[:limit]]
+    more = len(docs) > limit
+    return Page(items=items, next_cursor=items[-1].seq if more and items else None)
+
+
+COUNTS = [{"$group": {"_id": "$state", "n": {"$sum": 1}}}]  # views per state
+SUBMISSIONS_ORDER = [("created_at", ASCENDING), ("seq", ASCENDING)]
+
+
+def counts_of(groups: Iterable[Doc]) -> dict[str, int]:
+    return {str(g["_id"]): int(g["n"]) for g in groups if g["n"]}
+
+
+def submissions_query(user_id: str, since: datetime) -> tuple[Doc, Doc]:
+    """The user's views created after `since`: filter and projection (three small fields
+    each, found by the user_id_created_at index)."""
+    return (
+        {"user_id": user_id, "created_at": {"$gt": micros(since)}},
+        {"created_at": 1, "state": 1, "stored_bytes": 1},
+    )
+
+
+def submissions_of(docs: Iterable[Doc]) -> builtins.list[RecentSubmission]:
+    return [
+        RecentSubmission(
+            from_micros(int(d["created_at"])), int(d["stored_bytes"]), d["state"] != "rejected"
+        )
+        for d in docs
+    ]
+
+
+def totals_of(
+    docs: Iterable[Doc], rate_since: datetime, storage_since: datetime
+) -> SubmissionTotals:
+    rate, storage = micros(rate_since), micros(storage_since)
+    counted = stored = 0
+    for doc in docs:
+        at = int(doc["created_at"])
+        counted += at > rate and doc["state"] != "rejected"
+        stored += int(doc["stored_bytes"]) if at > storage else 0
+    return SubmissionTotals(counted, stored)
+
+
+def filter_of(query: ExecutionQuery) -> Doc:
     match: Doc = {}
     if query.user_id is not None:
         match["user_id"] = query.user_id

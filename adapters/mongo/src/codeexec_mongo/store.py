@@ -21,6 +21,7 @@ from codeexec.service.store_config import PERSISTENCE_MODULE, StoreConfig, Store
 from codeexec_mongo.settings import MongoSettings, MongoSettingsError
 
 if TYPE_CHECKING:
+    from codeexec.ports.execution_queries import ExecutionQueries
     from codeexec.ports.key_store import KeyStore
     from codeexec.ports.read_model import ExecutionReadModel
 
@@ -42,6 +43,15 @@ class MongoStoreConfig(StoreConfig):
 
         assert self.mongo is not None
         return MongoExecutionReadModel(self.mongo)
+
+    def queries(self, read_model: ExecutionReadModel) -> ExecutionQueries:
+        """The views read on pymongo's asyncio client (another read model: the default)."""
+        from codeexec_mongo.queries import MongoExecutionQueries
+        from codeexec_mongo.read_model import MongoExecutionReadModel
+
+        if self.mongo is None or not isinstance(read_model, MongoExecutionReadModel):
+            return super().queries(read_model)
+        return MongoExecutionQueries(self.mongo, read_model.views.name)
 
     def key_store(self) -> KeyStore:
         from codeexec_mongo.key_store import MongoKeyStore
