@@ -11,7 +11,16 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "typecheck", "unit", "integration", "e2e", "kafka", "mongo"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "unit",
+    "integration",
+    "e2e",
+    "deploy",
+    "kafka",
+    "mongo",
+]
 
 PYTEST_NO_TESTS = 5
 PY = sys.executable  # the interpreter nox runs on: the project's .venv
@@ -31,10 +40,11 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy strict on the core, the entrypoints, every adapter distribution and their tests
-    (tests/e2e drives the entrypoints, tests/system starts them as processes)."""
+    (tests/e2e drives the entrypoints, tests/system starts them as processes, tests/deploy
+    checks the Kubernetes manifests)."""
     adapters = sorted(str(p) for p in Path("adapters").glob("*/src"))
     adapter_tests = sorted(str(p) for p in Path("adapters").glob("*/tests"))
-    checked = [*adapters, *adapter_tests, "tests/e2e", "tests/system"]
+    checked = [*adapters, *adapter_tests, "tests/e2e", "tests/system", "tests/deploy"]
     session.run(PY, "-m", "mypy", "src", "entrypoints/src", *checked)
 
 
@@ -51,6 +61,13 @@ def integration(session: nox.Session) -> None:
 @nox.session
 def e2e(session: nox.Session) -> None:
     pytest(session, "tests/e2e", "-q")
+
+
+@nox.session
+def deploy(session: nox.Session) -> None:
+    """deploy/kubernetes rendered by kubectl, against the Kubernetes schemas and the
+    restricted Pod Security Standard."""
+    pytest(session, "tests/deploy", "-q")
 
 
 @nox.session

@@ -14,6 +14,9 @@ if (( want_tests )); then
   # kafkacat (kcat) reads the Kafka adapter's topics as a third-party client.
   apt_packages+=(chromium ruby php-cli golang-go kafkacat)
   command -v npm >/dev/null || apt_packages+=(npm)
+  # kubectl renders deploy/kubernetes (`kubectl kustomize`, offline) for tests/deploy. Debian's
+  # kubernetes-client (kubectl 1.20, kustomize 2.0.3) renders it the same as a current kubectl.
+  command -v kubectl >/dev/null || apt_packages+=(kubernetes-client)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

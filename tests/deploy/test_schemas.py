@@ -6,9 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import kubernetes_validate
 import pytest
-from kubernetes_validate.utils import all_versions
+from kubernetes_validate.utils import ValidationError, all_versions, validate
 from packaging.version import Version
 
 OLDEST_SUPPORTED = Version("1.25")  # Pod Security admission is GA from 1.25
@@ -26,8 +25,8 @@ def test_every_object_matches_the_strict_schema(
     failures = []
     for obj in manifests:
         try:
-            kubernetes_validate.validate(obj, version, strict=True)
-        except kubernetes_validate.ValidationError as error:
+            validate(obj, version, strict=True)
+        except ValidationError as error:
             path = ".".join(str(p) for p in error.path)
             failures.append(f"{obj['kind']}/{obj['metadata']['name']} {path}: {error.message}")
     assert not failures, "\n".join(failures)
@@ -41,13 +40,13 @@ def test_strict_validation_refuses_a_misspelt_field(manifests: list[dict[str, An
     obj = deployment(manifests)
     container = obj["spec"]["template"]["spec"]["containers"][0]
     container["securityContext"]["readOnlyRootFilesytem"] = True  # sic: a typo the API drops
-    with pytest.raises(kubernetes_validate.ValidationError) as caught:
-        kubernetes_validate.validate(obj, VERSIONS[-1], strict=True)
+    with pytest.raises(ValidationError) as caught:
+        validate(obj, VERSIONS[-1], strict=True)
     assert "readOnlyRootFilesytem" in caught.value.message
 
 
 def test_validation_refuses_a_wrong_type(manifests: list[dict[str, Any]]) -> None:
     obj = deployment(manifests)
     obj["spec"]["replicas"] = "two"
-    with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(obj, VERSIONS[-1], strict=True)
+    with pytest.raises(ValidationError):
+        validate(obj, VERSIONS[-1], strict=True)
