@@ -66,7 +66,7 @@ def e2e(session: nox.Session) -> None:
 @nox.session
 def deploy(session: nox.Session) -> None:
     """deploy/kubernetes rendered by kubectl, against the Kubernetes schemas and the
-    restricted Pod Security Standard."""
+    restricted Pod Security Standard, and each Deployment run as its manifest says."""
     pytest(session, "tests/deploy", "-q")
 
 
