@@ -263,16 +263,18 @@ def test_serve_runs_every_role_in_one_process_on_kafka_and_postgres(
     assert listed.split("\t")[1:3] == ["admin", "admin"]
 
 
-def test_unreachable_brokers_stop_a_role_process_at_start_with_69(
-    env: dict[str, str], tmp_path: Path
+@pytest.mark.parametrize("command", [["role", "worker"], ["api"]], ids=["role", "api"])
+def test_unreachable_brokers_stop_a_process_at_start_with_69(
+    env: dict[str, str], tmp_path: Path, command: list[str]
 ) -> None:
     nobody = {
         **env,
         "CODEEXEC_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",  # nothing listens there
         "CODEEXEC_KAFKA_REQUEST_TIMEOUT_MS": "2000",
-        "CODEEXEC_DATA_DIR": str(tmp_path / "worker"),
+        "CODEEXEC_DATA_DIR": str(tmp_path / "process"),
     }
-    done = codeexec(nobody, "role", "worker")
+    port = ["--port", str(free_port())] if command == ["api"] else []
+    done = codeexec(nobody, *command, *port)  # the API starts its runtime inside uvicorn
     assert done.returncode == 69, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("codeexec: the Kafka brokers at CODEEXEC_KAFKA_BOOTSTRAP=127.0.0.1:")

@@ -44,9 +44,14 @@ def create_app(
         # Each port is opened by asking for it, never by init_resources(), which would open
         # every Resource, the adapters not chosen too.
         try:
-            app.state.keystore = await provided(container.keystore())
-            app.state.limits = container.limits()
-            runtime = await provided(container.runtime())
+            try:
+                app.state.keystore = await provided(container.keystore())
+                app.state.limits = container.limits()
+                runtime = await provided(container.runtime())
+            except Exception as error:
+                # uvicorn logs it and exits 3; `codeexec serve` and `api` exit by its kind.
+                app.state.startup_error = error
+                raise
             app.state.runtime = runtime
             app_metrics.attach(runtime)
             start_compat(app.state, runtime)
@@ -77,6 +82,7 @@ def create_app(
         "codeexec_event_streams", "open event streams", lambda: open_requests.streams.total
     )
     app.state.runtime = None
+    app.state.startup_error = None
     install_problem_handlers(app)
     for module in (
         routes_executions,

@@ -152,8 +152,9 @@ def serve(args: argparse.Namespace, *, roles: frozenset[str]) -> int:
     what = "serving" if roles else "serving the API (no roles in this process)"
     print(f"codeexec {what} on http://{shown}:{args.port}/ (data in {deployment.data_dir})")
     sys.stdout.flush()
+    app = create_app(settings, container)
     config = uvicorn.Config(
-        create_app(settings, container),
+        app,
         host=args.host,
         port=args.port,
         log_level="warning",
@@ -165,6 +166,10 @@ def serve(args: argparse.Namespace, *, roles: frozenset[str]) -> int:
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
         server.run()
+    except SystemExit:  # uvicorn's exit 3 when the app's start-up failed
+        error: Exception | None = app.state.startup_error
+        if error is not None:
+            raise error from None  # `main` exits by its kind: 69 unreachable, 78, 74...
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not server.started:
