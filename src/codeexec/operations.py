@@ -130,6 +130,14 @@ class Operations:
         """Executions per state, as the read model shows them."""
         return self._ports.read_model.counts()
 
+    async def execution_totals(self) -> tuple[Mapping[str, int], Mapping[str, int]]:
+        """Executions per status and per state, read together in the store thread."""
+        model = self._ports.read_model
+        totals: tuple[Mapping[str, int], Mapping[str, int]] = await self._ports.io.ask(
+            lambda: (model.status_counts(), model.counts())
+        )
+        return totals
+
     # -- dead letters ---------------------------------------------------------------------
 
     async def dead_letters(self) -> list[DeadLetter]:

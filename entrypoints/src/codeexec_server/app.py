@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from codeexec_server import metrics as metrics_routes
 from codeexec_server import (
     routes_admin,
+    routes_dashboard,
     routes_dead_letters,
     routes_events,
     routes_executions,
@@ -25,6 +26,7 @@ from codeexec_server.container import Container, provided, shutdown
 from codeexec_server.metrics import Metrics, RequestTimer
 from codeexec_server.open_requests import OpenRequests
 from codeexec_server.problems import BodySizeLimit, install_problem_handlers
+from codeexec_server.queue_history import QueueHistory
 from codeexec_server.schemas import Problem
 from codeexec_server.settings import ServerSettings
 
@@ -38,6 +40,7 @@ def create_app(
     settings = settings or ServerSettings.from_env()
     container = container or Container(settings=settings)
     app_metrics = Metrics()
+    queue_history = QueueHistory(settings.queue_sample_s, settings.queue_history_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,8 +58,10 @@ def create_app(
             app.state.runtime = runtime
             app_metrics.attach(runtime)
             start_compat(app.state, runtime)
+            queue_history.start(runtime)
             yield
         finally:
+            await queue_history.stop()
             await stop_compat(app.state)
             app.state.runtime = None
             await shutdown(container)
@@ -72,6 +77,7 @@ def create_app(
     app.state.settings = settings
     app.state.container = container
     app.state.metrics = app_metrics
+    app.state.queue_history = queue_history
     app.state.open_requests = open_requests = OpenRequests(settings)
     app_metrics.gauge(
         "codeexec_waiting_submissions",
@@ -88,6 +94,7 @@ def create_app(
         routes_executions,
         routes_events,
         routes_admin,
+        routes_dashboard,
         routes_replays,
         routes_dead_letters,
         metrics_routes,
@@ -102,6 +109,10 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "dashboard.html", media_type="text/html")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

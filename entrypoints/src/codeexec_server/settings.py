@@ -73,6 +73,14 @@ class ServerSettings:
     shutdown_grace_s: float = field(
         default_factory=lambda: _seconds("CODEEXEC_SHUTDOWN_GRACE_S", 10.0)
     )
+    queue_sample_s: float = field(
+        default_factory=lambda: _seconds("CODEEXEC_QUEUE_SAMPLE_S", 1.0)
+    )
+    """How often each API process samples the queue for the dashboard's chart (0: never)."""
+    queue_history_s: float = field(
+        default_factory=lambda: _seconds("CODEEXEC_QUEUE_HISTORY_S", 600.0)
+    )
+    """How far back those samples go (the ring holds history / sample of them)."""
     max_limits: Limits = field(
         default_factory=lambda: Limits(
             wall_time_s=60.0,

@@ -28,6 +28,7 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
         self._by_user: dict[str, list[UUID]] = {}
         self._all: list[UUID] = []
         self._counts: Counter[str] = Counter()
+        self._statuses: Counter[str] = Counter()
         self._tracking: dict[str, int] = {}
 
     def apply(self, event: DomainEvent, position: int | None = None) -> ExecutionView | None:
@@ -42,13 +43,17 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
             self._insert(self._by_user.setdefault(view.user_id, []), view)
             self._insert(self._all, view)
             self._counts["requested"] += 1
+            self._statuses[view.status] += 1
         elif view is None or not is_new(view, event):
             return view
-        before = view.state
+        before, status = view.state, view.status
         fold(view, event)
         if view.state != before:
             self._counts[before] -= 1
             self._counts[view.state] += 1
+        if view.status != status:
+            self._statuses[status] -= 1
+            self._statuses[view.status] += 1
         return view
 
     def apply_batch(
@@ -154,3 +159,6 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
 
     def counts(self) -> Mapping[str, int]:
         return {state: n for state, n in self._counts.items() if n > 0}
+
+    def status_counts(self) -> Mapping[str, int]:
+        return {status: n for status, n in self._statuses.items() if n > 0}

@@ -147,6 +147,12 @@ class ExecutionReadModel(ABC):
     def counts(self) -> Mapping[str, int]:
         """Executions per state."""
 
+    @abstractmethod
+    def status_counts(self) -> Mapping[str, int]:
+        """Executions per status: the lifecycle state while in flight, then the terminal
+        status (`succeeded`, `time_limit`, `rejected`, ...), which `counts` folds into
+        `completed`. Adapters answer it from their index on `status`."""
+
     def recent_submissions(self, user_id: str, since: datetime) -> Sequence[RecentSubmission]:
         """The user's executions created after `since`, oldest first (for admission)."""
         found: builtins.list[RecentSubmission] = []

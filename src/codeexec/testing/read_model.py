@@ -178,6 +178,23 @@ class ExecutionReadModelContract:
         apply_all(model, story.record(first, second))
         assert model.counts() == {"cancelled": 1, "rejected": 1}
 
+    def test_status_counts_split_finished_runs_by_their_status(
+        self, new_read_model: NewReadModel
+    ) -> None:
+        model, story = new_read_model(), Story()
+        assert model.status_counts() == {}
+        done, waiting, refused = story.finished("a"), story.request("b"), story.request("c")
+        apply_all(model, story.record(done, waiting, refused))
+        assert model.status_counts() == {"succeeded": 1, "requested": 2}
+        waiting.queue(story.at(1), 1)
+        refused.reject(story.at(1), RejectionReason.QUEUE_FULL, "full")
+        apply_all(model, story.record(waiting, refused))
+        assert model.status_counts() == {"succeeded": 1, "queued": 1, "rejected": 1}
+        assert model.counts() == {"completed": 1, "queued": 1, "rejected": 1}
+        # Applying the same events again counts nothing twice.
+        apply_all(model, story.events)
+        assert model.status_counts() == {"succeeded": 1, "queued": 1, "rejected": 1}
+
     def test_recent_submissions_for_admission(self, new_read_model: NewReadModel) -> None:
         model, story = new_read_model(), Story()
         old, done = story.request("alice", -100), story.finished("alice", 0)
