@@ -1,78 +1,21 @@
-"""E2E: the dead-letter API over real dead letters. A poison event cannot be made over HTTP,
-so this app runs in-process with an extra consumer that fails on one user's events until it
-is fixed; everything else (routes, auth, store, roles) is the real server's."""
+"""E2E: the dead-letter API over real dead letters (tests.e2e.poisoned makes them)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from codeexec_server.app import create_app
-from codeexec_server.container import Container
 from codeexec_server.keystore import KeyStore
-from codeexec_server.limits import LimitsPolicy
 from codeexec_server.settings import ServerSettings
-from dependency_injector import providers
 from fastapi.testclient import TestClient
 
-from codeexec.domain.dead_letter import DeadLetterConfig, RetryPolicy
-from codeexec.domain.envelope import DomainEvent
-from codeexec.ports.sandbox import Sandbox
-from codeexec.runtime import Codeexec, Settings
-from codeexec.service.unit_of_work import UnitOfWork
+from tests.e2e.poisoned import Poisoner, poisoned_app
 
 pytestmark = pytest.mark.e2e
 LETTERS = "/api/v1/admin/dead-letters"
-
-
-class Poisoner:
-    """An embedder's consumer that fails on the user `poison`'s finished runs until fixed."""
-
-    group = "poisoner"
-    topics: tuple[str, ...] = ("execution_events",)
-
-    def __init__(self) -> None:
-        self.fixed = False
-        self.handled = 0
-
-    def interested(self, event_type: str) -> bool:
-        return event_type == "ExecutionCompleted"
-
-    def recover(self) -> None:
-        pass
-
-    def handle(self, event: DomainEvent, uow: UnitOfWork) -> None:
-        if event.user_id == "poison" and not self.fixed:
-            raise RuntimeError("poisoned: cannot handle this one")
-        self.handled += 1
-
-
-async def poisoned_runtime(
-    settings: ServerSettings, sandbox: Sandbox, limits: LimitsPolicy, poisoner: Poisoner
-) -> AsyncIterator[Codeexec]:
-    runtime = Codeexec(
-        Settings(
-            data_dir=settings.data_dir,
-            coordinator=limits.document.coordinator_config(),
-            consumer_max_attempts=2,
-            timer_interval_s=0.02,
-            dead_letters=DeadLetterConfig(
-                default=RetryPolicy(max_retries=1, base_delay_s=0.01, max_delay_s=0.05),
-                warning_backlog=1,
-                critical_backlog=2,
-            ),
-        ),
-        sandbox=sandbox,
-        processes=[poisoner],
-    )
-    await runtime.start()
-    try:
-        yield runtime
-    finally:
-        await runtime.stop()
 
 
 @pytest.fixture
@@ -81,14 +24,8 @@ def app(tmp_path: Path) -> Iterator[tuple[TestClient, Poisoner, dict[str, str]]]
     keys = {"admin": store.create("root", "admin"), "poison": store.create("poison")}
     store.close()
     settings = ServerSettings(data_dir=tmp_path, sandbox="fake")
-    container = Container(settings=settings)
     poisoner = Poisoner()
-    container.runtime.override(
-        providers.Resource(
-            poisoned_runtime, container.settings, container.sandbox, container.limits, poisoner
-        )
-    )
-    with TestClient(create_app(settings, container)) as client:
+    with TestClient(poisoned_app(settings, poisoner)) as client:
         yield client, poisoner, keys
 
 

@@ -17,10 +17,12 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from codeexec.runtime import Codeexec
 
 log = logging.getLogger(__name__)
+QueueSource = Literal["coordinator", "read_model", "not started"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class QueueHistory:
         self.samples: deque[QueueSample] = deque(maxlen=max(capacity, 1))
         self.process = f"{socket.gethostname()}:{os.getpid()}"
         self.started_at = datetime.now(UTC)
-        self.source = "not started"
+        self.source: QueueSource = "not started"
         self._task: asyncio.Task[None] | None = None
 
     @property

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from codeexec_server.queue_history import QueueHistory, QueueSample
-
-QueueSource = Literal["coordinator", "read_model", "not started"]
+from codeexec_server.queue_history import QueueHistory, QueueSample, QueueSource
 
 
 class QueueSampleOut(BaseModel):
@@ -47,7 +44,7 @@ class QueueHistoryOut(BaseModel):
     ) -> QueueHistoryOut:
         return cls(
             process=history.process,
-            source=history.source,  # type: ignore[arg-type]
+            source=history.source,
             started_at=history.started_at,
             interval_s=history.interval_s,
             window_s=history.window_s,

@@ -73,9 +73,7 @@ class ServerSettings:
     shutdown_grace_s: float = field(
         default_factory=lambda: _seconds("CODEEXEC_SHUTDOWN_GRACE_S", 10.0)
     )
-    queue_sample_s: float = field(
-        default_factory=lambda: _seconds("CODEEXEC_QUEUE_SAMPLE_S", 1.0)
-    )
+    queue_sample_s: float = field(default_factory=lambda: _seconds("CODEEXEC_QUEUE_SAMPLE_S", 1.0))
     """How often each API process samples the queue for the dashboard's chart (0: never)."""
     queue_history_s: float = field(
         default_factory=lambda: _seconds("CODEEXEC_QUEUE_HISTORY_S", 600.0)
