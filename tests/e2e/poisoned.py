@@ -95,6 +95,14 @@ class LiveServer:
     user_key: str
     poison_key: str
     poisoner: Poisoner
+    data_dir: Path
+
+    def new_user_key(self, user: str) -> str:
+        store = KeyStore.in_data_dir(self.data_dir)
+        try:
+            return store.create(user)
+        finally:
+            store.close()
 
     def client(self, key: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -102,12 +110,14 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(data_dir: Path, queue_sample_s: float = 0.25) -> Iterator[LiveServer]:
+def live_server(
+    data_dir: Path, queue_sample_s: float = 0.25, sandbox: str = "fake"
+) -> Iterator[LiveServer]:
     """The poisoned app on a free loopback port until the block ends."""
     store = KeyStore.in_data_dir(data_dir)
     keys = store.create("root", "admin"), store.create("alice"), store.create("poison")
     store.close()
-    settings = ServerSettings(data_dir=data_dir, sandbox="fake", queue_sample_s=queue_sample_s)
+    settings = ServerSettings(data_dir=data_dir, sandbox=sandbox, queue_sample_s=queue_sample_s)
     poisoner = Poisoner()
     port = free_port()
     config = uvicorn.Config(
@@ -124,7 +134,7 @@ def live_server(data_dir: Path, queue_sample_s: float = 0.25) -> Iterator[LiveSe
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the live server did not start")
             time.sleep(0.05)
-        yield LiveServer(url, *keys, poisoner)
+        yield LiveServer(url, *keys, poisoner, data_dir)
     finally:
         server.should_exit = True
         thread.join(30)

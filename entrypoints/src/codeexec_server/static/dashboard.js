@@ -135,7 +135,7 @@ function drawLag(backlog) {
   barChart($("lag-chart"), {
     rows, classOf: (name) => (backlog[name] > 0 ? "behind" : "caught-up"),
     label: `Consumer lag: ${rows.map(([g, n]) => `${g} ${n}`).join(", ") || "none reported"}`,
-    empty: "this bus reports no consumer groups",
+    empty: "the bus reports no consumer group in this API process",
   });
 }
 

@@ -91,6 +91,15 @@ export function renderLetters(items, actions) {
   });
 }
 
+function selection(filters) {
+  const parts = [];
+  if (filters.event_types.length) parts.push(filters.event_types.join(", "));
+  if (filters.user_id) parts.push(`user ${filters.user_id}`);
+  if (filters.execution_ids.length) parts.push(`${filters.execution_ids.length} execution(s)`);
+  if (filters.since || filters.until) parts.push("a time range");
+  return parts.length ? parts.join(" · ") : "every event";
+}
+
 export function renderReplays(sessions, act) {
   const key = JSON.stringify(sessions);
   if (key === drawn.replays) return;
@@ -111,7 +120,7 @@ export function renderReplays(sessions, act) {
       pill.textContent = s.state;
       const who = document.createElement("span");
       who.className = "muted";
-      who.textContent = `${s.id.slice(0, 8)} by ${s.created_by}`;
+      who.textContent = `${s.id.slice(0, 8)} by ${s.created_by} · ${selection(s.filters)}`;
       head.append(title, pill, who);
       const barId = `progress-${s.id}`;
       const label = document.createElement("label");
