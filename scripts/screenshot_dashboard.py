@@ -132,9 +132,10 @@ def main() -> None:
     parser.add_argument("--sandbox", choices=("local", "fake"), default="local")
     parser.add_argument("--out", type=Path, default=ROOT / "docs/screenshots/dashboard.png")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as data, live_server(
-        Path(data), queue_sample_s=0.5, sandbox=args.sandbox
-    ) as live:
+    with (
+        tempfile.TemporaryDirectory() as data,
+        live_server(Path(data), queue_sample_s=0.5, sandbox=args.sandbox) as live,
+    ):
         keys = {u: live.new_user_key(u) for u in ("alice", "bob", "carol", "dave")}
         set_limits(live)
         endings_later = threading.Timer(20, endings, (live, keys))

@@ -71,7 +71,7 @@ def test_queue_history_is_a_bounded_ring_that_sees_running_work(sampled: Server)
 
 @pytest.mark.parametrize(
     ("since", "message"),
-    [("yesterday", "valid datetime"), ("2026-12-01T00:00:00", "timezone")],
+    [("yesterday", "ISO 8601"), ("0.5", "ISO 8601"), ("2026-12-01T00:00:00", "timezone")],
 )
 def test_queue_history_names_a_bad_since(sampled: Server, since: str, message: str) -> None:
     with sampled.client(sampled.admin_key) as admin:

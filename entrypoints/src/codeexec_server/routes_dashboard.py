@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 
 from codeexec_server.auth import Admin
 from codeexec_server.problems import problem_responses
@@ -14,6 +15,17 @@ from codeexec_server.routes_executions import Runtime
 from codeexec_server.schemas_dashboard import ExecutionCountsOut, QueueHistoryOut
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+
+def _iso_time(text: str) -> datetime:
+    # Only ISO 8601: pydantic alone would also read `0.5` as seconds since 1970.
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 date-time with a zone") from None
+
+
+Since = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
 
 
 @router.get(
@@ -29,7 +41,7 @@ async def queue_history(
     request: Request,
     runtime: Runtime,
     since: Annotated[
-        AwareDatetime | None, Query(description="only samples after this time (with zone)")
+        Since | None, Query(description="only samples after this time (ISO 8601, with zone)")
     ] = None,
 ) -> QueueHistoryOut:
     history: QueueHistory = request.app.state.queue_history

@@ -22,6 +22,8 @@ const state = {
   history: null, // the last /queue/history answer, samples accumulated
   schemas: null,
   timer: null,
+  refreshing: null,
+  resized: null,
 };
 
 export async function api(path, { method = "GET", body } = {}) {
@@ -67,17 +69,29 @@ async function connect(key) {
 
 // -- polling ---------------------------------------------------------------------------------
 
+// One refresh at a time (a resize or a new key during one joins it), then the next is due.
 async function refresh() {
+  if (state.refreshing) return state.refreshing;
   clearTimeout(state.timer);
+  state.refreshing = refreshAll();
+  try {
+    if (await state.refreshing) state.timer = setTimeout(refresh, POLL_MS);
+  } finally {
+    state.refreshing = null;
+  }
+  return undefined;
+}
+
+async function refreshAll() {
   const parts = [refreshQueue(), refreshCounts(), refreshLetters(), refreshReplays()];
   const failed = (await Promise.allSettled(parts)).find((r) => r.status === "rejected");
   if (failed && [401, 403].includes(failed.reason.status)) {
     say(`Disconnected: ${failed.reason.message}.`, "error");
-    return;
+    return false;
   }
   if (failed) say(`Connected; last refresh failed: ${failed.reason.message}`, "warn");
   else if ($("connection").dataset.state !== "ok") say("Connected as admin.", "ok");
-  state.timer = setTimeout(refresh, POLL_MS);
+  return true;
 }
 
 async function refreshQueue() {
@@ -282,7 +296,8 @@ function start() {
   $("limits-add-user").addEventListener("click", addUser);
   $("letters-state").addEventListener("change", () => refreshLetters());
   window.addEventListener("resize", () => {
-    if (state.history) refresh();
+    clearTimeout(state.resized);
+    state.resized = setTimeout(() => { if (state.history) refresh(); }, 200);
   });
   if (state.key) {
     $("adminkey").value = state.key;
