@@ -1,10 +1,10 @@
 """Screenshot of the operators' dashboard: docs/screenshots/dashboard.png, from a live server.
 
-    .venv/bin/python scripts/screenshot_dashboard.py [--sandbox local|fake] [--out PATH]
+    .venv/bin/python scripts/screenshot_dashboard.py [--out PATH] [--width PX]
 
 Starts the server of the browser tests (tests/e2e/poisoned.py: the real app, plus one
 consumer that fails on the user `poison`'s runs so the dead letters are real ones) on a
-temporary data dir, with the real bubblewrap sandbox by default. It then makes about a
+temporary data dir, with the real bubblewrap sandbox. It then makes about a
 minute of activity: waves of Python and C programs from four users against a running cap of
 3 (so a queue builds and drains), every kind of ending (success, exit code, time limit,
 compile error, cancel, rejection on a user's queue cap), two dead letters and replay
@@ -109,12 +109,12 @@ def wait_for_letters(live: LiveServer, count: int) -> None:
     raise RuntimeError("the dead letters did not appear")
 
 
-def shoot(live: LiveServer, out: Path) -> None:
+def shoot(live: LiveServer, out: Path, width: int) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
         )
-        page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+        page = browser.new_page(viewport={"width": width, "height": 900}, device_scale_factor=1)
         page.goto(live.url + "/dashboard")
         page.fill("#adminkey", live.admin_key)
         page.press("#adminkey", "Enter")
@@ -129,12 +129,12 @@ def shoot(live: LiveServer, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sandbox", choices=("local", "fake"), default="local")
     parser.add_argument("--out", type=Path, default=ROOT / "docs/screenshots/dashboard.png")
+    parser.add_argument("--width", type=int, default=1280, help="of the browser window, px")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as data,
-        live_server(Path(data), queue_sample_s=0.5, sandbox=args.sandbox) as live,
+        live_server(Path(data), queue_sample_s=0.5, sandbox="local") as live,
     ):
         keys = {u: live.new_user_key(u) for u in ("alice", "bob", "carol", "dave")}
         set_limits(live)
@@ -146,7 +146,7 @@ def main() -> None:
         replays(live)
         for n in range(6):  # still queued and running when the picture is taken
             submit(live, keys[("alice", "bob", "carol")[n % 3]], SLEEPY.format(s=8 + n))
-        shoot(live, args.out)
+        shoot(live, args.out, args.width)
     print(f"wrote {args.out}")
 
 

@@ -55,17 +55,21 @@ export function renderLetters(items, actions) {
         letter.state, letter.group, letter.event_type, letter.error, String(letter.retries),
         when(letter.parked_at),
       ];
-      for (const text of cells) {
+      const labels = ["state", "group", "event", "error", "retries", "parked"];
+      cells.forEach((text, i) => {
         const td = document.createElement("td");
         td.textContent = text;
+        td.dataset.label = labels[i]; // shown before the value on narrow screens
         tr.appendChild(td);
-      }
+      });
       tr.children[0].className = `pill ${letter.state}`;
       tr.children[3].className = "error-text";
       tr.children[3].title = letter.error;
       tr.children[5].title = letter.parked_at;
       const td = document.createElement("td");
-      td.className = "actions";
+      const controls = document.createElement("div");
+      controls.className = "actions";
+      td.appendChild(controls);
       const retryable = ["parked", "exhausted"].includes(letter.state);
       const inspect = button("Inspect", "inspect", letter.id, (e) =>
         reporting(message, () => actions.inspect(letter, e.currentTarget)));
@@ -82,7 +86,7 @@ export function renderLetters(items, actions) {
         }
         return reporting(message, () => actions.discard(letter));
       }, letter.open);
-      td.append(inspect, retry, discard);
+      controls.append(inspect, retry, discard);
       tr.appendChild(td);
       return tr;
     });
