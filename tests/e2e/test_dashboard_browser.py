@@ -291,7 +291,10 @@ def test_text_has_enough_contrast(browser: Browser, live: LiveServer) -> None:
 def test_a_narrow_screen_stacks_the_cards_without_sideways_scrolling(
     browser: Browser, live: LiveServer
 ) -> None:
+    live.poisoner.fixed = False
+    letter = exhausted_letter(live, run(live, live.poison_key, "out a wide table row"))
     page = connected(browser, live, width=375)
+    page.wait_for_selector(f"#letters tbody tr[data-id='{letter['id']}']")
     page.wait_for_selector("#status-chart svg")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     status = page.eval_on_selector("#status-chart", "e => e.getBoundingClientRect().x")
