@@ -140,6 +140,10 @@ def test_an_admin_inspects_and_retries_a_dead_letter(browser: Browser, live: Liv
     page.wait_for_selector("#letter-detail:not([hidden])")
     shown = page.text_content("[data-testid='dead-letter-json']") or ""
     assert '"event_type": "ExecutionCompleted"' in shown and letter["execution_id"] in shown
+    assert page.evaluate("document.activeElement.id") == "letter-json"
+    page.keyboard.press("Escape")  # closes it, back to the button that opened it
+    page.wait_for_selector("#letter-detail", state="hidden")
+    assert page.evaluate("document.activeElement.dataset.action") == "inspect"
     live.poisoner.fixed = True
     page.click(f"{row} button[data-action='retry']")
     # Resolved letters leave the open list; "all" shows them resolved.
@@ -304,10 +308,15 @@ def test_a_narrow_screen_stacks_the_cards_without_sideways_scrolling(
     page.close()
 
 
-def test_the_page_needs_nothing_from_other_hosts(browser: Browser, live: LiveServer) -> None:
+def test_the_page_needs_nothing_from_other_hosts_and_logs_no_error(
+    browser: Browser, live: LiveServer
+) -> None:
     page = browser.new_page()
     requested: list[str] = []
+    errors: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(live.url + "/dashboard")
     page.fill("#adminkey", live.admin_key)
     page.press("#adminkey", "Enter")
@@ -315,4 +324,6 @@ def test_the_page_needs_nothing_from_other_hosts(browser: Browser, live: LiveSer
     assert requested and all(
         url.startswith(live.url) or url.startswith("data:") for url in requested
     )
+    page.wait_for_timeout(2500)  # a poll after the first
+    assert errors == []
     page.close()

@@ -197,7 +197,9 @@ const letterActions = {
     $("letter-json").textContent = JSON.stringify(full, null, 2);
     $("letter-detail-h").textContent = `Dead letter ${letter.id}`;
     $("letter-detail").hidden = false;
-    $("letter-close").onclick = () => { $("letter-detail").hidden = true; button.focus(); };
+    const close = () => { $("letter-detail").hidden = true; button.focus(); };
+    $("letter-close").onclick = close;
+    $("letter-detail").onkeydown = (e) => { if (e.key === "Escape") close(); };
     $("letter-json").focus();
   },
   async retry(letter) {
