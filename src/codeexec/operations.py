@@ -21,6 +21,7 @@ from codeexec.domain.dead_letter import DeadLetter
 from codeexec.domain.limits import LimitsDocument, ResourceMaxima
 from codeexec.domain.operations_events import LimitsChanged, ReplayFilter
 from codeexec.domain.replay import ReplaySession
+from codeexec.ports.execution_queries import ExecutionQueries
 from codeexec.roles import RolePorts
 from codeexec.runner import RoleRunner
 from codeexec.service.dead_letters import BacklogLevel, DeadLetterManager
@@ -76,9 +77,10 @@ class Operations:
         runner: RoleRunner,
         letters: DeadLetterManager,
         replays: ReplayService,
+        queries: ExecutionQueries,
         default: LimitsDocument | None = None,
     ) -> None:
-        self._ports, self._runner = ports, runner
+        self._ports, self._runner, self._queries = ports, runner, queries
         self._letters, self._replays = letters, replays
         self.limits = Limits(ports, default or default_limits(ports.settings.coordinator))
         self._task: asyncio.Task[None] | None = None
@@ -131,12 +133,10 @@ class Operations:
         return self._ports.read_model.counts()
 
     async def execution_totals(self) -> tuple[Mapping[str, int], Mapping[str, int]]:
-        """Executions per status and per state, read together in the store thread."""
-        model = self._ports.read_model
-        totals: tuple[Mapping[str, int], Mapping[str, int]] = await self._ports.io.ask(
-            lambda: (model.status_counts(), model.counts())
-        )
-        return totals
+        """Executions per status and per state, awaited from the read model's queries."""
+        queries = self._queries
+        by_status, by_state = await asyncio.gather(queries.status_counts(), queries.counts())
+        return by_status, by_state
 
     # -- dead letters ---------------------------------------------------------------------
 

@@ -191,7 +191,9 @@ class Codeexec:
         )
         self.replays = ReplayService(store, self.bus, self.clock, io)
         self._runner = RoleRunner(ports, self.dead_letters, self.replays, self.extra_processes)
-        self.operations = Operations(ports, self._runner, self.dead_letters, self.replays)
+        self.operations = Operations(
+            ports, self._runner, self.dead_letters, self.replays, self.queries
+        )
         admission = Admission(store, self.queries, self.operations.limits_for)
         self.commands = CommandService(
             store, io, self.clock, read_model, self.queries, self.feed, admission

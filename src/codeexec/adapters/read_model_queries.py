@@ -45,6 +45,9 @@ class ReadModelQueries(ExecutionQueries):
     async def counts(self) -> Mapping[str, int]:
         return await self._ask(self.model.counts)
 
+    async def status_counts(self) -> Mapping[str, int]:
+        return await self._ask(self.model.status_counts)
+
     async def recent_submissions(self, user_id: str, since: datetime) -> Sequence[RecentSubmission]:
         return await self._ask(self.model.recent_submissions, user_id, since)
 

@@ -35,6 +35,10 @@ class ExecutionQueries(ABC):
         """Executions per state."""
 
     @abstractmethod
+    async def status_counts(self) -> Mapping[str, int]:
+        """Executions per status (see `ExecutionReadModel.status_counts`)."""
+
+    @abstractmethod
     async def recent_submissions(self, user_id: str, since: datetime) -> Sequence[RecentSubmission]:
         """The user's executions created after `since`, oldest first (for admission)."""
 

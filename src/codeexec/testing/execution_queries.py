@@ -63,6 +63,8 @@ class ExecutionQueriesContract:
     ) -> None:
         model, queries, _ = _populated(new_queries)
         assert await queries.counts() == model.counts()
+        assert await queries.status_counts() == model.status_counts()
+        assert (await queries.status_counts()).get("rejected") == 1
         for user in ("alice", "bob", "carol"):
             for rate_s, storage_s in ((-1, -1), (5, -1), (-1, 15), (30, 30)):
                 rate, storage = T0 + timedelta(seconds=rate_s), T0 + timedelta(seconds=storage_s)

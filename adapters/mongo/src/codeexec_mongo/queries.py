@@ -23,6 +23,7 @@ from codeexec.ports.execution_queries import ExecutionQueries
 from codeexec.ports.read_model import ExecutionQuery, ExecutionView, Page, SubmissionTotals
 from codeexec_mongo.read_model import (
     COUNTS,
+    STATUS_COUNTS,
     SUBMISSIONS_ORDER,
     counts_of,
     filter_of,
@@ -78,6 +79,11 @@ class MongoExecutionQueries(ExecutionQueries):
     async def counts(self) -> Mapping[str, int]:
         with translated_errors():
             groups = await self.views.aggregate(COUNTS)
+            return counts_of(await groups.to_list())
+
+    async def status_counts(self) -> Mapping[str, int]:
+        with translated_errors():
+            groups = await self.views.aggregate(STATUS_COUNTS)
             return counts_of(await groups.to_list())
 
     async def recent_submissions(self, user_id: str, since: datetime) -> Sequence[RecentSubmission]:

@@ -189,15 +189,7 @@ class MongoExecutionReadModel(ExecutionReadModel):
 
     def status_counts(self) -> Mapping[str, int]:
         with translated_errors():
-            # Sorted on the indexed field first, so the server can group from the
-            # (status, seq) index instead of fetching each view.
-            pipeline: list[Doc] = [
-                {"$sort": {"status": 1}},
-                {"$project": {"_id": 0, "status": 1}},
-                {"$group": {"_id": "$status", "n": {"$sum": 1}}},
-            ]
-            groups = self.views.aggregate(pipeline)
-            return {str(g["_id"]): int(g["n"]) for g in groups if g["n"]}
+            return counts_of(self.views.aggregate(STATUS_COUNTS))
 
     def close(self) -> None:
         self._client.close()
@@ -212,6 +204,13 @@ def page_of(docs: Sequence[Doc], limit: int) -> Page:
 
 
 COUNTS = [{"$group": {"_id": "$state", "n": {"$sum": 1}}}]  # views per state
+# Views per status: sorted on the indexed field first, so the server can group from the
+# (status, seq) index instead of fetching each view.
+STATUS_COUNTS: list[Doc] = [
+    {"$sort": {"status": 1}},
+    {"$project": {"_id": 0, "status": 1}},
+    {"$group": {"_id": "$status", "n": {"$sum": 1}}},
+]
 SUBMISSIONS_ORDER = [("created_at", ASCENDING), ("seq", ASCENDING)]
 
 
