@@ -40,5 +40,7 @@ fi
 if (( want_tests )); then
   # The npm piston-client, run against our Piston API by the e2e tests (needs node and npm).
   npm ci --prefix tests/e2e/piston_client --no-audit --no-fund --loglevel=error
+  # axe-core, which the console's browser tests inject to check labels and contrast.
+  npm ci --prefix tests/e2e/browser/axe --no-audit --no-fund --loglevel=error
 fi
 echo "codeexec installed in .venv"

@@ -162,3 +162,7 @@ def fake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server("fake", tmp_path_factory.mktemp("data-fake-surface"))
     yield running
     stop_server(running)
+
+
+# The browser fixture, for every page's tests (the console's and the dashboard's).
+from tests.e2e.browser_fixtures import browser  # noqa: E402, F401

@@ -1,186 +1,253 @@
-// codeexec web page: submit code, follow its event stream live (fetch streaming), list runs.
-"use strict";
+// The web console: wires the editor, live output, timeline and history to the HTTP API.
+// Plain ES modules served as they are; CodeMirror is a vendored global script loaded first.
+
+import { api, apiKey, followEvents, setApiKey, TERMINAL } from "./console/api.js";
+import { FileEditor } from "./console/editor.js";
+import { History } from "./console/history.js";
+import { installInspector } from "./console/inspector.js";
+import { isTemplate, mainFileName, templateFor } from "./console/languages.js";
+import { OutputView } from "./console/output.js";
+import { Timeline } from "./console/timeline.js";
+import { base64Bytes, bytesText } from "./console/utf8.js";
+
 const $ = (id) => document.getElementById(id);
-const API = "/api/v1";
-let current = null; // {id, abort}
+const LIMITS = { wall_time_s: 1, cpu_time_s: 1, memory_bytes: 1 << 20, processes: 1, output_bytes: 1024 };
+const LIVE_STATUS = { ExecutionRequested: "requested", ExecutionQueued: "queued",
+  ExecutionScheduled: "scheduled", ExecutionStarted: "running", ExecutionCancelRequested: "cancelling" };
 
-function headers(json) {
-  const h = {};
-  const key = $("apikey").value.trim();
-  if (key) h["Authorization"] = "Bearer " + key;
-  if (json) h["Content-Type"] = "application/json";
-  return h;
+let languages = [];
+let shown = null; // the execution on screen: {id, abort, live}
+let editor, output, timeline, history;
+
+function languageOf(value) {
+  const [name, version] = value.split("@");
+  return languages.find((l) => l.name === name && l.version === version) || null;
 }
 
-async function api(method, path, body) {
-  const response = await fetch(API + path, {
-    method, headers: headers(body !== undefined),
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.detail || data.title || "HTTP " + response.status);
-  return data;
-}
-
-function setStatus(status, terminal) {
-  const el = $("status");
-  el.textContent = status;
-  el.dataset.status = status;
-  el.dataset.terminal = terminal ? "true" : "false";
-}
-
-function bytesOf(b64) {
-  const raw = atob(b64);
-  const out = new Uint8Array(raw.length);
-  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
-  return out;
-}
-
-const decoders = {};
-function appendOutput(stream, text) {
-  const out = $("output");
-  const span = document.createElement("span");
-  span.className = stream;
-  span.textContent = text;
-  out.appendChild(span);
-  out.scrollTop = out.scrollHeight;
-}
-
-function showResult(execution) {
-  setStatus(execution.status, execution.terminal);
-  const parts = [];
-  if (execution.exit_code !== null) parts.push("exit code " + execution.exit_code);
-  if (execution.signal !== null) parts.push("signal " + execution.signal);
-  if (execution.wall_time_s !== null) parts.push(execution.wall_time_s.toFixed(3) + " s");
-  if (execution.message) parts.push(execution.message);
-  $("detail").textContent = parts.join(" · ");
-}
-
-async function follow(id, signal) {
-  const response = await fetch(`${API}/executions/${id}/events`, { headers: headers(false), signal });
-  if (!response.ok || !response.body) throw new Error("event stream: HTTP " + response.status);
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += value;
-    let cut;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      let name = "message", data = "";
-      for (const line of block.split("\n")) {
-        if (line.startsWith("event:")) name = line.slice(6).trim();
-        else if (line.startsWith("data:")) data += line.slice(5).trim();
-      }
-      if (data) onEvent(name, JSON.parse(data));
-    }
-  }
-}
-
-function onEvent(name, event) {
-  if (name === "ExecutionOutput") {
-    const decoder = decoders[event.stream] || (decoders[event.stream] = new TextDecoder());
-    appendOutput(event.stream, decoder.decode(bytesOf(event.data), { stream: true }));
-  } else if (name === "ExecutionQueued") setStatus("queued", false);
-  else if (name === "ExecutionStarted") setStatus("running", false);
-  else if (name === "ExecutionCancelRequested") setStatus("cancelling", false);
-}
-
-async function run() {
-  if (current) return;
-  $("output").textContent = "";
-  $("detail").textContent = "";
-  for (const k of Object.keys(decoders)) delete decoders[k];
-  setStatus("submitting", false);
-  $("run").disabled = true;
-  const abort = new AbortController();
-  try {
-    const created = await api("POST", "/executions", {
-      language: $("language").value, source: $("code").value, stdin: $("stdin").value,
-    });
-    current = { id: created.id, abort };
-    $("cancel").disabled = false;
-    setStatus(created.status, created.terminal);
-    await follow(created.id, abort.signal);
-    showResult(await api("GET", "/executions/" + created.id));
-  } catch (error) {
-    if (error.name !== "AbortError") { setStatus("error", true); $("detail").textContent = error.message; }
-  } finally {
-    current = null;
-    $("run").disabled = false;
-    $("cancel").disabled = true;
-    loadRecent();
-  }
-}
-
-async function cancel() {
-  if (!current) return;
-  try { await api("POST", `/executions/${current.id}/cancel`); }
-  catch (error) { $("detail").textContent = error.message; }
+function onLanguageChange(previous) {
+  const language = languageOf($("language").value);
+  if (!language) return;
+  localStorage.setItem("codeexec.language", $("language").value);
+  editor.setIndent(language.name);
+  const entry = editor.getFiles()[0];
+  if (!previous || entry.name === mainFileName(previous)) editor.renameEntry(mainFileName(language));
+  if (editor.files.length === 1 && isTemplate(entry.content)) editor.value = templateFor(language.name);
 }
 
 async function loadLanguages() {
   try {
-    const languages = await api("GET", "/languages");
-    const select = $("language");
-    const previous = localStorage.getItem("codeexec.language");
-    select.textContent = "";
-    for (const lang of languages) {
-      const option = new Option(`${lang.name} ${lang.version}`, lang.name);
-      select.appendChild(option);
-    }
-    if (previous && languages.some((l) => l.name === previous)) select.value = previous;
-    else if (languages.some((l) => l.name === "python")) select.value = "python";
-  } catch (error) { $("detail").textContent = "languages: " + error.message; }
+    languages = await api("GET", "/languages");
+  } catch (error) {
+    output.detail.textContent = "languages: " + error.message;
+    return;
+  }
+  const select = $("language");
+  const before = select.value; // a reload (another key) keeps the choice and the code
+  select.textContent = "";
+  for (const l of languages) select.appendChild(new Option(`${l.name} ${l.version}`, `${l.name}@${l.version}`));
+  const saved = before || localStorage.getItem("codeexec.language");
+  const python = languages.find((l) => l.name === "python");
+  if (saved && languageOf(saved)) select.value = saved;
+  else if (python) select.value = `python@${python.version}`;
+  if (select.value !== before) onLanguageChange(before ? languageOf(before) : null);
+  history.setLanguages([...new Set(languages.map((l) => l.name))]);
 }
 
-async function loadRecent() {
+/** The submission the form describes, or throws an Error naming the field. */
+function submission() {
+  const language = languageOf($("language").value);
+  if (!language) throw new Error("language: choose one (enter an API key first)");
+  const body = { language: language.name, version: language.version, files: editor.getFiles() };
+  body.stdin = $("stdin").value;
+  const args = $("args").value.replace(/\n$/, "");
+  body.args = args === "" ? [] : args.split("\n");
+  const limits = {};
+  for (const [field, unit] of Object.entries(LIMITS)) {
+    const input = $("limit-" + field);
+    input.removeAttribute("aria-invalid");
+    if (input.value.trim() === "") continue;
+    const value = Number(input.value) * unit;
+    if (!Number.isFinite(value) || value <= 0 || !input.checkValidity()) {
+      input.setAttribute("aria-invalid", "true");
+      throw new Error(`limits.${field}: not a valid number`);
+    }
+    limits[field] = field.endsWith("_s") ? value : Math.round(value);
+  }
+  if (Object.keys(limits).length) body.limits = limits;
+  return body;
+}
+
+function onEvent(event) {
+  timeline.add(event);
+  if (event.type === "ExecutionOutput") output.append(event);
+  else if (LIVE_STATUS[event.type]) output.setStatus(LIVE_STATUS[event.type], false);
+  else if (TERMINAL.has(event.type)) output.setStatus("finishing", false);
+}
+
+/** Follows an execution's events to the end, then shows its final facts. */
+async function show(id, abort, onRequested) {
+  await followEvents(id, (event) => {
+    if (event.type === "ExecutionRequested" && onRequested) onRequested(event);
+    onEvent(event);
+  }, abort.signal);
+  output.finish();
+  output.showResult(await api("GET", "/executions/" + id));
+}
+
+function present(id) {
+  if (shown) shown.abort.abort();
+  shown = { id, abort: new AbortController(), live: false };
+  output.reset();
+  timeline.reset();
+  history.markOpen(id);
+  window.history.replaceState(null, "", "#run=" + id);
+  return shown;
+}
+
+let submitting = false; // set at once: Ctrl+Enter repeats before the POST returns
+
+async function run() {
+  if (submitting) return;
+  let body;
   try {
-    const page = await api("GET", "/executions?limit=10");
-    const list = $("recent");
-    list.textContent = "";
-    for (const item of page.items) {
-      const li = document.createElement("li");
-      li.textContent = `${item.created_at.slice(0, 19).replace("T", " ")}  ${item.language}  ${item.status}`;
-      li.onclick = async () => {
-        const execution = await api("GET", "/executions/" + item.id);
-        $("output").textContent = "";
-        appendOutput("stdout", execution.stdout_encoding === "utf-8" ? execution.stdout : "[binary]");
-        appendOutput("stderr", execution.stderr_encoding === "utf-8" ? execution.stderr : "[binary]");
-        showResult(execution);
-      };
-      list.appendChild(li);
-    }
-  } catch (_) { /* no key yet */ }
-}
-
-function onKey(event) {
-  const area = event.target;
-  if (event.key === "Tab" && !event.ctrlKey && !event.altKey) {
-    event.preventDefault();
-    const { selectionStart: start, selectionEnd: end, value } = area;
-    area.value = value.slice(0, start) + "    " + value.slice(end);
-    area.selectionStart = area.selectionEnd = start + 4;
-  } else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-    event.preventDefault();
-    run();
+    body = submission();
+  } catch (error) {
+    output.showError(error.message);
+    return;
+  }
+  submitting = true;
+  $("run").disabled = true;
+  output.reset();
+  timeline.reset();
+  output.setStatus("submitting", false);
+  let view = null;
+  try {
+    const created = await api("POST", "/executions", body);
+    view = present(created.id);
+    view.live = true;
+    $("cancel").disabled = false;
+    output.setStatus(created.status, created.terminal);
+    history.load();
+    await show(created.id, view.abort);
+  } catch (error) {
+    if (error.name !== "AbortError") output.showError(error.message);
+  } finally {
+    if (view) view.live = false;
+    submitting = false;
+    $("run").disabled = false;
+    $("cancel").disabled = true;
+    history.load();
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+async function cancel() {
+  if (!shown || !shown.live) return;
+  output.setStatus("cancelling", false);
+  try {
+    await api("POST", `/executions/${shown.id}/cancel`);
+  } catch (error) {
+    output.detail.textContent = error.message;
+  }
+}
+
+function loadSpec(event) {
+  const spec = event.spec;
+  const match = languages.find((l) => l.name === spec.language && (!spec.version || l.version === spec.version))
+    || languages.find((l) => l.name === spec.language);
+  if (match) {
+    $("language").value = `${match.name}@${match.version}`;
+    editor.setIndent(match.name);
+  }
+  editor.setFiles(spec.files.map((f) => ({ name: f.name, content: bytesText(base64Bytes(f.content)) })));
+  $("stdin").value = bytesText(base64Bytes(spec.stdin || ""));
+  $("args").value = (spec.args || []).join("\n");
+  for (const [field, unit] of Object.entries(LIMITS)) {
+    const value = spec.limits ? spec.limits[field] : null;
+    $("limit-" + field).value = value === null || value === undefined ? "" : String(value / unit);
+  }
+}
+
+async function openRun(id) {
+  const view = present(id);
+  $("cancel").disabled = true;
+  output.setStatus("loading", false);
+  try {
+    await show(id, view.abort, loadSpec);
+  } catch (error) {
+    if (error.name !== "AbortError") output.showError(error.message);
+  }
+}
+
+async function copyOutput() {
+  const text = output.text();
+  try {
+    await navigator.clipboard.writeText(text);
+    $("copied").textContent = `Copied ${text.length} characters`;
+  } catch (error) {
+    $("copied").textContent = "Copy failed: " + error.message;
+  }
+}
+
+function downloadOutput() {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(output.blob());
+  link.download = `${shown ? shown.id.slice(0, 8) : "output"}-${$("stream-filter").value}.txt`;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+function start() {
+  installInspector();
+  editor = new FileEditor($("editor"), $("file-tabs"));
+  editor.setFiles([{ name: "main.py", content: templateFor("python") }]);
+  output = new OutputView({ pre: $("output"), facts: $("facts"), status: $("status"),
+    detail: $("detail"), filter: $("stream-filter") });
+  timeline = new Timeline($("timeline"), $("timeline-summary"));
+  history = new History({ body: $("history"), status: $("history-status"),
+    language: $("history-language"), newer: $("history-newer"), older: $("history-older"),
+    pageLabel: $("history-page"), message: $("history-message"), onOpen: openRun });
   const key = $("apikey");
-  key.value = localStorage.getItem("codeexec.key") || "";
-  key.addEventListener("change", () => {
-    localStorage.setItem("codeexec.key", key.value.trim());
-    loadLanguages();
-    loadRecent();
+  key.value = apiKey();
+  key.addEventListener("change", async () => {
+    document.body.dataset.ready = "false";
+    setApiKey(key.value);
+    await loadLanguages();
+    await history.load();
+    document.body.dataset.ready = "true"; // languages and history are those of this key
   });
-  $("language").addEventListener("change", (e) => localStorage.setItem("codeexec.language", e.target.value));
-  $("code").addEventListener("keydown", onKey);
+  let previous = null;
+  $("language").addEventListener("focus", () => { previous = languageOf($("language").value); });
+  $("language").addEventListener("change", () => { onLanguageChange(previous); previous = languageOf($("language").value); });
+  $("template").addEventListener("click", () => {
+    const language = languageOf($("language").value);
+    if (language && (isTemplate(editor.value) || confirm("Replace this file with the template?"))) {
+      editor.value = templateFor(language.name);
+    }
+  });
+  $("add-file").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const problem = editor.addFile($("new-file").value);
+    $("file-error").textContent = problem;
+    if (!problem) $("new-file").value = "";
+  });
   $("run").addEventListener("click", run);
   $("cancel").addEventListener("click", cancel);
-  loadLanguages();
-  loadRecent();
-});
+  $("copy").addEventListener("click", copyOutput);
+  $("download").addEventListener("click", downloadOutput);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && !$("inspector").open) {
+      event.preventDefault();
+      run();
+    }
+  });
+  loadLanguages().then(async () => {
+    await history.load();
+    document.body.dataset.ready = "true";
+    const linked = /^#run=([0-9a-f-]{36})$/.exec(location.hash);
+    if (linked) openRun(linked[1]);
+  });
+}
+
+start();

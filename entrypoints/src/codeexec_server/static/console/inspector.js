@@ -1,0 +1,63 @@
+// Event times and the JSON inspector: a modal dialog showing events exactly as the stream
+// sent them (output also decoded, invalid bytes escaped), focus returned to what opened it.
+
+import { base64Bytes, ByteEscapingDecoder } from "./utf8.js";
+
+const STAMP = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$/;
+
+/** Microseconds since the epoch of an ISO time (Date.parse keeps only milliseconds). */
+export function parseMicros(iso) {
+  const m = STAMP.exec(iso);
+  if (!m) return Date.parse(iso) * 1000;
+  const fraction = (m[2] || ".0").slice(1).padEnd(6, "0").slice(0, 6);
+  return Date.parse(m[1] + (m[3] || "Z")) * 1000 + Number(fraction);
+}
+
+export function formatMicros(us) {
+  if (us === 0) return "0";
+  if (us < 1000) return Math.round(us) + " µs";
+  if (us < 1e6) return (us / 1000).toFixed(us < 10000 ? 1 : 0) + " ms";
+  return (us / 1e6).toFixed(us < 1e7 ? 2 : 1) + " s";
+}
+
+function decoded(events) {
+  const decoders = {};
+  let text = "";
+  for (const event of events) {
+    const decoder = decoders[event.stream] || (decoders[event.stream] = new ByteEscapingDecoder());
+    text += decoder.decode(base64Bytes(event.data)).map((p) => p.text).join("");
+  }
+  for (const decoder of Object.values(decoders)) text += decoder.finish().map((p) => p.text).join("");
+  return text;
+}
+
+let opener = null;
+
+export function showInspector(events, from) {
+  const dialog = document.getElementById("inspector");
+  const title = document.getElementById("inspector-title");
+  const json = document.getElementById("inspector-json");
+  const text = document.getElementById("inspector-text");
+  const first = events[0];
+  title.textContent = events.length === 1
+    ? `${first.type} · #${first.aggregate_version}`
+    : `${events.length} ${first.type} events (${first.stream})`;
+  json.textContent = JSON.stringify(events.length === 1 ? first : events, null, 2);
+  const output = first.type === "ExecutionOutput";
+  text.hidden = !output;
+  text.querySelector("pre").textContent = output ? decoded(events) : "";
+  opener = from;
+  if (!dialog.open) dialog.showModal();
+}
+
+export function installInspector() {
+  const dialog = document.getElementById("inspector");
+  dialog.addEventListener("close", () => {
+    if (opener && opener.isConnected) opener.focus();
+    opener = null;
+  });
+  document.getElementById("inspector-close").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("click", (event) => {
+    if (event.target === dialog) dialog.close(); // a click on the backdrop
+  });
+}
