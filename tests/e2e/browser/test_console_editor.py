@@ -39,6 +39,11 @@ def test_indentation_follows_the_language(page: Page) -> None:
     page.click(".CodeMirror-code")
     page.keyboard.type("for i in range(2):\nprint(i)")
     assert code(page) == "for i in range(2):\n    print(i)"
+    page.keyboard.press("Enter")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")  # Tab indents inside the editor
+    page.keyboard.type("x")
+    assert code(page) == "for i in range(2):\n    print(i)\n    x"
     choose_language(page, "javascript")
     set_code(page, "")
     page.keyboard.type("if (x) {\nf();\n}")

@@ -13,7 +13,7 @@ export class FileEditor {
     this.tabList = tabList;
     this.files = [];
     this.active = 0;
-    let leaving = false; // Escape pressed: the next Tab moves focus instead of indenting
+    let leaving = false; // Escape pressed: the next Tab moves the focus instead of indenting
     this.cm = CodeMirror(root, {
       lineNumbers: true,
       matchBrackets: true,
@@ -21,17 +21,16 @@ export class FileEditor {
       indentUnit: 4,
       screenReaderLabel: "Code editor",
       extraKeys: {
-        Esc: () => { leaving = true; },
         Tab: (cm) => {
-          if (leaving) return CodeMirror.Pass;
           if (cm.somethingSelected()) cm.indentSelection("add");
           else cm.execCommand(cm.getOption("indentWithTabs") ? "insertTab" : "insertSoftTab");
         },
-        "Shift-Tab": (cm) => (leaving ? CodeMirror.Pass : cm.indentSelection("subtract")),
+        "Shift-Tab": (cm) => cm.indentSelection("subtract"),
       },
     });
     this.cm.on("keydown", (_, event) => {
-      if (event.key !== "Escape" && event.key !== "Tab" && event.key !== "Shift") leaving = false;
+      if (event.key === "Tab" && leaving) event.codemirrorIgnore = true; // the browser moves focus
+      if (event.key !== "Shift") leaving = event.key === "Escape";
     });
     this.cm.on("blur", () => { leaving = false; });
     this.cm.getWrapperElement().CodeMirror = this.cm; // for tests and the screenshot script

@@ -33,16 +33,17 @@ function decoded(events) {
 
 let opener = null;
 
-export function showInspector(events, from) {
+/** Shows one event, or a group's events as a JSON array (`group`: even a group of one). */
+export function showInspector(events, from, group = false) {
   const dialog = document.getElementById("inspector");
   const title = document.getElementById("inspector-title");
   const json = document.getElementById("inspector-json");
   const text = document.getElementById("inspector-text");
   const first = events[0];
-  title.textContent = events.length === 1
-    ? `${first.type} · #${first.aggregate_version}`
-    : `${events.length} ${first.type} events (${first.stream})`;
-  json.textContent = JSON.stringify(events.length === 1 ? first : events, null, 2);
+  title.textContent = group
+    ? `${events.length} ${first.type} event${events.length === 1 ? "" : "s"} on ${first.stream}`
+    : `${first.type} · #${first.aggregate_version}`;
+  json.textContent = JSON.stringify(group ? events : first, null, 2);
   const output = first.type === "ExecutionOutput";
   text.hidden = !output;
   text.querySelector("pre").textContent = output ? decoded(events) : "";

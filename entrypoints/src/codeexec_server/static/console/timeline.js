@@ -182,14 +182,14 @@ export class Timeline {
       tick.addEventListener("click", (e) => { e.stopPropagation(); showInspector([item.event], g); });
     }
     aside(g, `${row.bytes} B over ${formatMicros(lastAt - first)}`, x(lastAt), y, width);
-    g.addEventListener("click", () => showInspector(events, g));
-    g.addEventListener("keydown", (e) => this._activate(e, events, g));
+    g.addEventListener("click", () => showInspector(events, g, true));
+    g.addEventListener("keydown", (e) => this._activate(e, events, g, true));
   }
 
-  _activate(event, events, opener) {
+  _activate(event, events, opener, group = false) {
     if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
-      showInspector(events, opener);
+      showInspector(events, opener, group);
     }
   }
 }
