@@ -4,7 +4,7 @@ templates, stdin, args and limits, and Ctrl+Enter to run."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, Route
 
 from tests.e2e.browser_fixtures import choose_language, code, set_code, wait_finished
 from tests.e2e.conftest import Server
@@ -79,7 +79,7 @@ def test_ctrl_enter_runs_from_the_editor(page: Page, console_server: Server, use
 def test_files_in_tabs_are_sent_as_the_api_files(page: Page) -> None:
     page.fill("#new-file", "../evil.py")
     page.click("#add-file button")
-    assert "file name" in page.text_content("#file-error")
+    assert "file name" in page.inner_text("#file-error")
     page.fill("#new-file", "greeting.py")
     page.click("#add-file button")
     assert page.get_attribute("#file-tabs [role=tab] >> nth=1", "aria-selected") == "true"
@@ -105,23 +105,25 @@ def test_stdin_args_and_limits_reach_the_program(page: Page) -> None:
     page.fill("#limit-wall_time_s", "1")
     page.click("[data-testid=run]")
     assert wait_finished(page) == "time_limit_exceeded"
-    page.fill("#limit-memory_bytes", "0.5")  # under the 1 MiB floor: the server names it
+    page.fill("#limit-wall_time_s", "")
+    page.fill("#limit-memory_bytes", "1048576")  # 1 TiB, over the server's maximum
     page.click("[data-testid=run]")
     page.wait_for_selector("#status[data-status='error']")
-    assert "limits.memory_bytes" in page.text_content("#detail")
+    assert page.inner_text("#detail").startswith("limits.memory_bytes: must be at most")
 
 
 def test_every_asset_comes_from_the_server_itself(browser: Browser, console_server: Server) -> None:
     context = browser.new_context()
     elsewhere: list[str] = []
-    context.route(
-        "**/*",
-        lambda route: (
+
+    def only_our_server(route: Route) -> None:
+        if route.request.url.startswith(console_server.url + "/"):
             route.continue_()
-            if route.request.url.startswith(console_server.url)
-            else (elsewhere.append(route.request.url), route.abort())
-        ),
-    )
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_our_server)
     page = context.new_page()
     page.goto(console_server.url + "/")
     page.wait_for_selector(".CodeMirror")

@@ -26,7 +26,7 @@ def test_output_streams_while_the_program_runs_for_seconds(page: Page) -> None:
     )
     first_seen = time.monotonic()
     assert page.get_attribute("#status", "data-status") == "running"
-    assert "tick 7" not in page.text_content(OUTPUT)
+    assert "tick 7" not in page.inner_text(OUTPUT)
     page.wait_for_function(
         "document.querySelector('[data-testid=output]').textContent.includes('tick 3')"
     )

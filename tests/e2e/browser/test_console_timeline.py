@@ -50,7 +50,7 @@ def test_events_appear_as_they_happen_one_element_per_event(
     assert sent.count("ExecutionOutput") >= 4
     labels = page.locator(f"{TIMELINE} .name").all_text_contents()
     assert labels[:4] == ["Requested", "Queued", "Scheduled", "Started"]
-    assert "stdout ×3" in labels and "stderr ×1" in labels
+    assert "stdout (3)" in labels and "stderr (1)" in labels
     deltas = page.locator(f"{TIMELINE} .stage .delta").all_text_contents()
     assert deltas[0] == "0" and all(d.startswith("+") for d in deltas[1:])
     completed = page.text_content(f"{TIMELINE} [data-event-type=ExecutionCompleted] .delta")

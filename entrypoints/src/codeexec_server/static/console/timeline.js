@@ -173,7 +173,7 @@ export class Timeline {
         `${row.stream}: ${row.items.length} output events, ${row.bytes} bytes; show JSON` }, svg);
     el("rect", { class: "hit", x: 2, y: y - ROW / 2 + 2, width: width - 4, height: ROW - 4, rx: 4 }, g);
     el("text", { class: "name", x: 10, y: y + 4 }, g).textContent =
-      `${row.stream} ×${row.items.length}`;
+      `${row.stream} (${row.items.length})`;
     el("rect", { class: "band", x: x(first) - 2, y: y - 6, width: Math.max(x(lastAt) - x(first), 0) + 4,
       height: 12, rx: 3 }, g);
     for (const item of row.items) {
@@ -181,7 +181,8 @@ export class Timeline {
         "data-event-type": "ExecutionOutput" }, g);
       tick.addEventListener("click", (e) => { e.stopPropagation(); showInspector([item.event], g); });
     }
-    aside(g, `${row.bytes} B over ${formatMicros(lastAt - first)}`, x(lastAt), y, width);
+    const over = row.items.length > 1 ? ` over ${formatMicros(lastAt - first)}` : "";
+    aside(g, `${row.bytes} B${over}`, x(lastAt), y, width);
     g.addEventListener("click", () => showInspector(events, g, true));
     g.addEventListener("keydown", (e) => this._activate(e, events, g, true));
   }
