@@ -7,7 +7,7 @@ import json
 from collections import Counter
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, Route
 
 from tests.e2e.browser_fixtures import set_code, wait_finished
 from tests.e2e.conftest import Server
@@ -83,3 +83,37 @@ def test_each_event_opens_as_json_by_click_or_enter(
     shown = json.loads(page.text_content("#inspector-json") or "")
     assert [e["type"] for e in shown] == ["ExecutionOutput"]
     assert page.text_content("#inspector-text pre") == "hello\n"
+
+
+def test_a_dropped_stream_resumes_with_nothing_lost_or_repeated(
+    page: Page, console_server: Server, user_key: str
+) -> None:
+    with console_server.client(user_key) as client:
+        created = client.post(
+            "/api/v1/executions",
+            params={"wait": "true"},
+            json={"language": "python", "source": "print(1)\nprint(2, flush=True)"},
+        ).json()
+        sent = [e.event for e in read_events(client, created["id"])]
+    asked: list[str] = []
+
+    def cut_the_first_stream(route: Route) -> None:
+        asked.append(route.request.url)
+        if len(asked) > 1:
+            route.continue_()
+            return
+        body = route.fetch().text()
+        blocks = body.split("\n\n")
+        first_two = [b for b in blocks if "\ndata: " in b][:2]
+        route.fulfill(
+            status=200,
+            headers={"Content-Type": "text/event-stream"},
+            body="\n\n".join(first_two) + "\n\n",  # then the connection ends early
+        )
+
+    page.route("**/events?*", cut_the_first_stream)
+    page.goto(f"{console_server.url}/#run={created['id']}")
+    page.wait_for_selector("#status[data-terminal='true']")
+    assert [url.rsplit("?", 1)[1] for url in asked] == ["after=0", "after=2"]
+    assert drawn_types(page) == sent
+    assert page.text_content("[data-testid=output]") == "1\n2\n"

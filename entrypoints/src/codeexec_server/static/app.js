@@ -91,7 +91,13 @@ async function show(id, abort, onRequested) {
     onEvent(event);
   }, abort.signal);
   output.finish();
-  output.showResult(await api("GET", "/executions/" + id));
+  // The read model may trail the stream by a moment: wait for it to show the end too.
+  let execution = await api("GET", "/executions/" + id);
+  for (let i = 0; i < 40 && !execution.terminal; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    execution = await api("GET", "/executions/" + id);
+  }
+  output.showResult(execution);
 }
 
 function present(id) {
@@ -242,11 +248,15 @@ function start() {
       run();
     }
   });
+  const openLinked = () => {
+    const linked = /^#run=([0-9a-f-]{36})$/.exec(location.hash);
+    if (linked && (!shown || shown.id !== linked[1])) openRun(linked[1]);
+  };
+  window.addEventListener("hashchange", openLinked); // an address naming a run opens it
   loadLanguages().then(async () => {
     await history.load();
     document.body.dataset.ready = "true";
-    const linked = /^#run=([0-9a-f-]{36})$/.exec(location.hash);
-    if (linked) openRun(linked[1]);
+    openLinked();
   });
 }
 

@@ -98,7 +98,8 @@ export async function followEvents(id, onEvent, signal) {
         terminal = terminal || TERMINAL.has(event.type);
         onEvent(event);
       });
-      return; // the server closed the stream: the execution reached its end
+      if (terminal) return; // the server closes the stream after the terminal event
+      throw new Error("the event stream ended early");
     } catch (error) {
       if (error.name === "AbortError" || error instanceof ApiError || attempt >= 5) throw error;
       await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));

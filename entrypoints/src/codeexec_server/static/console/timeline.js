@@ -23,6 +23,20 @@ function aside(parent, text, at, y, width) {
     "text-anchor": right ? "start" : "end" }, parent).textContent = text;
 }
 
+/** What each stage means, shown as the row's tooltip. */
+const MEANING = {
+  ExecutionRequested: "recorded by the API before it answered 202 Accepted",
+  ExecutionQueued: "acknowledged by the coordinator and put in its queue",
+  ExecutionScheduled: "given a slot by the coordinator and sent to a worker",
+  ExecutionStarted: "the worker started the sandbox",
+  ExecutionCancelRequested: "someone asked to cancel it",
+  ExecutionCompleted: "the program ended; its result is recorded",
+  ExecutionFailed: "the sandbox failed",
+  ExecutionTimedOut: "no result before the deadline",
+  ExecutionCancelled: "cancelled and stopped",
+  ExecutionRejected: "refused by the coordinator",
+};
+
 function label(type) {
   return type.replace(/^Execution/, "").replace(/([a-z])([A-Z])/g, "$1 $2");
 }
@@ -150,6 +164,7 @@ export class Timeline {
       "data-key": "v" + item.event.aggregate_version,
       "aria-label": `${type} at +${formatMicros(item.at - this.events[0].at)}; show JSON` }, svg);
     el("rect", { class: "hit", x: 2, y: y - ROW / 2 + 2, width: width - 4, height: ROW - 4, rx: 4 }, g);
+    el("title", {}, g).textContent = `${type}: ${MEANING[type] || "an event of this run"}`;
     el("text", { class: "name", x: 10, y: y + 4 }, g).textContent = label(type);
     if (since) {
       el("line", { class: "span", x1: x(since.at), x2: x(item.at), y1: y, y2: y }, g);
