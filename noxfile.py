@@ -115,6 +115,7 @@ def bench(session: nox.Session) -> None:
         "bench/key_store_bench.py",
         "bench/coordinator_bench.py",
         "bench/role_startup_bench.py",
+        "bench/console_bench.py",
     ):
         if Path(script).exists():
             session.run(PY, script)

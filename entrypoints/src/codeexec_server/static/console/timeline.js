@@ -56,6 +56,7 @@ export class Timeline {
     this.root = root;
     this.summary = summary;
     this.pending = false;
+    this.drawnAt = 0;
     this.timer = null;
     new ResizeObserver(() => this._schedule()).observe(root);
     this.reset();
@@ -82,10 +83,17 @@ export class Timeline {
     this._schedule();
   }
 
+  /** Redraws at most every 100 ms: a live run's events can come faster than anyone reads
+   * them, and each redraw costs CPU the sandbox on the same machine could use. */
   _schedule() {
     if (this.pending) return;
     this.pending = true;
-    requestAnimationFrame(() => { this.pending = false; this.render(); });
+    const wait = Math.max(0, this.drawnAt + 100 - performance.now());
+    setTimeout(() => requestAnimationFrame(() => {
+      this.pending = false;
+      this.drawnAt = performance.now();
+      this.render();
+    }), wait);
   }
 
   _rows() {
