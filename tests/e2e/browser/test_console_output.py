@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.browser_fixtures import set_code, wait_finished
+from tests.e2e.browser_fixtures import choose_language, set_code, wait_finished
 
 pytestmark = pytest.mark.e2e
 OUTPUT = "[data-testid=output]"
@@ -76,6 +76,18 @@ def test_exit_code_signal_time_and_memory_are_shown(page: Page) -> None:
     page.click("[data-testid=run]")
     assert wait_finished(page) == "signaled"
     assert "11 (SIGSEGV)" in page.inner_text("#facts")
+
+
+def test_the_compilers_output_is_marked_apart(page: Page) -> None:
+    choose_language(page, "c")
+    set_code(page, "int main(void) { return undeclared; }\n")
+    page.click("[data-testid=run]")
+    assert wait_finished(page, 60_000) == "compilation_error"
+    compiler = page.text_content(f"{OUTPUT} .compile") or ""
+    assert "undeclared" in compiler and "error" in compiler
+    assert page.locator(f"{OUTPUT} .stdout").count() == 0
+    labels = page.locator("[data-testid=timeline] .name").all_text_contents()
+    assert "compile stderr (1)" in labels
 
 
 def test_cancel_from_the_page_stops_the_program(page: Page) -> None:

@@ -30,7 +30,7 @@ export class OutputView {
 
   reset() {
     this.chunks = []; // {stream, bytes}, in arrival order
-    this.decoders = { stdout: new ByteEscapingDecoder(), stderr: new ByteEscapingDecoder() };
+    this.decoders = {}; // per stage and stream: a sequence may be cut between two chunks
     this.shown = 0;
     this.pre.textContent = "";
     this.facts.textContent = "";
@@ -38,25 +38,27 @@ export class OutputView {
     this.setStatus("idle", false);
   }
 
-  /** One ExecutionOutput event. */
+  /** One ExecutionOutput event; the compiler's output (stage "compile") is marked apart. */
   append(event) {
     const bytes = base64Bytes(event.data);
     const stream = event.stream;
+    const classes = event.stage === "compile" ? stream + " compile" : stream;
     this.chunks.push({ stream, bytes });
-    this._draw(stream, this.decoders[stream].decode(bytes));
+    const decoder = this.decoders[classes] || (this.decoders[classes] = new ByteEscapingDecoder());
+    this._draw(classes, decoder.decode(bytes));
   }
 
   /** The stream ended: a sequence still cut short is shown as escapes. */
   finish() {
-    for (const stream of ["stdout", "stderr"]) this._draw(stream, this.decoders[stream].finish());
+    for (const [classes, decoder] of Object.entries(this.decoders)) this._draw(classes, decoder.finish());
   }
 
-  _draw(stream, pieces) {
+  _draw(classes, pieces) {
     if (this.shown > SHOWN_BYTES) return;
     const atEnd = this.pre.scrollTop + this.pre.clientHeight >= this.pre.scrollHeight - 4;
     for (const piece of pieces) {
       const span = document.createElement("span");
-      span.className = piece.bad ? stream + " bad-byte" : stream;
+      span.className = piece.bad ? classes + " bad-byte" : classes;
       if (piece.bad) span.title = "bytes that are not UTF-8, shown as escapes";
       span.textContent = piece.text;
       this.pre.appendChild(span);
@@ -108,11 +110,6 @@ export class OutputView {
     if (execution.message) notes.push(execution.message);
     if (execution.stdout_truncated) notes.push("stdout was cut at the output limit");
     if (execution.stderr_truncated) notes.push("stderr was cut at the output limit");
-    if (execution.compile_output) {
-      const text = execution.compile_output_encoding === "base64"
-        ? "(compiler output is not UTF-8)" : execution.compile_output;
-      notes.push("compiler: " + text);
-    }
     this.detail.textContent = notes.join(" · ");
   }
 

@@ -103,9 +103,10 @@ export class Timeline {
     for (const item of this.events) {
       const { event } = item;
       if (event.type === "ExecutionOutput") {
-        let row = outputs[event.stream];
+        const name = event.stage === "compile" ? "compile " + event.stream : event.stream;
+        let row = outputs[name];
         if (!row) {
-          row = outputs[event.stream] = { kind: "output", stream: event.stream, items: [], bytes: 0 };
+          row = outputs[name] = { kind: "output", name, stream: event.stream, items: [], bytes: 0 };
           rows.push(row);
         }
         row.items.push(item);
@@ -192,11 +193,11 @@ export class Timeline {
     const lastAt = row.items[row.items.length - 1].at;
     const events = row.items.map((i) => i.event);
     const g = el("g", { class: "ev output " + row.stream, tabindex: 0, role: "button",
-      "data-key": "out-" + row.stream, "aria-label":
-        `${row.stream}: ${row.items.length} output events, ${row.bytes} bytes; show JSON` }, svg);
+      "data-key": "out-" + row.name.replace(" ", "-"), "aria-label":
+        `${row.name}: ${row.items.length} output events, ${row.bytes} bytes; show JSON` }, svg);
     el("rect", { class: "hit", x: 2, y: y - ROW / 2 + 2, width: width - 4, height: ROW - 4, rx: 4 }, g);
     el("text", { class: "name", x: 10, y: y + 4 }, g).textContent =
-      `${row.stream} (${row.items.length})`;
+      `${row.name} (${row.items.length})`;
     el("rect", { class: "band", x: x(first) - 2, y: y - 6, width: Math.max(x(lastAt) - x(first), 0) + 4,
       height: 12, rx: 3 }, g);
     for (const item of row.items) {
