@@ -110,6 +110,8 @@ def test_stdin_args_and_limits_reach_the_program(page: Page) -> None:
     page.click("[data-testid=run]")
     page.wait_for_selector("#status[data-status='error']")
     assert page.inner_text("#detail").startswith("limits.memory_bytes: must be at most")
+    assert page.get_attribute("#limit-memory_bytes", "aria-invalid") == "true"
+    assert page.get_attribute("#limit-wall_time_s", "aria-invalid") is None
 
 
 def test_every_asset_comes_from_the_server_itself(browser: Browser, console_server: Server) -> None:

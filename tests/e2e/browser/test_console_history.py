@@ -107,3 +107,21 @@ def test_opening_a_past_run_shows_its_source_input_output_and_timeline(
         " && document.querySelector('#status').dataset.terminal === 'true'"
     )
     assert page.text_content("[data-testid=output]") == "QUIET ['-v']\n"
+
+
+def test_a_past_file_that_is_not_utf8_is_flagged_when_opened(
+    page: Page, console_server: Server, user_key: str
+) -> None:
+    latin1 = base64.b64encode("print('caf\xe9')  # é in Latin-1\n".encode("latin-1")).decode()
+    past = submit(
+        console_server,
+        user_key,
+        {
+            "language": "python",
+            "files": [{"name": "main.py", "content": latin1, "encoding": "base64"}],
+        },
+    )
+    page.goto(f"{console_server.url}/#run={past['id']}")
+    page.wait_for_selector("#status[data-terminal='true']")
+    assert "main.py: not UTF-8 text" in page.inner_text("#file-error")
+    assert "\ufffd" in code(page)  # replaced, and said so

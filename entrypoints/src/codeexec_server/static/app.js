@@ -53,8 +53,25 @@ async function loadLanguages() {
   history.setLanguages([...new Set(languages.map((l) => l.name))]);
 }
 
+/** The form control a problem's field names (limits.memory_bytes, args.2, stdin...). */
+function controlOf(field) {
+  if (field.startsWith("limits.")) return $("limit-" + field.split(".")[1]);
+  const top = field.split(".")[0];
+  return { stdin: $("stdin"), args: $("args"), language: $("language"), version: $("language"),
+    files: $("new-file") }[top] || null;
+}
+
+/** Marks the fields a 422 names as invalid and opens the options they are in. */
+function markInvalid(error) {
+  const fields = (error.problem && error.problem.errors) || [];
+  const controls = fields.map((e) => controlOf(e.field)).filter(Boolean);
+  for (const control of controls) control.setAttribute("aria-invalid", "true");
+  if (controls.some((c) => $("options").contains(c))) $("options").open = true;
+}
+
 /** The submission the form describes, or throws an Error naming the field. */
 function submission() {
+  for (const control of document.querySelectorAll("[aria-invalid]")) control.removeAttribute("aria-invalid");
   const language = languageOf($("language").value);
   if (!language) throw new Error("language: choose one (enter an API key first)");
   const body = { language: language.name, version: language.version, files: editor.getFiles() };
@@ -64,7 +81,6 @@ function submission() {
   const limits = {};
   for (const [field, unit] of Object.entries(LIMITS)) {
     const input = $("limit-" + field);
-    input.removeAttribute("aria-invalid");
     if (input.value.trim() === "") continue;
     const value = Number(input.value) * unit;
     if (!Number.isFinite(value) || value <= 0 || !input.checkValidity()) {
@@ -137,6 +153,7 @@ async function run() {
     await show(created.id, view.abort);
   } catch (error) {
     if (error.name !== "AbortError") output.showError(error.message);
+    markInvalid(error);
   } finally {
     if (view) view.live = false;
     submitting = false;
@@ -164,8 +181,18 @@ function loadSpec(event) {
     $("language").value = `${match.name}@${match.version}`;
     editor.setIndent(match.name);
   }
-  editor.setFiles(spec.files.map((f) => ({ name: f.name, content: bytesText(base64Bytes(f.content)) })));
-  $("stdin").value = bytesText(base64Bytes(spec.stdin || ""));
+  const inexact = [];
+  editor.setFiles(spec.files.map((f) => {
+    const { text, exact } = bytesText(base64Bytes(f.content));
+    if (!exact) inexact.push(f.name);
+    return { name: f.name, content: text };
+  }));
+  const stdin = bytesText(base64Bytes(spec.stdin || ""));
+  if (!stdin.exact) inexact.push("stdin");
+  $("stdin").value = stdin.text;
+  $("file-error").textContent = inexact.length
+    ? `${inexact.join(", ")}: not UTF-8 text; shown with replacement characters, so running it again would send other bytes`
+    : "";
   $("args").value = (spec.args || []).join("\n");
   for (const [field, unit] of Object.entries(LIMITS)) {
     const value = spec.limits ? spec.limits[field] : null;

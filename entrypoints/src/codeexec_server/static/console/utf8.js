@@ -95,15 +95,12 @@ export function base64Bytes(b64) {
   return out;
 }
 
-/** UTF-8 text of bytes, for editor contents (lossy only for files that are not text). */
+/** UTF-8 text of bytes, for editor contents, and whether the bytes were valid UTF-8
+ * (invalid ones are replaced by U+FFFD: an editor holds text, not bytes). */
 export function bytesText(bytes) {
-  return textDecoder.decode(bytes);
-}
-
-/** Text to base64 of its UTF-8 bytes. */
-export function textBase64(text) {
-  const bytes = new TextEncoder().encode(text);
-  let raw = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) raw += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(raw);
+  try {
+    return { text: new TextDecoder("utf-8", { fatal: true }).decode(bytes), exact: true };
+  } catch {
+    return { text: textDecoder.decode(bytes), exact: false };
+  }
 }
