@@ -1,8 +1,9 @@
-"""Writes docs/screenshots/console.png: starts a live server on the local sandbox, drives the
-console in headless Chromium (Debian's /usr/bin/chromium) and captures it, so the picture
-in the docs always shows the page as it is.
+"""Writes the pages' screenshots under docs/screenshots/: starts a live server on the local
+sandbox, drives each page in headless Chromium (Debian's /usr/bin/chromium) and captures
+it, so the pictures in the docs always show the pages as they are. Each entry of SHOTS
+makes one NAME.png from a page already holding the server's URL and keys.
 
-    .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--only console]
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -56,9 +59,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+@dataclass(frozen=True)
+class Live:
+    url: str
+    admin_key: str
+    user_key: str
+
+
+def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], Live]:
     store = KeyStore.in_data_dir(data_dir)
-    key = store.create("alice")
+    admin_key, user_key = store.create("root", "admin"), store.create("alice")
     store.close()
     port = free_port()
     env = {**os.environ, "CODEEXEC_DATA_DIR": str(data_dir), "CODEEXEC_SANDBOX": "local"}
@@ -85,7 +95,7 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
             raise SystemExit(f"the server exited with {process.returncode}")
         try:
             if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
-                return process, url, key
+                return process, Live(url, admin_key, user_key)
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
@@ -105,7 +115,11 @@ def warm_up(url: str, key: str) -> None:
             c.get(f"/api/v1/executions/{run.json()['id']}/events").raise_for_status()
 
 
-def drive(page: Page, url: str, key: str) -> None:
+def console(page: Page, live: Live) -> None:
+    """The console after a run with stdout, stderr and bytes that are not UTF-8, two files
+    in tabs, and a few earlier runs in the history."""
+    url, key = live.url, live.user_key
+    warm_up(url, key)
     page.goto(url + "/")
     page.fill("#apikey", key)
     page.dispatch_event("#apikey", "change")
@@ -121,25 +135,30 @@ def drive(page: Page, url: str, key: str) -> None:
     page.evaluate("document.activeElement.blur()")
 
 
+SHOTS: dict[str, Callable[[Page, Live], None]] = {"console": console}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    parser.add_argument("--only", choices=sorted(SHOTS), action="append")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as data_dir:
-        process, url, key = start_server(Path(data_dir))
+        process, live = start_server(Path(data_dir))
         try:
-            warm_up(url, key)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1440, "height": 900})
-                drive(page, url, key)
-                page.screenshot(path=str(args.out / "console.png"), full_page=True)
+                for name in args.only or SHOTS:
+                    page = browser.new_page(viewport={"width": 1440, "height": 900})
+                    SHOTS[name](page, live)
+                    page.screenshot(path=str(args.out / f"{name}.png"), full_page=True)
+                    page.close()
+                    print(f"wrote {args.out / name}.png")
                 browser.close()
         finally:
             process.terminate()
             process.wait(10)
-    print(f"wrote {args.out / 'console.png'}")
 
 
 if __name__ == "__main__":
