@@ -89,7 +89,15 @@ def test_files_in_tabs_are_sent_as_the_api_files(page: Page) -> None:
     page.click("[data-testid=run]")
     assert wait_finished(page) == "succeeded", page.text_content("[data-testid=output]")
     assert page.text_content("[data-testid=output]") == "hi tabs\n"
-    page.click("[aria-label='Remove file greeting.py']")
+    page.focus("#file-tabs [role=tab] >> nth=0")
+    page.keyboard.press("ArrowRight")  # the tabs pattern: arrows move, Delete removes
+    assert page.get_attribute("#file-tabs [role=tab] >> nth=1", "aria-selected") == "true"
+    assert page.evaluate("document.activeElement.textContent") == "greeting.py"
+    page.keyboard.press("Delete")
+    assert page.locator("#file-tabs [role=tab]").all_text_contents() == ["main.py"]
+    page.fill("#new-file", "other.py")
+    page.click("#add-file button")
+    page.click("[aria-label='Remove file other.py']")
     assert page.locator("#file-tabs [role=tab]").count() == 1
 
 
