@@ -131,6 +131,7 @@ def console(page: Page, live: Live) -> None:
     page.evaluate("t => document.querySelector('.CodeMirror').CodeMirror.setValue(t)", SHOWN)
     page.click("[data-testid=run]")
     page.wait_for_selector("#status[data-terminal='true']", timeout=60_000)
+    page.wait_for_selector("[data-testid=timeline] [data-event-type=ExecutionCompleted]")
     page.wait_for_function("document.querySelectorAll('#history tr').length >= 4")
     page.evaluate("document.activeElement.blur()")
 

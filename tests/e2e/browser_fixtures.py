@@ -79,7 +79,24 @@ def code(page: Page) -> str:
     return str(page.evaluate("document.querySelector('.CodeMirror').CodeMirror.getValue()"))
 
 
+TERMINAL_DRAWN = ", ".join(
+    f"[data-testid=timeline] [data-event-type={t}]"
+    for t in (
+        "ExecutionCompleted",
+        "ExecutionFailed",
+        "ExecutionTimedOut",
+        "ExecutionCancelled",
+        "ExecutionRejected",
+    )
+)
+
+
 def wait_finished(page: Page, timeout_ms: int = 30_000) -> str:
-    """Waits for the final status (set once the result was fetched) and returns it."""
+    """Waits for the final status (set once the result was fetched) and, unless the
+    submission was refused, for the timeline to draw the terminal event (it redraws at most
+    every 100 ms); returns the status."""
     page.wait_for_selector("#status[data-terminal='true']", timeout=timeout_ms)
-    return str(page.get_attribute("#status", "data-status"))
+    status = str(page.get_attribute("#status", "data-status"))
+    if status != "error":
+        page.wait_for_selector(TERMINAL_DRAWN, timeout=timeout_ms)
+    return status

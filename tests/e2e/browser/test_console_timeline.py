@@ -77,7 +77,7 @@ def test_each_event_opens_as_json_by_click_or_enter(
     assert json.loads(page.text_content("#inspector-json") or "") == sent["ExecutionCompleted"]
     page.click("#inspector-close")
     focused = page.evaluate("document.activeElement.dataset.eventType")
-    assert focused == "ExecutionCompleted"  # focus went back to the event
+    assert focused == "ExecutionCompleted"  # focus went back to the event at once
     page.focus(f"{TIMELINE} .ev.output")
     page.keyboard.press("Enter")
     shown = json.loads(page.text_content("#inspector-json") or "")

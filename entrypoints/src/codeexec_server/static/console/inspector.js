@@ -51,14 +51,27 @@ export function showInspector(events, from, group = false) {
   if (!dialog.open) dialog.showModal();
 }
 
+/** Closes the inspector and gives the focus back to the event that opened it at once
+ * (the dialog's close event comes a task later). The timeline may have been redrawn
+ * meanwhile: then the event's replacement takes the focus. */
+function closeInspector() {
+  const dialog = document.getElementById("inspector");
+  if (dialog.open) dialog.close();
+  const key = opener && opener.dataset.key;
+  const target = opener && opener.isConnected ? opener
+    : key && document.querySelector(`[data-key="${key}"]`);
+  if (target) target.focus();
+  opener = null;
+}
+
 export function installInspector() {
   const dialog = document.getElementById("inspector");
-  dialog.addEventListener("close", () => {
-    if (opener && opener.isConnected) opener.focus();
-    opener = null;
+  dialog.addEventListener("cancel", (event) => { // Escape
+    event.preventDefault();
+    closeInspector();
   });
-  document.getElementById("inspector-close").addEventListener("click", () => dialog.close());
+  document.getElementById("inspector-close").addEventListener("click", closeInspector);
   dialog.addEventListener("click", (event) => {
-    if (event.target === dialog) dialog.close(); // a click on the backdrop
+    if (event.target === dialog) closeInspector(); // a click on the backdrop
   });
 }
