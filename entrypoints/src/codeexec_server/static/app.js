@@ -68,11 +68,11 @@ async function show(id, abort, onRequested) {
   output.finish();
   // The read model may trail the stream by a moment: wait for it to show the end too.
   let execution = await api("GET", "/executions/" + id);
-  for (let i = 0; i < 40 && !execution.terminal; i++) {
+  for (let i = 0; i < 40 && !execution.terminal && !abort.signal.aborted; i++) {
     await new Promise((resolve) => setTimeout(resolve, 250));
     execution = await api("GET", "/executions/" + id);
   }
-  output.showResult(execution);
+  if (!abort.signal.aborted) output.showResult(execution); // else another run is on screen
 }
 
 function present(id) {
