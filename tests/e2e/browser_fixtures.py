@@ -24,10 +24,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's chromium (never a browser Playwright downloads); installed by
-    `scripts/install.sh --test`, so a missing one is a failure, not a skip."""
+    `scripts/install.sh --test`, so a missing one is a failure, not a skip. One per module:
+    Playwright's sync API cannot run two at once, and a module may bring its own."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run bash scripts/install.sh --test")
     with sync_playwright() as playwright:
