@@ -1,0 +1,30 @@
+"""The objects a sample run would create, as YAML: what operators review and policy-check."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import yaml
+from codeexec.ports.sandbox import UnknownLanguage
+
+from codeexec_kubernetes.catalog import find
+from codeexec_kubernetes.objects import run_objects, sample_spec
+from codeexec_kubernetes.settings import settings_from_env
+
+SAMPLE_ID = "cx-00000000000000000000000000000000"
+
+
+def render_run_objects(env: Mapping[str, str], language: str) -> str:
+    """Both objects of a sample run in `language`, configured by CODEEXEC_K8S_* in `env`, as
+    a YAML stream (ConfigMap, then the pod as created: owned by the ConfigMap)."""
+    settings = settings_from_env(env)
+    image = find(settings.catalog, language)
+    if image is None:
+        names = ", ".join(e.name for e in settings.catalog)
+        raise UnknownLanguage(f"--language: {language!r} is not in the catalog ({names})")
+    objects = run_objects(settings, image, SAMPLE_ID, sample_spec(image))
+    pod = objects.owned_pod("00000000-0000-0000-0000-000000000000")
+    # through JSON: plain data, so YAML never writes anchors for shared dicts
+    plain = json.loads(json.dumps([objects.config_map, pod]))
+    return yaml.safe_dump_all(plain, sort_keys=False)

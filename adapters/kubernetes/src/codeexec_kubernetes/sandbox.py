@@ -1,0 +1,203 @@
+"""KubernetesSandbox: the sandbox port on Kubernetes, one hardened pod per run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+
+from codeexec.domain.model import RunSpec
+from codeexec.ports.sandbox import (
+    Language,
+    Sandbox,
+    SandboxAlreadyStarted,
+    SandboxRun,
+    SandboxUnavailable,
+    UnknownLanguage,
+    UnknownVersion,
+)
+from kubernetes_asyncio import client, config
+
+from codeexec_kubernetes.api import KubeApi, KubeApiError
+from codeexec_kubernetes.catalog import find
+from codeexec_kubernetes.objects import (
+    TOKEN_ANNOTATION,
+    WORKER_LABEL,
+    active_deadline_s,
+    run_objects,
+)
+from codeexec_kubernetes.run import KubernetesRun
+from codeexec_kubernetes.settings import KubernetesSettings, settings_from_env
+from codeexec_kubernetes.sweeper import SELECTOR, Sweeper
+from codeexec_kubernetes.watcher import PodWatcher
+
+log = logging.getLogger(__name__)
+
+
+async def api_client_for(settings: KubernetesSettings) -> client.ApiClient:
+    """In-cluster service account when there is no kubeconfig, else the kubeconfig."""
+    configuration = client.Configuration()
+    if settings.kubeconfig is None:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+            return client.ApiClient(configuration)
+        except config.ConfigException:
+            pass
+    await config.load_kube_config(
+        config_file=settings.kubeconfig,
+        context=settings.context,
+        client_configuration=configuration,
+    )
+    return client.ApiClient(configuration)
+
+
+class KubernetesSandbox(Sandbox):
+    """Pods run on a cluster, not in this process, but this process reads their output:
+    after a restart its runs are reported lost and the start sweep deletes their pods."""
+
+    runs_survive_restart = False
+
+    def __init__(
+        self, settings: KubernetesSettings, api_client: client.ApiClient | None = None
+    ) -> None:
+        """`api_client`: one already configured (tests, embedding); the sandbox closes it."""
+        self.settings = settings
+        self._client = api_client
+        self.api: KubeApi | None = None
+        self.watcher: PodWatcher | None = None
+        self.sweeper: Sweeper | None = None
+        self.runs: dict[str, KubernetesRun] = {}
+        self._claimed: set[str] = set()
+        """Every id this process started: it never starts one twice."""
+        self._holding: set[str] = set()
+        """Ids of runs holding a slot: being created or running (the sweeper spares them)."""
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._ready: asyncio.Future[None] | None = None
+
+    async def languages(self) -> Sequence[Language]:
+        return [entry.language for entry in self.settings.catalog]
+
+    def enforced_limits(self) -> Mapping[str, str]:
+        return {
+            "wall_time": "launcher in the pod; activeDeadlineSeconds",
+            "cpu_time": "RLIMIT_CPU (launcher)",
+            "memory": "container memory limit (cgroup)",
+            "output": "launcher in the pod; the adapter",
+            "file_size": "RLIMIT_FSIZE (launcher); emptyDir sizeLimit",
+            "processes": "the kubelet's podPidsLimit (cluster setting)",
+        }
+
+    async def prepare(self) -> None:
+        if self._ready is None:
+            self._ready = asyncio.ensure_future(self._connect())
+        try:
+            await asyncio.shield(self._ready)
+        except Exception:
+            self._ready = None
+            raise
+
+    async def _connect(self) -> None:
+        try:
+            if self._client is None:
+                self._client = await api_client_for(self.settings)
+            self.api = KubeApi(self._client, self.settings)
+            selector = f"{SELECTOR},{WORKER_LABEL}={self.settings.worker_id}"
+            self.watcher = PodWatcher(self.api, selector)
+            await self.watcher.start()
+            self.sweeper = Sweeper(self.api, self.settings, lambda: self._holding)
+            swept = await self.sweeper.sweep()
+            if swept:
+                log.warning("start sweep deleted %d objects of finished or unknown runs", swept)
+            self.sweeper.start()
+        except (KubeApiError, config.ConfigException, OSError) as error:
+            raise SandboxUnavailable(f"kubernetes: {error}") from error
+
+    async def start(self, sandbox_id: str, spec: RunSpec) -> SandboxRun:
+        image = find(self.settings.catalog, spec.language)
+        if image is None:
+            raise UnknownLanguage(f"language {spec.language!r} is not available")
+        if spec.version is not None and not image.language.offers(spec.version):
+            raise UnknownVersion(f"{image.name} {spec.version} is not available")
+        if sandbox_id in self._claimed:
+            raise SandboxAlreadyStarted(sandbox_id)
+        token = secrets.token_hex(8)
+        objects = run_objects(self.settings, image, sandbox_id, spec, token)
+        await self.prepare()
+        assert self.api is not None and self.watcher is not None
+        self._claimed.add(sandbox_id)
+        await self._slots.acquire()
+        self._holding.add(sandbox_id)
+        compiled = image.compile is not None
+        run = KubernetesRun(
+            sandbox_id,
+            spec,
+            self.api,
+            self.settings,
+            active_deadline_s(self.settings, spec, compiled),
+            lambda: self._ended(sandbox_id),
+        )
+        self.watcher.subscribe(sandbox_id, run.on_pod)
+        try:
+            config_map = await self._create("configmap", objects.config_map, token)
+            pod = objects.owned_pod(config_map["metadata"]["uid"])
+            run.on_pod("ADDED", await self._create("pod", pod, token))
+        except BaseException:
+            self._ended(sandbox_id)
+            raise
+        self.runs[sandbox_id] = run
+        run.begin()
+        return run
+
+    async def _create(self, kind: str, body: dict[str, object], token: str) -> dict[str, object]:
+        """Create once. A name that exists is a run started before (never run twice), unless
+        it carries this very start's token (a retried create that had succeeded)."""
+        assert self.api is not None
+        name = body["metadata"]["name"]  # type: ignore[index]
+        create = self.api.create_config_map if kind == "configmap" else self.api.create_pod
+        try:
+            return await create(body)  # type: ignore[arg-type]
+        except KubeApiError as error:
+            if error.status != 409:
+                if error.status == 0 or error.status >= 500:
+                    raise SandboxUnavailable(f"kubernetes: {error}") from error
+                raise SandboxUnavailable(f"kubernetes refused the {kind}: {error}") from error
+        existing = await self.api.read(kind, name)
+        annotations = existing.get("metadata", {}).get("annotations") or {}
+        if annotations.get(TOKEN_ANNOTATION) == token:
+            return existing
+        raise SandboxAlreadyStarted(f"the {kind} {name} already exists: started before")
+
+    def _ended(self, sandbox_id: str) -> None:
+        if self.watcher is not None:
+            self.watcher.unsubscribe(sandbox_id)
+        self.runs.pop(sandbox_id, None)
+        if sandbox_id in self._holding:
+            self._holding.discard(sandbox_id)
+            self._slots.release()
+
+    async def stop(self, sandbox_id: str) -> bool:
+        run = self.runs.get(sandbox_id)
+        if run is None or run.result_ready:
+            return False
+        await run.cancel()
+        return True
+
+    async def close(self) -> None:
+        runs = list(self.runs.values())
+        for run in runs:
+            if not run.result_ready:
+                await run.cancel()
+        for run in runs:
+            await run.finished()
+        if self.sweeper is not None:
+            await self.sweeper.close()
+        if self.watcher is not None:
+            await self.watcher.close()
+        if self._client is not None:
+            await self._client.close()
+
+
+def sandbox_from_env(env: Mapping[str, str]) -> KubernetesSandbox:
+    """The sandbox configured by CODEEXEC_K8S_* (and KUBECONFIG); nothing connects yet."""
+    return KubernetesSandbox(settings_from_env(env))

@@ -1,0 +1,115 @@
+"""Deletes executor pods and ConfigMaps whose runs are finished or unknown (after a crash).
+
+Rules, each safe with other workers in the namespace:
+- this worker's own objects that no run of this process drives: at start (a restarted
+  process has no runs: what is there was left by the one before, whose runs the worker
+  reports lost) and later (deletes that failed);
+- anyone's pod that ended, or outlived its activeDeadlineSeconds, more than `sweep_grace_s`
+  ago (its owner is gone: an owner deletes its pod as soon as it has read it);
+- anyone's ConfigMap older than the grace whose pod does not exist (a crash between the two
+  creates)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime
+from typing import Any
+
+from codeexec_kubernetes.api import KubeApi, KubeApiError
+from codeexec_kubernetes.objects import MANAGED, WORKER_LABEL
+from codeexec_kubernetes.settings import KubernetesSettings
+
+log = logging.getLogger(__name__)
+
+SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED.items())
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _ended_at(pod: dict[str, Any]) -> datetime | None:
+    status = pod.get("status") or {}
+    if status.get("phase") not in ("Succeeded", "Failed"):
+        return None
+    times = [
+        _time(((c.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+        for c in status.get("containerStatuses") or []
+    ]
+    known = [t for t in times if t is not None]
+    return max(known) if known else _time(pod["metadata"].get("creationTimestamp"))
+
+
+class Sweeper:
+    def __init__(
+        self,
+        api: KubeApi,
+        settings: KubernetesSettings,
+        active: Callable[[], Collection[str]],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.api, self.settings, self.active, self.now = api, settings, active, now
+        self.deleted: list[tuple[str, str]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._every())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _every(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_s)
+            try:
+                await self.sweep()
+            except KubeApiError as error:
+                log.warning("sweep failed: %s", error)
+
+    async def sweep(self) -> int:
+        """One pass; returns how many objects it deleted."""
+        now, grace = self.now(), self.settings.sweep_grace_s
+        active = set(self.active())
+        pods = (await self.api.list("pod", SELECTOR)).get("items") or []
+        names = set()
+        count = 0
+        for pod in pods:
+            meta = pod["metadata"]
+            name = meta["name"]
+            names.add(name)
+            if name in active:
+                continue
+            mine = (meta.get("labels") or {}).get(WORKER_LABEL) == self.settings.worker_id
+            ended = _ended_at(pod)
+            created = _time(meta.get("creationTimestamp")) or now
+            deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds") or 0
+            overdue = (now - created).total_seconds() > deadline + grace
+            if mine or overdue or (ended and (now - ended).total_seconds() > grace):
+                count += await self._delete("pod", name)
+                count += await self._delete("configmap", name)
+        maps = (await self.api.list("configmap", SELECTOR)).get("items") or []
+        for config_map in maps:
+            meta = config_map["metadata"]
+            name = meta["name"]
+            if name in names or name in active:
+                continue
+            mine = (meta.get("labels") or {}).get(WORKER_LABEL) == self.settings.worker_id
+            created = _time(meta.get("creationTimestamp")) or now
+            if mine or (now - created).total_seconds() > grace:
+                count += await self._delete("configmap", name)
+        return count
+
+    async def _delete(self, kind: str, name: str) -> int:
+        if await self.api.delete(kind, name, grace_s=0):
+            self.deleted.append((kind, name))
+            log.info("swept %s %s", kind, name)
+            return 1
+        return 0

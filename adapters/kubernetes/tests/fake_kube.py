@@ -1,0 +1,291 @@
+"""A fake Kubernetes API server on loopback, for the subset the sandbox uses, driven by tests.
+
+Pods and ConfigMaps with resourceVersions, list and watch with equality label selectors,
+watch expiry (410 Gone) for versions compacted away, pod status written by the tests (or by
+FakeKubelet), followed logs that can be dropped mid-stream, deletes with grace periods and
+owner garbage collection, and scripted failures (409/422/429/5xx) per method and path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+KINDS = {"pods": "Pod", "configmaps": "ConfigMap"}
+ConfigMapLimit = 1024 * 1024
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def matches(selector: str, labels: dict[str, str]) -> bool:
+    for term in filter(None, selector.split(",")):
+        key, sep, value = term.partition("=")
+        if (labels.get(key) != value) if sep else (key not in labels):
+            return False
+    return True
+
+
+@dataclass
+class Failure:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    times: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PodLog:
+    data: bytearray = field(default_factory=bytearray)
+    closed: bool = False
+    drop_at: list[int] = field(default_factory=list)
+    """Byte offsets at which the next followed streams are cut (once each)."""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.rv = 100
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.history: list[tuple[int, str, str, dict[str, Any]]] = []
+        self.compacted_below = 0
+        self.logs: dict[str, PodLog] = {}
+        self.failures: list[Failure] = []
+        self.requests: list[tuple[str, str]] = []
+        self.deletes: list[tuple[str, str, int | None]] = []
+        self.on_pod_created: Callable[[dict[str, Any]], None] = lambda pod: None
+        self.on_pod_deleted: Callable[[str], None] = lambda name: None
+        self._changed = asyncio.Event()
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    # -- serving
+    async def start(self) -> str:
+        app = web.Application(middlewares=[self._failures])
+        base = "/api/v1/namespaces/{ns}/{kind}"
+        app.router.add_post(base, self._create)
+        app.router.add_get(base, self._list)
+        app.router.add_get(base + "/{name}", self._read)
+        app.router.add_delete(base + "/{name}", self._delete)
+        app.router.add_get(base + "/{name}/log", self._log)
+        self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def close(self) -> None:
+        for log in self.logs.values():
+            log.closed = True
+            log.wake()
+        self._bump()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    def fail(self, method: str, path: str, status: int, times: int = 1, **headers: str) -> None:
+        """The next `times` requests matching answer `status` (a Status object)."""
+        self.failures.append(Failure(method, re.compile(path), status, times, headers))
+
+    @web.middleware
+    async def _failures(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests.append((request.method, request.path_qs))
+        for failure in self.failures:
+            if failure.times and failure.method == request.method:
+                if failure.path.search(request.path_qs):
+                    failure.times -= 1
+                    return _status(failure.status, "scripted failure", failure.headers)
+        return await handler(request)  # type: ignore[no-any-return]
+
+    # -- state
+    def _bump(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _record(self, event: str, kind: str, obj: dict[str, Any]) -> None:
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        self.history.append((self.rv, kind, event, json.loads(json.dumps(obj))))
+        self._bump()
+
+    def pod(self, name: str) -> dict[str, Any] | None:
+        return self.objects.get(("pods", name))
+
+    def pods(self) -> list[str]:
+        return sorted(n for k, n in self.objects if k == "pods")
+
+    def config_maps(self) -> list[str]:
+        return sorted(n for k, n in self.objects if k == "configmaps")
+
+    def set_status(self, name: str, status: dict[str, Any]) -> None:
+        """Replace the pod's status (as the kubelet would) and tell the watchers."""
+        pod = self.objects[("pods", name)]
+        pod["status"] = status
+        self._record("MODIFIED", "pods", pod)
+
+    def compact(self) -> None:
+        """Forget history, as etcd's compaction does: open watches end with 410 Gone, and so
+        does any watch from a version seen so far; a fresh list gives a usable version."""
+        self.rv += 1
+        self.compacted_below = self.rv
+        self._bump()
+
+    def append_log(self, name: str, data: bytes) -> None:
+        log = self.logs.setdefault(name, PodLog())
+        log.data.extend(data)
+        log.wake()
+
+    def close_log(self, name: str) -> None:
+        log = self.logs.setdefault(name, PodLog())
+        log.closed = True
+        log.wake()
+
+    def remove(self, kind: str, name: str) -> None:
+        obj = self.objects.pop((kind, name), None)
+        if obj is None:
+            return
+        self._record("DELETED", kind, obj)
+        if kind == "pods":
+            self.close_log(name)
+            self.on_pod_deleted(name)
+        uid = obj["metadata"]["uid"]
+        for (other_kind, other), dependent in list(self.objects.items()):
+            owners = dependent["metadata"].get("ownerReferences") or []
+            if any(o.get("uid") == uid for o in owners):
+                self.remove(other_kind, other)
+
+    # -- handlers
+    async def _create(self, request: web.Request) -> web.Response:
+        kind = request.match_info["kind"]
+        body = await request.json()
+        name = body.get("metadata", {}).get("name")
+        if kind not in KINDS or body.get("kind") != KINDS[kind] or not name:
+            return _status(422, "metadata.name: Required value")
+        if (kind, name) in self.objects:
+            return _status(409, f'{kind} "{name}" already exists')
+        if kind == "configmaps":
+            size = sum(len(v) for v in body.get("data", {}).values())
+            size += sum(len(v) * 3 // 4 for v in body.get("binaryData", {}).values())
+            if size > ConfigMapLimit:
+                return _status(422, "ConfigMap is invalid: data: Too long")
+        meta = body["metadata"]
+        meta.update(
+            uid=str(uuid.uuid4()),
+            namespace=request.match_info["ns"],
+            creationTimestamp=now_text(),
+        )
+        if kind == "pods":
+            body["status"] = {"phase": "Pending"}
+        self.objects[(kind, name)] = body
+        self._record("ADDED", kind, body)
+        if kind == "pods":
+            self.on_pod_created(body)
+        return web.json_response(body, status=201)
+
+    async def _read(self, request: web.Request) -> web.Response:
+        obj = self.objects.get((request.match_info["kind"], request.match_info["name"]))
+        if obj is None:
+            return _status(404, f'"{request.match_info["name"]}" not found')
+        return web.json_response(obj)
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        kind, name = request.match_info["kind"], request.match_info["name"]
+        obj = self.objects.get((kind, name))
+        if obj is None:
+            return _status(404, f'{kind} "{name}" not found')
+        body = await request.json() if request.can_read_body else {}
+        grace_text = request.query.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
+        grace = None if grace_text is None else int(grace_text)
+        self.deletes.append((kind, name, grace))
+        if kind == "pods" and grace:
+            obj["metadata"]["deletionTimestamp"] = now_text()
+            self._record("MODIFIED", kind, obj)
+            asyncio.get_running_loop().call_later(grace, self.remove, kind, name)
+        else:
+            self.remove(kind, name)
+        return web.json_response(obj)
+
+    async def _list(self, request: web.Request) -> web.StreamResponse:
+        kind = request.match_info["kind"]
+        selector = request.query.get("labelSelector", "")
+        if request.query.get("watch") in ("true", "True", "1"):
+            return await self._watch(request, kind, selector)
+        items = [
+            o
+            for (k, _), o in self.objects.items()
+            if k == kind and matches(selector, o["metadata"].get("labels") or {})
+        ]
+        listing = {"kind": KINDS[kind] + "List", "metadata": {"resourceVersion": str(self.rv)}}
+        return web.json_response({**listing, "items": items})
+
+    async def _watch(self, request: web.Request, kind: str, selector: str) -> web.StreamResponse:
+        since = int(request.query.get("resourceVersion") or self.rv)
+        timeout = float(request.query.get("timeoutSeconds") or 300)
+        response = web.StreamResponse()
+        await response.prepare(request)
+        end = asyncio.get_running_loop().time() + timeout
+        sent = since
+        while self.runner is not None and asyncio.get_running_loop().time() < end:
+            if sent < self.compacted_below:
+                gone = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+                await response.write(json.dumps({"type": "ERROR", "object": gone}).encode() + b"\n")
+                return response
+            for rv, k, event, obj in self.history:
+                if rv > sent and k == kind:
+                    sent = rv
+                    if matches(selector, obj["metadata"].get("labels") or {}):
+                        line = json.dumps({"type": event, "object": obj}).encode() + b"\n"
+                        await response.write(line)
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), end - asyncio.get_running_loop().time())
+            except TimeoutError:
+                break
+        return response
+
+    async def _log(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        pod = self.pod(name)
+        if pod is None:
+            return _status(404, f'pods "{name}" not found')
+        statuses = pod.get("status", {}).get("containerStatuses") or []
+        state = statuses[0].get("state", {}) if statuses else {}
+        if not (state.get("running") or state.get("terminated")):
+            return _status(400, f'container "sandbox" in pod "{name}" is waiting to start')
+        log = self.logs.setdefault(name, PodLog())
+        response = web.StreamResponse()
+        await response.prepare(request)
+        drop_at = log.drop_at.pop(0) if log.drop_at else None
+        sent = 0
+        while True:
+            end = len(log.data) if drop_at is None else min(len(log.data), drop_at)
+            if end > sent:
+                await response.write(bytes(log.data[sent:end]))
+                sent = end
+            if drop_at is not None and sent >= drop_at:
+                request.transport.close()  # type: ignore[union-attr]
+                return response
+            if log.closed and sent >= len(log.data):
+                return response
+            if request.query.get("follow") not in ("true", "True"):
+                return response
+            await log.changed.wait()
+
+
+def _status(code: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code}
+    return web.json_response({**body, "message": message}, status=code, headers=headers)
