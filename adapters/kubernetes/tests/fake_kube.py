@@ -41,6 +41,8 @@ class Failure:
     status: int
     times: int
     headers: dict[str, str] = field(default_factory=dict)
+    after: bool = False
+    """Answer the failure after doing the work (a create that succeeded, its answer lost)."""
 
 
 @dataclass
@@ -97,9 +99,17 @@ class FakeKube:
         if self.runner is not None:
             await self.runner.cleanup()
 
-    def fail(self, method: str, path: str, status: int, times: int = 1, **headers: str) -> None:
+    def fail(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        times: int = 1,
+        after: bool = False,
+        **headers: str,
+    ) -> None:
         """The next `times` requests matching answer `status` (a Status object)."""
-        self.failures.append(Failure(method, re.compile(path), status, times, headers))
+        self.failures.append(Failure(method, re.compile(path), status, times, headers, after))
 
     @web.middleware
     async def _failures(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -108,6 +118,8 @@ class FakeKube:
             if failure.times and failure.method == request.method:
                 if failure.path.search(request.path_qs):
                     failure.times -= 1
+                    if failure.after:
+                        await handler(request)
                     return _status(failure.status, "scripted failure", failure.headers)
         return await handler(request)  # type: ignore[no-any-return]
 
