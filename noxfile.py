@@ -20,6 +20,7 @@ nox.options.sessions = [
     "deploy",
     "kafka",
     "mongo",
+    "kubernetes",
 ]
 
 PYTEST_NO_TESTS = 5
@@ -89,11 +90,18 @@ def mongo(session: nox.Session) -> None:
 
 
 @nox.session
+def kubernetes(session: nox.Session) -> None:
+    """The Kubernetes sandbox through the real client against a fake API server the tests
+    start (its kubelet runs the in-pod launcher as a local process)."""
+    pytest(session, "adapters/kubernetes/tests", "-q")
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """Everything CI checks, in one session."""
     lint(session)
     typecheck(session)
-    adapter_tests = ("adapters/kafka/tests", "adapters/mongo/tests")
+    adapter_tests = ("adapters/kafka/tests", "adapters/mongo/tests", "adapters/kubernetes/tests")
     pytest(session, "tests", *adapter_tests, "-q", "-p", "no:cacheprovider")
 
 
@@ -116,6 +124,7 @@ def bench(session: nox.Session) -> None:
         "bench/coordinator_bench.py",
         "bench/role_startup_bench.py",
         "bench/console_bench.py",
+        "bench/kubernetes_bench.py",
     ):
         if Path(script).exists():
             session.run(PY, script)

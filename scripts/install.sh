@@ -11,8 +11,9 @@ as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 apt_packages=(bubblewrap python3-venv)
 if (( want_tests )); then
   # Chromium for the browser test; Ruby, PHP and Go so every detectable language is tested;
-  # kafkacat (kcat) reads the Kafka adapter's topics as a third-party client.
-  apt_packages+=(chromium ruby php-cli golang-go kafkacat)
+  # kafkacat (kcat) reads the Kafka adapter's topics as a third-party client; gcc compiles C
+  # in the Kubernetes adapter's tests (its fake kubelet runs the launcher locally).
+  apt_packages+=(chromium ruby php-cli golang-go kafkacat gcc)
   command -v npm >/dev/null || apt_packages+=(npm)
   # kubectl renders deploy/kubernetes (`kubectl kustomize`, offline) for tests/deploy. Debian's
   # kubernetes-client (kubectl 1.20, kustomize 2.0.3) renders it the same as a current kubectl.
@@ -33,9 +34,10 @@ python=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 if (( want_tests )); then
   .venv/bin/python -m pip install -q -e ".[test]" -e "./entrypoints[test]" \
-    -e "./adapters/kafka[test]" -e "./adapters/mongo[test]" nox
+    -e "./adapters/kafka[test]" -e "./adapters/mongo[test]" -e "./adapters/kubernetes[test]" nox
 else
-  .venv/bin/python -m pip install -q -e . -e ./entrypoints -e ./adapters/kafka -e ./adapters/mongo
+  .venv/bin/python -m pip install -q -e . -e ./entrypoints -e ./adapters/kafka -e ./adapters/mongo \
+    -e ./adapters/kubernetes
 fi
 if (( want_tests )); then
   # The npm piston-client, run against our Piston API by the e2e tests (needs node and npm).

@@ -7,9 +7,14 @@ import asyncio
 import time
 
 import pytest
-from conftest import SandboxFactory
-from fake_kube import FakeKube
-from specs import python
+from k8s_fake_api import FakeKube
+from k8s_fixtures import (  # noqa: F401  (fixtures, by name)
+    kube_fixture,
+    kubelet_fixture,
+    make_sandbox_fixture,
+    sandbox_fixture,
+)
+from k8s_specs import SandboxFactory, python
 
 from codeexec.domain.model import SandboxStatus
 from codeexec.ports.sandbox import SandboxUnavailable
@@ -22,7 +27,7 @@ CONFIG_MAPS = r"/namespaces/runs/configmaps$"
 async def test_429_waits_the_retry_after_it_was_given(
     sandbox: KubernetesSandbox, kube: FakeKube
 ) -> None:
-    kube.fail("POST", PODS, 429, times=2, **{"Retry-After": "0.3"})
+    kube.fail("POST", PODS, 429, times=2, headers={"Retry-After": "0.3"})
     begun = time.monotonic()
     run = await sandbox.start("cx-429", python("print('ok')"))
     assert time.monotonic() - begun >= 0.6

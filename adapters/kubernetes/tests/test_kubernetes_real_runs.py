@@ -4,12 +4,17 @@ per pod): output separate and bytes-exact, streamed live, stdin, limits, stages,
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+from typing import Any, cast
 
 import pytest
-from conftest import SandboxFactory
-from fake_kube import FakeKube
-from specs import python
+from k8s_fake_api import FakeKube
+from k8s_fixtures import (  # noqa: F401  (fixtures, by name)
+    kube_fixture,
+    kubelet_fixture,
+    make_sandbox_fixture,
+    sandbox_fixture,
+)
+from k8s_specs import SandboxFactory, python
 
 from codeexec.domain.model import Limits, RunSpec, SandboxStatus, SourceFile
 from codeexec.ports.sandbox import SandboxAlreadyStarted, SandboxRun, UnknownLanguage
@@ -64,9 +69,12 @@ async def test_stdin_args_and_nested_files_arrive_exactly_without_a_shell(
         language="python",
         files=(
             SourceFile(name="main.py", content=b"import sys, lib.util as u\nu.run()\n"),
-            SourceFile(name="lib/util.py", content=b"import sys\ndef run():\n"
-                       b"    sys.stdout.buffer.write(sys.stdin.buffer.read())\n"
-                       b"    sys.stderr.write(repr(sys.argv[1:]))\n"),
+            SourceFile(
+                name="lib/util.py",
+                content=b"import sys\ndef run():\n"
+                b"    sys.stdout.buffer.write(sys.stdin.buffer.read())\n"
+                b"    sys.stderr.write(repr(sys.argv[1:]))\n",
+            ),
         ),
         stdin=stdin,
         args=("$(touch /tmp/pwned)", "; echo hi", "*"),
@@ -83,11 +91,15 @@ async def test_stdin_args_and_nested_files_arrive_exactly_without_a_shell(
         ("import sys\nsys.exit(3)", {}, SandboxStatus.RUNTIME_ERROR),
         ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)", {}, SandboxStatus.SIGNALED),
         ("import time\ntime.sleep(30)", {"wall_time_s": 0.5}, SandboxStatus.TIME_LIMIT_EXCEEDED),
-        ("while True: pass", {"cpu_time_s": 1, "wall_time_s": 20}, SandboxStatus.TIME_LIMIT_EXCEEDED),
+        (
+            "while True: pass",
+            {"cpu_time_s": 1, "wall_time_s": 20},
+            SandboxStatus.TIME_LIMIT_EXCEEDED,
+        ),
     ],
 )
 async def test_each_ending_gets_its_own_status(
-    sandbox: KubernetesSandbox, source: str, limits: dict[str, float], status: SandboxStatus
+    sandbox: KubernetesSandbox, source: str, limits: dict[str, Any], status: SandboxStatus
 ) -> None:
     result = await (await sandbox.start("cx-status", python(source, **limits))).result()
     assert result.status is status, result.message
@@ -106,7 +118,11 @@ async def test_output_is_cut_at_the_limit_with_the_flag(sandbox: KubernetesSandb
 
 
 C_IMAGE = LanguageImage(
-    "c", "gcc:12", "12", compile=("gcc", "-o", "main", "{files}"), run=("./main",),
+    "c",
+    "gcc:12",
+    "12",
+    compile=("gcc", "-o", "main", "{files}"),
+    run=("./main",),
     extension=".c",
 )
 
@@ -146,7 +162,9 @@ async def test_unknown_language_and_oversized_payload_create_nothing(
     sandbox: KubernetesSandbox, kube: FakeKube
 ) -> None:
     with pytest.raises(UnknownLanguage):
-        await sandbox.start("cx-x", RunSpec(language="cobol", files=(SourceFile(name="a", content=b""),)))
+        await sandbox.start(
+            "cx-x", RunSpec(language="cobol", files=(SourceFile(name="a", content=b""),))
+        )
     with pytest.raises(PayloadTooLarge, match="do not fit"):
         await sandbox.start("cx-big", python("print(1)", stdin=b"x" * 2**20))
     assert kube.pods() == [] and kube.config_maps() == []

@@ -7,10 +7,15 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conftest import SandboxFactory
-from fake_kube import FakeKube
-from fake_kubelet import FakeKubelet
-from specs import python
+from k8s_fake_api import FakeKube
+from k8s_fake_kubelet import FakeKubelet
+from k8s_fixtures import (  # noqa: F401  (fixtures, by name)
+    kube_fixture,
+    kubelet_fixture,
+    make_sandbox_fixture,
+    sandbox_fixture,
+)
+from k8s_specs import SandboxFactory, python
 
 from codeexec_kubernetes import KubernetesSandbox
 from codeexec_kubernetes.run import KubernetesRun
@@ -39,8 +44,7 @@ async def test_a_restarted_worker_deletes_the_pods_its_crashed_process_left(
     await crashed.start("cx-left-2", python(SLEEP, wall_time_s=120))
     other = await make_sandbox(worker_id="worker-b")
     await other.start("cx-other", python(SLEEP, wall_time_s=120))
-    while len(kubelet.processes) < 3:
-        await asyncio.sleep(0.02)
+    await asyncio.wait_for(kubelet.running(3), 10)
     await crash(crashed)
     assert kube.pods() == ["cx-left-1", "cx-left-2", "cx-other"]
 

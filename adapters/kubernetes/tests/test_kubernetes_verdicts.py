@@ -7,9 +7,15 @@ import asyncio
 from typing import Any
 
 import pytest
-from fake_kube import FakeKube
-from fake_kubelet import FakeKubelet
-from specs import Frames, python
+from k8s_fake_api import FakeKube
+from k8s_fake_kubelet import FakeKubelet
+from k8s_fixtures import (  # noqa: F401  (fixtures, by name)
+    kube_fixture,
+    kubelet_fixture,
+    make_sandbox_fixture,
+    sandbox_fixture,
+)
+from k8s_specs import Frames, python
 
 from codeexec.domain.model import RunResult, SandboxStatus
 from codeexec_kubernetes import KubernetesSandbox
@@ -65,9 +71,7 @@ async def test_pod_deadline_is_time_limit_exceeded(
     run = await started(sandbox, kube, kubelet)
     kube.set_status(NAME, running())
     message = "Pod was active on the node longer than the specified deadline"
-    kube.set_status(
-        NAME, terminated(137, "Error", reason="DeadlineExceeded", message=message)
-    )
+    kube.set_status(NAME, terminated(137, "Error", reason="DeadlineExceeded", message=message))
     kube.close_log(NAME)
     result = await result_of(run)
     assert result.status is SandboxStatus.TIME_LIMIT_EXCEEDED
@@ -157,7 +161,7 @@ async def test_a_dropped_log_stream_resumes_without_losing_or_repeating_bytes(
     frames = Frames()
     lines = [frames.out(bytes([i]) * 100, "ro" if i % 2 else "re") for i in range(10)]
     log = b"".join(lines)
-    kube.logs.setdefault(NAME, __import__("fake_kube").PodLog()).drop_at.extend([150, 700])
+    kube.logs.setdefault(NAME, __import__("k8s_fake_api").PodLog()).drop_at.extend([150, 700])
     kube.set_status(NAME, running())
     kube.append_log(NAME, log[:400])
     await asyncio.sleep(0.2)

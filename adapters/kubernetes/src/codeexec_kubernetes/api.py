@@ -11,7 +11,7 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from kubernetes_asyncio import client
@@ -80,7 +80,9 @@ class KubeApi:
                     wait = _retry_after(response.headers)
             self.retried += 1
             pause = wait if wait is not None else delay * (1 + random.random())
-            log.info("%s answered %s (%s); retry %d in %.2fs", what, status, message, attempt, pause)
+            log.info(
+                "%s answered %s (%s); retry %d in %.2fs", what, status, message, attempt, pause
+            )
             await asyncio.sleep(pause)
             delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")
@@ -92,7 +94,10 @@ class KubeApi:
         return await self._call(  # type: ignore[no-any-return]
             f"create configmap {body['metadata']['name']}",
             lambda: self.core.create_namespaced_config_map(
-                self.namespace, body, _preload_content=False, _request_timeout=self._timeout()
+                self.namespace,
+                cast(Any, body),
+                _preload_content=False,
+                _request_timeout=self._timeout(),
             ),
         )
 
@@ -100,15 +105,16 @@ class KubeApi:
         return await self._call(  # type: ignore[no-any-return]
             f"create pod {body['metadata']['name']}",
             lambda: self.core.create_namespaced_pod(
-                self.namespace, body, _preload_content=False, _request_timeout=self._timeout()
+                self.namespace,
+                cast(Any, body),
+                _preload_content=False,
+                _request_timeout=self._timeout(),
             ),
         )
 
     async def read(self, kind: str, name: str) -> dict[str, Any]:
         method = (
-            self.core.read_namespaced_pod
-            if kind == "pod"
-            else self.core.read_namespaced_config_map
+            self.core.read_namespaced_pod if kind == "pod" else self.core.read_namespaced_config_map
         )
         return await self._call(  # type: ignore[no-any-return]
             f"read {kind} {name}",
@@ -124,7 +130,7 @@ class KubeApi:
             if kind == "pod"
             else self.core.delete_namespaced_config_map
         )
-        body = {"gracePeriodSeconds": grace_s, "propagationPolicy": "Background"}
+        body: Any = {"gracePeriodSeconds": grace_s, "propagationPolicy": "Background"}
         try:
             await self._call(
                 f"delete {kind} {name}",
@@ -145,9 +151,7 @@ class KubeApi:
 
     async def list(self, kind: str, selector: str) -> dict[str, Any]:
         method = (
-            self.core.list_namespaced_pod
-            if kind == "pod"
-            else self.core.list_namespaced_config_map
+            self.core.list_namespaced_pod if kind == "pod" else self.core.list_namespaced_config_map
         )
         return await self._call(  # type: ignore[no-any-return]
             f"list {kind}s {selector}",

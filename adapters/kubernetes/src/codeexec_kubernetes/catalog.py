@@ -7,7 +7,7 @@ are appended. Every image needs a Python 3 (`launcher`) for the in-pod launcher.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +73,7 @@ DEFAULT_CATALOG: tuple[LanguageImage, ...] = (
 )
 
 VARIABLE = "CODEEXEC_K8S_IMAGES"
+FIELDS = {"image", "version", "run", "compile", "aliases", "extension", "launcher"}
 
 
 def parse_catalog(text: str) -> tuple[LanguageImage, ...]:
@@ -91,7 +92,15 @@ def _entry(name: str, value: Any) -> LanguageImage:
     where = f"{VARIABLE}[{name!r}]"
     if not isinstance(value, dict):
         raise CatalogError(f"{where} must be an object")
-    unknown = set(value) - {"image", "version", "run", "compile", "aliases", "extension", "launcher"}
+    unknown = set(value) - {
+        "image",
+        "version",
+        "run",
+        "compile",
+        "aliases",
+        "extension",
+        "launcher",
+    }
     if unknown:
         raise CatalogError(f"{where} has unknown fields: {', '.join(sorted(unknown))}")
     for key in ("image", "version"):
@@ -102,7 +111,9 @@ def _entry(name: str, value: Any) -> LanguageImage:
         image=value["image"],
         version=value["version"],
         run=_argv(f"{where}.run", value.get("run")),
-        compile=None if value.get("compile") is None else _argv(f"{where}.compile", value["compile"]),
+        compile=None
+        if value.get("compile") is None
+        else _argv(f"{where}.compile", value["compile"]),
         aliases=_strings(f"{where}.aliases", value.get("aliases", [])),
         extension=_string(f"{where}.extension", value.get("extension", "")),
         launcher=_string(f"{where}.launcher", value.get("launcher", "python3")) or "python3",
@@ -114,6 +125,10 @@ def _argv(where: str, value: Any) -> tuple[str, ...]:
     if not argv:
         raise CatalogError(f"{where} must be a non-empty list of strings (an argv, no shell)")
     return argv
+
+
+def _optional_argv(where: str, value: Any) -> tuple[str, ...] | None:
+    return None if value is None else _argv(where, value)
 
 
 def _strings(where: str, value: Any) -> tuple[str, ...]:
@@ -130,7 +145,3 @@ def _string(where: str, value: Any) -> str:
 
 def find(catalog: Sequence[LanguageImage], name: str) -> LanguageImage | None:
     return next((e for e in catalog if e.language.named(name)), None)
-
-
-def by_name(catalog: Sequence[LanguageImage]) -> Mapping[str, LanguageImage]:
-    return {e.name: e for e in catalog}

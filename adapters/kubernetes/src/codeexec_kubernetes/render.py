@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping
 
 import yaml
-from codeexec.ports.sandbox import UnknownLanguage
 
+from codeexec.ports.sandbox import UnknownLanguage
 from codeexec_kubernetes.catalog import find
 from codeexec_kubernetes.objects import run_objects, sample_spec
 from codeexec_kubernetes.settings import settings_from_env

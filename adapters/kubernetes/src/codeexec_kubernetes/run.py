@@ -11,7 +11,6 @@ from typing import Any
 
 from codeexec.domain.model import RunResult, RunSpec, SandboxStatus
 from codeexec.ports.sandbox import OutputChunk, SandboxRun
-
 from codeexec_kubernetes.api import KubeApi
 from codeexec_kubernetes.frames import OutputFrame
 from codeexec_kubernetes.logs import LogFollower
@@ -177,13 +176,13 @@ class KubernetesRun(SandboxRun):
                         break
                 if (pod.started or pod.ended) and follow is None:
                     follow = asyncio.create_task(self.follower.follow())
-                if not pod.started and not pod.ended:
-                    if time.monotonic() - started > self.settings.start_timeout_s:
-                        return self._result_of(
-                            SandboxStatus.INTERNAL_ERROR,
-                            f"the pod did not start within {self.settings.start_timeout_s:g}s"
-                            f" (phase {pod.phase})",
-                        )
+                waited = time.monotonic() - started
+                if not (pod.started or pod.ended) and waited > self.settings.start_timeout_s:
+                    return self._result_of(
+                        SandboxStatus.INTERNAL_ERROR,
+                        f"the pod did not start within {self.settings.start_timeout_s:g}s"
+                        f" (phase {pod.phase})",
+                    )
                 if follow is not None and follow.done() and pod.ended:
                     break
                 if follow is not None and self.follower.reader.ended and not pod.ended:
@@ -197,7 +196,7 @@ class KubernetesRun(SandboxRun):
                 waiters = [asyncio.ensure_future(self._changed.wait())]
                 if follow is not None and not follow.done():
                     waiters.append(follow)  # type: ignore[arg-type]
-                done, pending = await asyncio.wait(
+                await asyncio.wait(
                     waiters, timeout=min(remaining, 1.0), return_when=asyncio.FIRST_COMPLETED
                 )
                 waiters[0].cancel()

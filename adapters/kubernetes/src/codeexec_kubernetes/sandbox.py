@@ -6,6 +6,9 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kubernetes_asyncio import client, config
 
 from codeexec.domain.model import RunSpec
 from codeexec.ports.sandbox import (
@@ -17,8 +20,6 @@ from codeexec.ports.sandbox import (
     UnknownLanguage,
     UnknownVersion,
 )
-from kubernetes_asyncio import client, config
-
 from codeexec_kubernetes.api import KubeApi, KubeApiError
 from codeexec_kubernetes.catalog import find
 from codeexec_kubernetes.objects import (
@@ -149,14 +150,14 @@ class KubernetesSandbox(Sandbox):
         run.begin()
         return run
 
-    async def _create(self, kind: str, body: dict[str, object], token: str) -> dict[str, object]:
+    async def _create(self, kind: str, body: dict[str, Any], token: str) -> dict[str, Any]:
         """Create once. A name that exists is a run started before (never run twice), unless
         it carries this very start's token (a retried create that had succeeded)."""
         assert self.api is not None
-        name = body["metadata"]["name"]  # type: ignore[index]
+        name = body["metadata"]["name"]
         create = self.api.create_config_map if kind == "configmap" else self.api.create_pod
         try:
-            return await create(body)  # type: ignore[arg-type]
+            return await create(body)
         except KubeApiError as error:
             if error.status != 409:
                 if error.status == 0 or error.status >= 500:

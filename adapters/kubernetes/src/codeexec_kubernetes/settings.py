@@ -70,8 +70,7 @@ class KubernetesSettings:
         for name, low in (("concurrency", 1), ("uid", 1), ("retries", 1)):
             if getattr(self, name) < low:
                 raise KubernetesSettingsError(
-                    f"CODEEXEC_K8S_{name.upper()} must be at least {low}, "
-                    f"not {getattr(self, name)}"
+                    f"CODEEXEC_K8S_{name.upper()} must be at least {low}, not {getattr(self, name)}"
                 )
         if not re.match(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$", self.cpu):
             raise KubernetesSettingsError(

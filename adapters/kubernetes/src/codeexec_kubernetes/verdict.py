@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from codeexec.domain.model import Limits, RunSpec, SandboxStatus
-
 from codeexec_kubernetes.podstate import PodState
 
 

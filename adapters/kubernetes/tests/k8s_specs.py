@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from codeexec.domain.model import Limits, RunSpec, SourceFile
+from codeexec_kubernetes import KubernetesSandbox
+
+SandboxFactory = Callable[..., Awaitable[KubernetesSandbox]]
 
 
 def python(source: str | bytes, stdin: bytes = b"", **limits: Any) -> RunSpec:

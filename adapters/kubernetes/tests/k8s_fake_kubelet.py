@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fake_kube import FakeKube, now_text
+from k8s_fake_api import FakeKube, now_text
 
 
 class FakeKubelet:
@@ -29,6 +29,7 @@ class FakeKubelet:
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.root = Path(tempfile.mkdtemp(prefix="fake-kubelet-"))
+        self._started = asyncio.Condition()
         kube.on_pod_created = self._created
         kube.on_pod_deleted = self._deleted
 
@@ -44,6 +45,11 @@ class FakeKubelet:
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
+
+    async def running(self, count: int) -> None:
+        """Wait until `count` pods have their process running."""
+        async with self._started:
+            await self._started.wait_for(lambda: len(self.processes) >= count)
 
     async def close(self) -> None:
         for name in list(self.processes):
@@ -97,6 +103,8 @@ class FakeKubelet:
             start_new_session=True,
         )
         self.processes[name] = process
+        async with self._started:
+            self._started.notify_all()
         self._status(name, "Running", {"running": {"startedAt": started}})
         deadline = pod["spec"].get("activeDeadlineSeconds")
         assert process.stdout is not None

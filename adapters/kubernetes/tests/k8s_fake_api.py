@@ -106,21 +106,22 @@ class FakeKube:
         status: int,
         times: int = 1,
         after: bool = False,
-        **headers: str,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """The next `times` requests matching answer `status` (a Status object)."""
-        self.failures.append(Failure(method, re.compile(path), status, times, headers, after))
+        failure = Failure(method, re.compile(path), status, times, headers or {}, after)
+        self.failures.append(failure)
 
     @web.middleware
     async def _failures(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.method, request.path_qs))
         for failure in self.failures:
-            if failure.times and failure.method == request.method:
-                if failure.path.search(request.path_qs):
-                    failure.times -= 1
-                    if failure.after:
-                        await handler(request)
-                    return _status(failure.status, "scripted failure", failure.headers)
+            hit = failure.method == request.method and failure.path.search(request.path_qs)
+            if failure.times and hit:
+                failure.times -= 1
+                if failure.after:
+                    await handler(request)
+                return _status(failure.status, "scripted failure", failure.headers)
         return await handler(request)  # type: ignore[no-any-return]
 
     # -- state

@@ -1,31 +1,32 @@
-"""The fake API server with its kubelet, and sandboxes talking to it through the real client."""
+"""Fixtures: the fake API server with its kubelet, and sandboxes on it through the real client.
+
+Test modules import them by name (a conftest.py would clash with other adapters' in one run)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from fake_kube import FakeKube
-from fake_kubelet import FakeKubelet
+from k8s_fake_api import FakeKube
+from k8s_fake_kubelet import FakeKubelet
+from k8s_specs import SandboxFactory
 from kubernetes_asyncio import client
 
 from codeexec_kubernetes import KubernetesSandbox, KubernetesSettings
 
-SandboxFactory = Callable[..., Awaitable[KubernetesSandbox]]
 
-
-@pytest.fixture
-async def kube() -> AsyncIterator[FakeKube]:
+@pytest.fixture(name="kube")
+async def kube_fixture() -> AsyncIterator[FakeKube]:
     fake = FakeKube()
     await fake.start()
     yield fake
     await fake.close()
 
 
-@pytest.fixture
-async def kubelet(kube: FakeKube) -> AsyncIterator[FakeKubelet]:
+@pytest.fixture(name="kubelet")
+async def kubelet_fixture(kube: FakeKube) -> AsyncIterator[FakeKubelet]:
     fake = FakeKubelet(kube)
     yield fake
     await fake.close()
@@ -42,8 +43,8 @@ TEST_SETTINGS = KubernetesSettings(
 )
 
 
-@pytest.fixture
-async def make_sandbox(
+@pytest.fixture(name="make_sandbox")
+async def make_sandbox_fixture(
     kube: FakeKube, kubelet: FakeKubelet
 ) -> AsyncIterator[SandboxFactory]:
     made: list[KubernetesSandbox] = []
@@ -61,6 +62,6 @@ async def make_sandbox(
         await sandbox.close()
 
 
-@pytest.fixture
-async def sandbox(make_sandbox: SandboxFactory) -> KubernetesSandbox:
+@pytest.fixture(name="sandbox")
+async def sandbox_fixture(make_sandbox: SandboxFactory) -> KubernetesSandbox:
     return await make_sandbox()
