@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from k8s_fake_api import FakeKube
+from k8s_fake_api import FakeKube, PodLog
 from k8s_fake_kubelet import FakeKubelet
 from k8s_fixtures import (  # noqa: F401  (fixtures, by name)
     kube_fixture,
@@ -161,7 +161,7 @@ async def test_a_dropped_log_stream_resumes_without_losing_or_repeating_bytes(
     frames = Frames()
     lines = [frames.out(bytes([i]) * 100, "ro" if i % 2 else "re") for i in range(10)]
     log = b"".join(lines)
-    kube.logs.setdefault(NAME, __import__("k8s_fake_api").PodLog()).drop_at.extend([150, 700])
+    kube.logs.setdefault(NAME, PodLog()).drop_at.extend([150, 700])
     kube.set_status(NAME, running())
     kube.append_log(NAME, log[:400])
     await asyncio.sleep(0.2)

@@ -1,4 +1,4 @@
-"""The `codeexec` command: serve, run, languages, keys, status, events, replay and dlq.
+"""The `codeexec` command: serve, run, languages, keys, status, events, replay, dlq, kubernetes.
 
 Exit codes are documented in `cli_run`; any crash exits non-zero (never 0 on failure)."""
 
@@ -17,7 +17,7 @@ from typing import Any
 from eventsourcing.persistence import OperationalError
 
 from codeexec.runtime import DataDirInUse, StoreUnreadable
-from codeexec_server import cli_dlq, cli_processes, cli_replay
+from codeexec_server import cli_dlq, cli_kubernetes, cli_processes, cli_replay
 from codeexec_server.cli_client import ApiClient, ServerError
 from codeexec_server.cli_processes import EXIT_DATA_DIR_IN_USE, EXIT_STORE_UNREADABLE
 from codeexec_server.cli_run import (
@@ -99,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     remote(events)
     cli_replay.add_parser(sub, remote)
     cli_dlq.add_parser(sub, remote)
+    cli_kubernetes.add_parser(sub)
     return parser
 
 
@@ -202,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             return _keys(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "kubernetes":
+            return cli_kubernetes.run(args)
         if args.command == "languages" and not args.server:
             return asyncio.run(_languages_embedded(args))
         return asyncio.run(_remote(args))

@@ -27,4 +27,16 @@ def render_run_objects(env: Mapping[str, str], language: str) -> str:
     pod = objects.owned_pod("00000000-0000-0000-0000-000000000000")
     # through JSON: plain data, so YAML never writes anchors for shared dicts
     plain = json.loads(json.dumps([objects.config_map, pod]))
-    return yaml.safe_dump_all(plain, sort_keys=False)
+    return yaml.dump_all(plain, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the launcher) as literal blocks, readable in a review."""
+
+
+def _string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _string)

@@ -9,7 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from codeexec_kubernetes.catalog import DEFAULT_CATALOG, LanguageImage, parse_catalog
+from codeexec_kubernetes.catalog import (
+    DEFAULT_CATALOG,
+    CatalogError,
+    LanguageImage,
+    parse_catalog,
+)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
@@ -118,7 +123,10 @@ def settings_from_env(env: Mapping[str, str]) -> KubernetesSettings:
                 raise KubernetesSettingsError(f"{variable} must not be negative, not {text!r}")
             values[attribute] = number
     if text := env.get("CODEEXEC_K8S_IMAGES", "").strip():
-        values["catalog"] = parse_catalog(text)
+        try:
+            values["catalog"] = parse_catalog(text)
+        except CatalogError as error:
+            raise KubernetesSettingsError(str(error)) from None
     if text := env.get("CODEEXEC_K8S_NODE_SELECTOR", "").strip():
         selector = _json("CODEEXEC_K8S_NODE_SELECTOR", text)
         if not isinstance(selector, dict) or not all(
