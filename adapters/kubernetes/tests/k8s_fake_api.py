@@ -8,6 +8,7 @@ owner garbage collection, and scripted failures (409/422/429/5xx) per method and
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import re
 import uuid
@@ -252,17 +253,22 @@ class FakeKube:
         await response.prepare(request)
         end = asyncio.get_running_loop().time() + timeout
         sent = since
+        index = bisect.bisect_right(self.history, since, key=lambda h: h[0])
         while self.runner is not None and asyncio.get_running_loop().time() < end:
             if sent < self.compacted_below:
                 gone = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
                 await response.write(json.dumps({"type": "ERROR", "object": gone}).encode() + b"\n")
                 return response
-            for rv, k, event, obj in self.history:
-                if rv > sent and k == kind:
-                    sent = rv
-                    if matches(selector, obj["metadata"].get("labels") or {}):
-                        line = json.dumps({"type": event, "object": obj}).encode() + b"\n"
-                        await response.write(line)
+            lines = []
+            for rv, k, event, obj in self.history[index:]:
+                sent, index = rv, index + 1
+                if k == kind and matches(selector, obj["metadata"].get("labels") or {}):
+                    lines.append(json.dumps({"type": event, "object": obj}).encode() + b"\n")
+            if lines:
+                try:
+                    await response.write(b"".join(lines))
+                except ConnectionError:  # the client went away
+                    return response
             changed = self._changed
             try:
                 await asyncio.wait_for(changed.wait(), end - asyncio.get_running_loop().time())
@@ -287,7 +293,10 @@ class FakeKube:
         while True:
             end = len(log.data) if drop_at is None else min(len(log.data), drop_at)
             if end > sent:
-                await response.write(bytes(log.data[sent:end]))
+                try:
+                    await response.write(bytes(log.data[sent:end]))
+                except ConnectionError:  # the client went away
+                    return response
                 sent = end
             if drop_at is not None and sent >= drop_at:
                 request.transport.close()  # type: ignore[union-attr]

@@ -51,8 +51,7 @@ async def make_sandbox_fixture(
 
     async def make(**changes: Any) -> KubernetesSandbox:
         configuration = client.Configuration(host=kube.url)
-        api_client = client.ApiClient(configuration)
-        sandbox = KubernetesSandbox(replace(TEST_SETTINGS, **changes), api_client)
+        sandbox = KubernetesSandbox(replace(TEST_SETTINGS, **changes), configuration)
         made.append(sandbox)
         await sandbox.prepare()
         return sandbox

@@ -36,13 +36,13 @@ from codeexec_kubernetes.watcher import PodWatcher
 log = logging.getLogger(__name__)
 
 
-async def api_client_for(settings: KubernetesSettings) -> client.ApiClient:
+async def configuration_for(settings: KubernetesSettings) -> client.Configuration:
     """In-cluster service account when there is no kubeconfig, else the kubeconfig."""
     configuration = client.Configuration()
     if settings.kubeconfig is None:
         try:
             config.load_incluster_config(client_configuration=configuration)
-            return client.ApiClient(configuration)
+            return configuration
         except config.ConfigException:
             pass
     await config.load_kube_config(
@@ -50,7 +50,13 @@ async def api_client_for(settings: KubernetesSettings) -> client.ApiClient:
         context=settings.context,
         client_configuration=configuration,
     )
-    return client.ApiClient(configuration)
+    return configuration
+
+
+def connections_for(settings: KubernetesSettings) -> int:
+    """Every run holds a followed log stream and the watch one more: room for those plus the
+    short calls, or creates would queue behind streams (the client's default is 100)."""
+    return settings.concurrency + 16
 
 
 class KubernetesSandbox(Sandbox):
@@ -60,11 +66,13 @@ class KubernetesSandbox(Sandbox):
     runs_survive_restart = False
 
     def __init__(
-        self, settings: KubernetesSettings, api_client: client.ApiClient | None = None
+        self, settings: KubernetesSettings, configuration: client.Configuration | None = None
     ) -> None:
-        """`api_client`: one already configured (tests, embedding); the sandbox closes it."""
+        """`configuration`: where and how to reach the API server; none: from the settings
+        (KUBECONFIG, else in-cluster, else ~/.kube/config), loaded at `prepare`."""
         self.settings = settings
-        self._client = api_client
+        self._configuration = configuration
+        self._client: client.ApiClient | None = None
         self.api: KubeApi | None = None
         self.watcher: PodWatcher | None = None
         self.sweeper: Sweeper | None = None
@@ -100,8 +108,9 @@ class KubernetesSandbox(Sandbox):
 
     async def _connect(self) -> None:
         try:
-            if self._client is None:
-                self._client = await api_client_for(self.settings)
+            configuration = self._configuration or await configuration_for(self.settings)
+            configuration.connection_pool_maxsize = connections_for(self.settings)
+            self._client = client.ApiClient(configuration)
             self.api = KubeApi(self._client, self.settings)
             selector = f"{SELECTOR},{WORKER_LABEL}={self.settings.worker_id}"
             self.watcher = PodWatcher(self.api, selector)
