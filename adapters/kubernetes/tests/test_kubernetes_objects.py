@@ -124,6 +124,14 @@ def test_each_bad_setting_is_named(variable: str, value: str, named: str) -> Non
         settings_from_env({variable: value})
 
 
+def test_the_worker_id_labels_the_pods_unless_the_adapter_has_its_own() -> None:
+    assert settings_from_env({"CODEEXEC_WORKER_ID": "worker-3"}).worker_id == "worker-3"
+    both = {"CODEEXEC_WORKER_ID": "worker-3", "CODEEXEC_K8S_WORKER_ID": "pod-9"}
+    assert settings_from_env(both).worker_id == "pod-9"
+    with pytest.raises(KubernetesSettingsError, match="set CODEEXEC_K8S_WORKER_ID"):
+        settings_from_env({"CODEEXEC_WORKER_ID": "worker 3/with spaces"})
+
+
 def test_settings_from_env() -> None:
     images = {
         "c": {

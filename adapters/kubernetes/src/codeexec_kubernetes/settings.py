@@ -35,9 +35,10 @@ class KubernetesSettings:
     concurrency: int = 32
     """Pods this worker process drives at once; further starts wait for a slot."""
     worker_id: str = field(default_factory=socket.gethostname)
-    """Labels this process's pods: unique per worker process. The default, the host name, is
-    the pod name in a Deployment, and stays the same when the container restarts, so the
-    start sweep finds what the crashed process left."""
+    """Labels this process's pods: unique per worker process, and the same after a restart,
+    so the start sweep finds what the crashed process left. From CODEEXEC_K8S_WORKER_ID,
+    else the worker's CODEEXEC_WORKER_ID, else the host name (the pod name in a Deployment,
+    kept when its container restarts)."""
     kubeconfig: str | None = None
     """A kubeconfig file; none: in-cluster service account, else ~/.kube/config."""
     context: str | None = None
@@ -111,6 +112,14 @@ def settings_from_env(env: Mapping[str, str]) -> KubernetesSettings:
     ):
         if value := env.get(variable, "").strip():
             values[attribute] = value
+    if "worker_id" not in values and (shared := env.get("CODEEXEC_WORKER_ID", "").strip()):
+        # the worker's own identity: the pods it left are the runs it reports lost
+        if not _LABEL_VALUE.match(shared) or len(shared) > 63:
+            raise KubernetesSettingsError(
+                f"CODEEXEC_WORKER_ID {shared!r} is not a label value (<= 63 of "
+                "[A-Za-z0-9-_.]): set CODEEXEC_K8S_WORKER_ID for the pods' label"
+            )
+        values["worker_id"] = shared
     for variable, (attribute, kind) in _NUMBERS.items():
         if text := env.get(variable, "").strip():
             try:
