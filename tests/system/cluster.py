@@ -30,6 +30,7 @@ from codeexec_kafka.tansu import TansuBroker, free_port
 
 if TYPE_CHECKING:
     from codeexec_mongo.test_server import TestMongoServer
+    from tests.system.fake_kubernetes import FakeKubernetes
 
 CODEEXEC = [sys.executable, "-m", "codeexec_server.cli"]
 ALL_ROLES = ("coordinator", "saga", "worker", "projections", "relay", "dead-letters", "replay")
@@ -184,6 +185,8 @@ class Cluster:
         self.broker = TansuBroker(log=root / "tansu.log")
         self.database: Database | None = None
         self.nodes: dict[str, Node] = {}
+        self.fake_kubernetes: FakeKubernetes | None = None
+        """The fake Kubernetes API server the workers' pods run on, if any."""
 
     @property
     def postgres(self) -> PostgresParams:

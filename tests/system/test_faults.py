@@ -1,11 +1,16 @@
 """Faults: the API and every role in OS processes of their own (two workers) on a Kafka-protocol
 broker and a shared PostgreSQL store; ~200 runs in the local sandbox while each role in turn
 is killed with SIGKILL mid-flight and restarted. Nothing accepted is lost, nothing runs twice,
-the read model misses nothing, event streams reach the end, lost runs are reported."""
+the read model misses nothing, event streams reach the end, lost runs are reported.
+
+The same on MongoDB, and with the Kubernetes sandbox: the workers run each execution as a pod
+on the adapter's fake API server (its kubelet runs the pod's launcher as a local process);
+the pods a killed worker left are deleted by its restart, and none is left at the end."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -17,6 +22,7 @@ import pytest
 
 from codeexec.domain.events import ExecutionFailed, ExecutionTimedOut
 from tests.system.cluster import Cluster, local_sandbox_missing
+from tests.system.fake_kubernetes import FakeKubernetes
 from tests.system.ledger import History, Ledger, read_views
 from tests.system.workload import Follower, Submission, chunks_program, new_key, submit
 
@@ -37,11 +43,24 @@ TEST_ENV = {
 }
 
 
-@pytest.fixture(params=["postgres", "mongo"])
+@pytest.fixture(params=["postgres", "mongo", "kubernetes"])
 def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    if reason := local_sandbox_missing():
+    with contextlib.ExitStack() as stack:
+        yield stack.enter_context(_cluster(tmp_path, request.param, stack))
+
+
+@contextlib.contextmanager
+def _cluster(tmp_path: Path, variant: str, stack: contextlib.ExitStack) -> Iterator[Cluster]:
+    env, store, sandbox = dict(TEST_ENV), variant, "local"
+    fake: FakeKubernetes | None = None
+    if variant == "kubernetes":
+        fake = stack.enter_context(FakeKubernetes(tmp_path / "kubernetes"))
+        env.update(fake.env())
+        store, sandbox = "postgres", "kubernetes"
+    elif reason := local_sandbox_missing():
         pytest.fail(f"the local sandbox is needed: {reason}")
-    with Cluster(tmp_path, sandbox="local", extra_env=TEST_ENV, store=request.param) as running:
+    with Cluster(tmp_path, sandbox=sandbox, extra_env=env, store=store) as running:
+        running.fake_kubernetes = fake
         running.add_api("api")
         running.add_role("coordinator", ["coordinator"])
         running.add_role("saga", ["saga"])
@@ -228,6 +247,10 @@ async def run_and_check(cluster: Cluster, ledger: Ledger) -> None:
     # Everything still stops cleanly (SIGTERM: exit 0).
     for node in cluster.nodes.values():
         assert node.stop() == 0, f"{node.name}:\n{node.log_tail()}"
+
+    # Pods: every run's deleted, the killed worker's too (by its restart's sweep).
+    if cluster.fake_kubernetes is not None:
+        assert cluster.fake_kubernetes.objects() == {"pods": [], "configmaps": []}
 
 
 async def list_all(http: httpx.AsyncClient, admin: str) -> dict[UUID, str]:

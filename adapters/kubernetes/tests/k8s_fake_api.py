@@ -73,6 +73,7 @@ class FakeKube:
         self.on_pod_deleted: Callable[[str], None] = lambda name: None
         self._changed = asyncio.Event()
         self.runner: web.AppRunner | None = None
+        self.extra_routes: list[tuple[str, str, Any]] = []
         self.url = ""
 
     # -- serving
@@ -84,6 +85,8 @@ class FakeKube:
         app.router.add_get(base + "/{name}", self._read)
         app.router.add_delete(base + "/{name}", self._delete)
         app.router.add_get(base + "/{name}/log", self._log)
+        for method, path, handler in self.extra_routes:
+            app.router.add_route(method, path, handler)
         self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
