@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 import yaml
 from codeexec_server.cli import main
-from codeexec_server.deployment import EX_CONFIG
+from codeexec_server.deployment import EX_CONFIG, ConfigError
+from codeexec_server.sandboxes import make_sandbox
 from k8s_specs import python
 
 from codeexec.domain.model import RunSpec, SourceFile
 from codeexec_kubernetes import (
     DEFAULT_CATALOG,
+    KubernetesSandbox,
     KubernetesSettings,
     KubernetesSettingsError,
     run_objects,
@@ -102,6 +104,16 @@ def test_render_pod_names_what_is_wrong(
     monkeypatch.setitem(sys.modules, "codeexec_kubernetes", None)  # not installed
     assert main(["kubernetes", "render-pod", "--language", "python"]) == EX_CONFIG
     assert "pip install codeexec-kubernetes" in capsys.readouterr().err
+
+
+def test_the_server_names_a_bad_setting_as_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CODEEXEC_K8S_NAMESPACE", "Bad Namespace")
+    with pytest.raises(ConfigError, match="CODEEXEC_K8S_NAMESPACE must be a DNS label"):
+        make_sandbox("kubernetes")
+    monkeypatch.delenv("CODEEXEC_K8S_NAMESPACE")
+    assert isinstance(make_sandbox("kubernetes"), KubernetesSandbox)  # nothing connects yet
 
 
 @pytest.mark.parametrize(

@@ -34,9 +34,13 @@ def local_sandbox() -> Sandbox:
 
 
 def kubernetes_sandbox() -> Sandbox:
-    # The Kubernetes distribution supplies its sandbox, configured from its own variables.
+    # The Kubernetes distribution supplies its sandbox, configured from its own variables
+    # (CODEEXEC_K8S_*; a bad one is a ConfigError naming it: exit 78).
     kubernetes: Any = import_adapter("codeexec_kubernetes")
-    sandbox: Sandbox = kubernetes.sandbox_from_env(os.environ)
+    try:
+        sandbox: Sandbox = kubernetes.sandbox_from_env(os.environ)
+    except kubernetes.KubernetesSettingsError as error:
+        raise ConfigError(str(error)) from None
     return sandbox
 
 
