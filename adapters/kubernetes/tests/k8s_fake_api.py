@@ -52,6 +52,9 @@ class PodLog:
     closed: bool = False
     drop_at: list[int] = field(default_factory=list)
     """Byte offsets at which the next followed streams are cut (once each)."""
+    stall_at: list[int] = field(default_factory=list)
+    """Byte offsets at which the next streams go silent for good, never closed (a dead
+    connection)."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wake(self) -> None:
@@ -292,9 +295,11 @@ class FakeKube:
         response = web.StreamResponse()
         await response.prepare(request)
         drop_at = log.drop_at.pop(0) if log.drop_at else None
+        stall_at = log.stall_at.pop(0) if log.stall_at else None
         sent = 0
         while True:
             end = len(log.data) if drop_at is None else min(len(log.data), drop_at)
+            end = end if stall_at is None else min(end, stall_at)
             if end > sent:
                 try:
                     await response.write(bytes(log.data[sent:end]))
@@ -304,6 +309,8 @@ class FakeKube:
             if drop_at is not None and sent >= drop_at:
                 request.transport.close()  # type: ignore[union-attr]
                 return response
+            if stall_at is not None and sent >= stall_at:
+                await asyncio.Event().wait()  # until the server shuts down
             if log.closed and sent >= len(log.data):
                 return response
             if request.query.get("follow") not in ("true", "True"):

@@ -109,6 +109,16 @@ async def test_each_ending_gets_its_own_status(
         assert result.signal == 11 and "SIGSEGV" in result.message
 
 
+async def test_a_background_process_left_behind_does_not_hold_the_run(
+    sandbox: KubernetesSandbox,
+) -> None:
+    source = "import subprocess\nsubprocess.Popen(['sleep', '30'])\nprint('done')"
+    result = await (await sandbox.start("cx-bg", python(source, wall_time_s=20))).result()
+    assert result.status is SandboxStatus.SUCCEEDED, result.message
+    assert result.stdout == b"done\n"
+    assert result.wall_time_s is not None and result.wall_time_s < 10
+
+
 async def test_output_is_cut_at_the_limit_with_the_flag(sandbox: KubernetesSandbox) -> None:
     source = "import sys\nwhile True: sys.stdout.write('x' * 1000)"
     result = await (await sandbox.start("cx-flood", python(source, output_bytes=5000))).result()

@@ -175,6 +175,28 @@ async def test_a_dropped_log_stream_resumes_without_losing_or_repeating_bytes(
     assert run.follower.reconnects >= 2
 
 
+async def test_a_log_stream_that_goes_silent_after_the_end_is_read_again(
+    sandbox: KubernetesSandbox,
+    kube: FakeKube,
+    kubelet: FakeKubelet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("codeexec_kubernetes.run.REPORT_WAIT_S", 0.3)
+    run = await started(sandbox, kube, kubelet)
+    frames = Frames()
+    first = frames.out(b"before\n")
+    kube.logs.setdefault(NAME, PodLog()).stall_at.append(len(first))
+    kube.set_status(NAME, running())
+    kube.append_log(NAME, first)
+    await asyncio.sleep(0.1)
+    kube.append_log(NAME, frames.out(b"after\n") + frames.report(exit_code=0) + frames.end())
+    kube.set_status(NAME, terminated(0, "Completed", phase="Succeeded"))
+    kube.close_log(NAME)
+    result = await result_of(run)
+    assert result.status is SandboxStatus.SUCCEEDED, result.message
+    assert result.stdout == b"before\nafter\n"
+
+
 async def test_an_expired_watch_relists_and_misses_no_transition(
     sandbox: KubernetesSandbox, kube: FakeKube, kubelet: FakeKubelet
 ) -> None:

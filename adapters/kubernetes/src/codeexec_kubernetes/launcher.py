@@ -32,6 +32,7 @@ from typing import Any
 
 CHUNK = 8192  # keeps every frame line far below the kubelet's 16 KiB log line
 PR_SET_DUMPABLE = 4
+DRAIN_S = 0.2
 
 
 class Framer:
@@ -95,9 +96,14 @@ def run_stage(framer: Framer, stage: dict[str, Any], stdin_path: str | None) -> 
     while open_streams:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            killed_for = killed_for or "wall"
+            if not _exited(child.pid):
+                killed_for = killed_for or "wall"
             _kill(child)
             break
+        if _exited(child.pid):
+            # The program is done; what it left running in the background may hold the
+            # pipes open: read what is already there, then end the stage.
+            deadline = min(deadline, time.monotonic() + DRAIN_S)
         for key, _ in selector.select(timeout=min(remaining, 1.0)):
             stream: str = key.data
             data = os.read(key.fd, CHUNK)
@@ -129,6 +135,11 @@ def run_stage(framer: Framer, stage: dict[str, Any], stdin_path: str | None) -> 
         "stderr_truncated": truncated["e"],
     }
     return report
+
+
+def _exited(pid: int) -> bool:
+    """Whether the child has ended, leaving it to be reaped (with its rusage) by wait4."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
 def _kill(child: subprocess.Popen[bytes]) -> None:

@@ -21,7 +21,8 @@ from codeexec_kubernetes.verdict import judge
 log = logging.getLogger(__name__)
 
 REPORT_WAIT_S = 10.0
-"""After the end frame, how long the container's terminated state may take to show."""
+"""After the end frame, how long the container's terminated state may take to show; after
+the container's end, how long its log stream may stay silent before it is read again."""
 OVERDUE_MARGIN_S = 15.0
 """Past the pod's activeDeadlineSeconds, how long the kubelet gets to report before the
 run stops waiting and deletes the pod itself."""
@@ -162,6 +163,8 @@ class KubernetesRun(SandboxRun):
         deadline = started + self.deadline_s
         unschedulable_since: float | None = None
         follow: asyncio.Task[None] | None = None
+        ended_at: float | None = None
+        final_reads = 0
         overdue = False
         try:
             while True:
@@ -185,6 +188,20 @@ class KubernetesRun(SandboxRun):
                     )
                 if follow is not None and follow.done() and pod.ended:
                     break
+                if follow is not None and pod.ended and not follow.done():
+                    # The container is gone but its log stream says nothing more: a dead
+                    # connection (no FIN) would hold it forever. Read it once more from the
+                    # start; if that stalls too, judge what was read.
+                    ended_at = ended_at or time.monotonic()
+                    if time.monotonic() - ended_at > REPORT_WAIT_S:
+                        follow.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await follow
+                        if final_reads:
+                            self.follower.error = "the log stream stalled after the end"
+                            break
+                        final_reads, ended_at = 1, time.monotonic()
+                        follow = asyncio.create_task(self.follower.follow())
                 if follow is not None and self.follower.reader.ended and not pod.ended:
                     # the launcher is done; the container's state follows shortly
                     await self._wait_changed(REPORT_WAIT_S)
