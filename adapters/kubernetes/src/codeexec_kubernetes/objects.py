@@ -29,8 +29,13 @@ LAUNCHER_MEMORY = 32 * 2**20
 """The launcher's own share of the container's memory limit, beside the program's."""
 DEADLINE_MARGIN_S = 5
 
-MANAGED = {"app.kubernetes.io/managed-by": "codeexec", "app.kubernetes.io/component": "executor"}
-"""Labels of every object the adapter creates (the sweeper and NetworkPolicy select these)."""
+MANAGED = {
+    "app.kubernetes.io/part-of": "codeexec",
+    "app.kubernetes.io/component": "executor",
+    "app.kubernetes.io/managed-by": "codeexec",
+}
+"""Labels of every object the adapter creates: the deploy base's deny-all NetworkPolicy
+selects the first two, the sweeper all three."""
 WORKER_LABEL, SANDBOX_LABEL, LANGUAGE_LABEL = (
     "codeexec.dev/worker",
     "codeexec.dev/sandbox",

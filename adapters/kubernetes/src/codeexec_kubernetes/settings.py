@@ -26,7 +26,8 @@ class KubernetesSettingsError(ValueError):
 
 @dataclass(frozen=True)
 class KubernetesSettings:
-    namespace: str = "codeexec-executions"
+    namespace: str = "codeexec-runs"
+    """The deploy base's executor namespace (deny-all policy, quota, the worker's Role)."""
     catalog: tuple[LanguageImage, ...] = DEFAULT_CATALOG
     runtime_class: str | None = None
     """For example `gvisor`: a stronger kernel boundary than the shared host kernel."""
@@ -99,17 +100,28 @@ _NUMBERS = {
 }
 
 
+_NAMES = {
+    "CODEEXEC_K8S_NAMESPACE": "namespace",
+    "CODEEXEC_K8S_RUNTIME_CLASS": "runtime_class",
+    "CODEEXEC_K8S_WORKER_ID": "worker_id",
+    "CODEEXEC_K8S_CONTEXT": "context",
+    "CODEEXEC_K8S_CPU": "cpu",
+    "KUBECONFIG": "kubeconfig",
+}
+VARIABLES = (
+    *_NAMES,
+    *_NUMBERS,
+    "CODEEXEC_K8S_IMAGES",
+    "CODEEXEC_K8S_NODE_SELECTOR",
+    "CODEEXEC_K8S_TOLERATIONS",
+)
+"""Every variable the sandbox reads (and CODEEXEC_WORKER_ID, the worker's own)."""
+
+
 def settings_from_env(env: Mapping[str, str]) -> KubernetesSettings:
     """Every CODEEXEC_K8S_* variable; a bad value raises KubernetesSettingsError naming it."""
     values: dict[str, Any] = {}
-    for variable, attribute in (
-        ("CODEEXEC_K8S_NAMESPACE", "namespace"),
-        ("CODEEXEC_K8S_RUNTIME_CLASS", "runtime_class"),
-        ("CODEEXEC_K8S_WORKER_ID", "worker_id"),
-        ("CODEEXEC_K8S_CONTEXT", "context"),
-        ("CODEEXEC_K8S_CPU", "cpu"),
-        ("KUBECONFIG", "kubeconfig"),
-    ):
+    for variable, attribute in _NAMES.items():
         if value := env.get(variable, "").strip():
             values[attribute] = value
     if "worker_id" not in values and (shared := env.get("CODEEXEC_WORKER_ID", "").strip()):

@@ -1,0 +1,75 @@
+"""What the Kubernetes sandbox really creates (`codeexec kubernetes render-pod`, the adapter's
+own objects) is held by the deploy base: every catalog language's pod passes the executor
+checks against the rendered manifests, and the pod and its ConfigMap match the strict
+Kubernetes schemas of every supported version."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes_validate.utils import validate
+
+from codeexec_kubernetes.settings import VARIABLES
+from tests.deploy.executor import executor_violations
+from tests.deploy.rendered import named
+from tests.deploy.test_schemas import VERSIONS
+
+CLI = [sys.executable, "-m", "codeexec_server.cli", "kubernetes", "render-pod", "--language"]
+SETTINGS = {
+    "CODEEXEC_K8S_RUNTIME_CLASS": "gvisor",
+    "CODEEXEC_K8S_NODE_SELECTOR": json.dumps({"pool": "sandbox"}),
+    "CODEEXEC_K8S_TOLERATIONS": json.dumps(
+        [{"key": "sandbox", "operator": "Exists", "effect": "NoSchedule"}]
+    ),
+}
+
+
+def rendered(language: str, **env: str) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [*CLI, language], capture_output=True, text=True, timeout=60, env={**_env(), **env}
+    )
+    assert done.returncode == 0, done.stderr
+    return list(yaml.safe_load_all(done.stdout))
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("CODEEXEC_K8S_")}
+
+
+@pytest.mark.parametrize("settings", [{}, SETTINGS], ids=["defaults", "runtime-class"])
+@pytest.mark.parametrize("language", ["python", "bash"])
+def test_the_sandboxs_pods_are_executors_the_manifests_hold(
+    manifests: list[dict[str, Any]], language: str, settings: dict[str, str]
+) -> None:
+    config_map, pod = rendered(language, **settings)
+    assert executor_violations(pod, manifests) == []
+    assert config_map["metadata"]["namespace"] == pod["metadata"]["namespace"]
+
+
+def test_the_deploy_configuration_is_what_the_sandbox_reads(
+    manifests: list[dict[str, Any]],
+) -> None:
+    [config] = named(manifests, "ConfigMap").values()
+    ours = {
+        k: v
+        for k, v in config["data"].items()
+        if k.startswith(("CODEEXEC_K8S_", "CODEEXEC_KUBE", "KUBE"))
+    }
+    assert ours and set(ours) <= set(VARIABLES), (
+        f"the sandbox does not read {set(ours) - set(VARIABLES)}"
+    )
+    _, pod = rendered("python", **ours)
+    assert executor_violations(pod, manifests) == []
+
+
+def test_the_sandboxs_objects_match_the_strict_schemas() -> None:
+    objects = rendered("python", **SETTINGS)
+    for version in VERSIONS:
+        for obj in objects:
+            validate(obj, version, strict=True)
