@@ -18,6 +18,7 @@ from k8s_fixtures import (  # noqa: F401  (fixtures, by name)
 from k8s_specs import SandboxFactory, python
 
 from codeexec_kubernetes import KubernetesSandbox
+from codeexec_kubernetes.objects import MANAGED
 from codeexec_kubernetes.run import KubernetesRun
 
 SLEEP = "import time\ntime.sleep(60)"
@@ -85,11 +86,7 @@ async def test_any_worker_sweeps_pods_that_ended_or_outlived_their_deadline(
 
 
 def orphan(created: str) -> dict[str, Any]:
-    labels = {
-        "app.kubernetes.io/managed-by": "codeexec",
-        "app.kubernetes.io/component": "executor",
-        "codeexec.dev/worker": "worker-gone",
-    }
+    labels = {**MANAGED, "codeexec.dev/worker": "worker-gone"}
     metadata = {"name": "cx-orphan", "uid": "u-1", "labels": labels}
     return {"kind": "ConfigMap", "metadata": {**metadata, "creationTimestamp": created}}
 
