@@ -15,6 +15,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import validate
 
+from codeexec_kubernetes.isolation import isolation_gap
 from codeexec_kubernetes.settings import VARIABLES
 from tests.deploy.executor import executor_violations
 from tests.deploy.rendered import named
@@ -66,6 +67,20 @@ def test_the_deploy_configuration_is_what_the_sandbox_reads(
     )
     _, pod = rendered("python", **ours)
     assert executor_violations(pod, manifests) == []
+
+
+def test_the_bases_policies_pass_the_sandboxs_own_isolation_check(
+    manifests: list[dict[str, Any]],
+) -> None:
+    # The worker refuses to run code unless this holds (CODEEXEC_K8S_REQUIRE_NETWORK_POLICY).
+    _, pod = rendered("python")
+    namespace = pod["metadata"]["namespace"]
+    policies = [
+        o
+        for o in manifests
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["namespace"] == namespace
+    ]
+    assert isolation_gap(policies, pod["metadata"]["labels"]) is None
 
 
 def test_the_sandboxs_objects_match_the_strict_schemas() -> None:

@@ -19,7 +19,22 @@ from typing import Any
 
 from aiohttp import web
 
-KINDS = {"pods": "Pod", "configmaps": "ConfigMap"}
+KINDS = {"pods": "Pod", "configmaps": "ConfigMap", "networkpolicies": "NetworkPolicy"}
+DENY_ALL = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "executor-deny-all", "uid": "np-1", "labels": {}},
+    "spec": {
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/part-of": "codeexec",
+                "app.kubernetes.io/component": "executor",
+            }
+        },
+        "policyTypes": ["Ingress", "Egress"],
+    },
+}
+"""The deploy base's policy for executor pods; every fake starts with it."""
 ConfigMapLimit = 1024 * 1024
 
 
@@ -44,6 +59,7 @@ class Failure:
     headers: dict[str, str] = field(default_factory=dict)
     after: bool = False
     """Answer the failure after doing the work (a create that succeeded, its answer lost)."""
+    message: str = "scripted failure"
 
 
 @dataclass
@@ -65,7 +81,9 @@ class PodLog:
 class FakeKube:
     def __init__(self) -> None:
         self.rv = 100
-        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {
+            ("networkpolicies", "executor-deny-all"): json.loads(json.dumps(DENY_ALL))
+        }
         self.history: list[tuple[int, str, str, dict[str, Any]]] = []
         self.compacted_below = 0
         self.logs: dict[str, PodLog] = {}
@@ -83,6 +101,7 @@ class FakeKube:
     async def start(self) -> str:
         app = web.Application(middlewares=[self._failures])
         base = "/api/v1/namespaces/{ns}/{kind}"
+        app.router.add_get("/apis/networking.k8s.io/v1/namespaces/{ns}/{kind}", self._list)
         app.router.add_post(base, self._create)
         app.router.add_get(base, self._list)
         app.router.add_get(base + "/{name}", self._read)
@@ -114,9 +133,10 @@ class FakeKube:
         times: int = 1,
         after: bool = False,
         headers: dict[str, str] | None = None,
+        message: str = "scripted failure",
     ) -> None:
         """The next `times` requests matching answer `status` (a Status object)."""
-        failure = Failure(method, re.compile(path), status, times, headers or {}, after)
+        failure = Failure(method, re.compile(path), status, times, headers or {}, after, message)
         self.failures.append(failure)
 
     @web.middleware
@@ -128,7 +148,7 @@ class FakeKube:
                 failure.times -= 1
                 if failure.after:
                     await handler(request)
-                return _status(failure.status, "scripted failure", failure.headers)
+                return _status(failure.status, failure.message, failure.headers)
         return await handler(request)  # type: ignore[no-any-return]
 
     # -- state

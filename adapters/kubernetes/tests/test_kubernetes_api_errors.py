@@ -60,13 +60,24 @@ async def test_a_create_that_succeeded_with_a_lost_answer_is_not_a_second_start(
     assert result.stdout == b"once\n"
 
 
+async def test_a_full_quota_is_waited_for_within_the_start_timeout(
+    sandbox: KubernetesSandbox, kube: FakeKube
+) -> None:
+    kube.fail(
+        "POST", PODS, 403, times=3, message="exceeded quota: executor-pods, requested: pods=1"
+    )
+    run = await sandbox.start("cx-quota", python("print('in')"))
+    result = await asyncio.wait_for(run.result(), 10)
+    assert result.status is SandboxStatus.SUCCEEDED and result.stdout == b"in\n"
+
+
 async def test_a_refused_pod_is_named_and_leaves_nothing_running(
     sandbox: KubernetesSandbox, kube: FakeKube
 ) -> None:
     kube.fail("POST", PODS, 422)
     with pytest.raises(SandboxUnavailable, match="refused the pod: 422"):
         await sandbox.start("cx-422", python("print(1)"))
-    assert kube.pods() == []
+    assert kube.pods() == [] and kube.config_maps() == []
     assert sandbox.runs == {}
 
 

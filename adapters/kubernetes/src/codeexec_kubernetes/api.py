@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import aiohttp
@@ -44,6 +44,7 @@ def _retry_after(headers: Any) -> float | None:
 class KubeApi:
     def __init__(self, api_client: client.ApiClient, settings: KubernetesSettings) -> None:
         self.core = client.CoreV1Api(api_client)
+        self.networking = client.NetworkingV1Api(api_client)
         self.settings = settings
         self.namespace = settings.namespace
         self.retried = 0
@@ -162,6 +163,16 @@ class KubeApi:
                 _request_timeout=self._timeout(),
             ),
         )
+
+    async def network_policies(self) -> Sequence[dict[str, Any]]:
+        listing = await self._call(
+            "list networkpolicies",
+            lambda: self.networking.list_namespaced_network_policy(
+                self.namespace, _preload_content=False, _request_timeout=self._timeout()
+            ),
+        )
+        items: Sequence[dict[str, Any]] = listing.get("items") or []
+        return items
 
     async def watch_pods(self, selector: str, resource_version: str, timeout_s: int) -> Any:
         """An open watch stream (one JSON event per line) from `resource_version`."""

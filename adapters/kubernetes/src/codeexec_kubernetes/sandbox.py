@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +24,9 @@ from codeexec.ports.sandbox import (
 )
 from codeexec_kubernetes.api import KubeApi, KubeApiError
 from codeexec_kubernetes.catalog import find
+from codeexec_kubernetes.isolation import isolation_gap
 from codeexec_kubernetes.objects import (
+    MANAGED,
     TOKEN_ANNOTATION,
     WORKER_LABEL,
     active_deadline_s,
@@ -34,6 +38,9 @@ from codeexec_kubernetes.sweeper import SELECTOR, Sweeper
 from codeexec_kubernetes.watcher import PodWatcher
 
 log = logging.getLogger(__name__)
+
+QUOTA = "exceeded quota"
+"""In the API server's 403 when a ResourceQuota is full (a wait, not a refusal)."""
 
 
 async def configuration_for(settings: KubernetesSettings) -> client.Configuration:
@@ -112,6 +119,7 @@ class KubernetesSandbox(Sandbox):
             configuration.connection_pool_maxsize = connections_for(self.settings)
             self._client = client.ApiClient(configuration)
             self.api = KubeApi(self._client, self.settings)
+            await self._check_isolation()
             selector = f"{SELECTOR},{WORKER_LABEL}={self.settings.worker_id}"
             self.watcher = PodWatcher(self.api, selector)
             await self.watcher.start()
@@ -122,6 +130,25 @@ class KubernetesSandbox(Sandbox):
             self.sweeper.start()
         except (KubeApiError, config.ConfigException, OSError) as error:
             raise SandboxUnavailable(f"kubernetes: {error}") from error
+
+    async def _check_isolation(self) -> None:
+        assert self.api is not None
+        where = f"namespace {self.settings.namespace}"
+        try:
+            gap = isolation_gap(await self.api.network_policies(), MANAGED)
+        except KubeApiError as error:
+            if error.status != 403:
+                raise
+            gap = f"cannot list NetworkPolicies ({error.message})"
+        if gap is None:
+            return
+        if self.settings.require_network_policy:
+            raise SandboxUnavailable(
+                f"kubernetes: {gap} in {where}; executor pods must have no network "
+                "(apply deploy/kubernetes, or CODEEXEC_K8S_REQUIRE_NETWORK_POLICY=0 to run "
+                "without)"
+            )
+        log.warning("executor pods may reach the network: %s in %s", gap, where)
 
     async def start(self, sandbox_id: str, spec: RunSpec) -> SandboxRun:
         image = find(self.settings.catalog, spec.language)
@@ -148,12 +175,16 @@ class KubernetesSandbox(Sandbox):
             lambda: self._ended(sandbox_id),
         )
         self.watcher.subscribe(sandbox_id, run.on_pod)
+        config_map: dict[str, Any] | None = None
         try:
             config_map = await self._create("configmap", objects.config_map, token)
             pod = objects.owned_pod(config_map["metadata"]["uid"])
             run.on_pod("ADDED", await self._create("pod", pod, token))
-        except BaseException:
+        except BaseException as error:
             self._ended(sandbox_id)
+            if config_map is not None and not isinstance(error, SandboxAlreadyStarted):
+                with contextlib.suppress(KubeApiError):  # else the sweeper's
+                    await self.api.delete("configmap", sandbox_id)
             raise
         self.runs[sandbox_id] = run
         run.begin()
@@ -165,10 +196,18 @@ class KubernetesSandbox(Sandbox):
         assert self.api is not None
         name = body["metadata"]["name"]
         create = self.api.create_config_map if kind == "configmap" else self.api.create_pod
-        try:
-            return await create(body)
-        except KubeApiError as error:
-            if error.status != 409:
+        give_up, pause = time.monotonic() + self.settings.start_timeout_s, 0.1
+        while True:
+            try:
+                return await create(body)
+            except KubeApiError as error:
+                if error.status == 409:
+                    break
+                if error.status == 403 and QUOTA in error.message and time.monotonic() < give_up:
+                    # The namespace's quota is full: a slot frees when some run ends.
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 2.0)
+                    continue
                 if error.status == 0 or error.status >= 500:
                     raise SandboxUnavailable(f"kubernetes: {error}") from error
                 raise SandboxUnavailable(f"kubernetes refused the {kind}: {error}") from error

@@ -56,6 +56,8 @@ class KubernetesSettings:
     sweep_interval_s: float = 60.0
     sweep_grace_s: float = 300.0
     """A finished or overdue pod of another worker is left this long for its owner to read."""
+    require_network_policy: bool = True
+    """Refuse to run code unless the namespace's NetworkPolicies cut executor pods off."""
     request_timeout_s: float = 30.0
     retries: int = 6
     """Attempts of one API call on 429/5xx/connection errors (backoff, Retry-After)."""
@@ -114,6 +116,7 @@ VARIABLES = (
     "CODEEXEC_K8S_IMAGES",
     "CODEEXEC_K8S_NODE_SELECTOR",
     "CODEEXEC_K8S_TOLERATIONS",
+    "CODEEXEC_K8S_REQUIRE_NETWORK_POLICY",
 )
 """Every variable the sandbox reads (and CODEEXEC_WORKER_ID, the worker's own)."""
 
@@ -143,6 +146,12 @@ def settings_from_env(env: Mapping[str, str]) -> KubernetesSettings:
             if number < 0 or number != number:
                 raise KubernetesSettingsError(f"{variable} must not be negative, not {text!r}")
             values[attribute] = number
+    if text := env.get("CODEEXEC_K8S_REQUIRE_NETWORK_POLICY", "").strip():
+        if text not in ("0", "1"):
+            raise KubernetesSettingsError(
+                f"CODEEXEC_K8S_REQUIRE_NETWORK_POLICY must be 0 or 1, not {text!r}"
+            )
+        values["require_network_policy"] = text == "1"
     if text := env.get("CODEEXEC_K8S_IMAGES", "").strip():
         try:
             values["catalog"] = parse_catalog(text)
