@@ -6,6 +6,7 @@ Exit codes: the program's own exit code; 128+N when killed by signal N; 124 time
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import sys
@@ -31,6 +32,7 @@ EXIT_CODES = {
     "internal_error": 70,
 }
 EXIT_USAGE, EXIT_UNAVAILABLE = 2, 69
+SETTLE_S = 30.0  # how long the view may lag behind the stream's end before 70 is reported
 EXTENSIONS = {
     ".py": "python",
     ".js": "javascript",
@@ -165,5 +167,17 @@ async def run_remote(
                 display.output(event.data["stream"], base64.b64decode(event.data["data"]))
             elif event.event in ("ExecutionQueued", "ExecutionStarted"):
                 display.progress(event.event.removeprefix("Execution").lower())
-        result: dict[str, Any] = await client.request("GET", f"/api/v1/executions/{created['id']}")
-        return result
+        return await _ended(client, created["id"])
+
+
+async def _ended(client: ApiClient, execution_id: str) -> dict[str, Any]:
+    """The execution once its view shows the end the event stream just showed: the listing's
+    read model may apply the terminal event a moment after the stream sent it."""
+    loop = asyncio.get_running_loop()
+    deadline, pause = loop.time() + SETTLE_S, 0.02
+    while True:
+        result: dict[str, Any] = await client.request("GET", f"/api/v1/executions/{execution_id}")
+        if result.get("terminal") or loop.time() > deadline:
+            return result
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.5)
