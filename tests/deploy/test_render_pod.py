@@ -69,6 +69,18 @@ def test_the_deploy_configuration_is_what_the_sandbox_reads(
     assert executor_violations(pod, manifests) == []
 
 
+def test_every_worker_at_its_concurrency_fits_the_executor_quota(
+    manifests: list[dict[str, Any]],
+) -> None:
+    """Runs beyond the quota would wait for a slot (the sandbox waits a 403 out), so the
+    base sizes them to fit: workers x concurrency <= the quota's pods."""
+    [config] = named(manifests, "ConfigMap").values()
+    concurrency = int(config["data"]["CODEEXEC_K8S_CONCURRENCY"])
+    worker = named(manifests, "Deployment")["codeexec/codeexec-worker"]
+    quota = named(manifests, "ResourceQuota")["codeexec-runs/executor-pods"]
+    assert worker["spec"]["replicas"] * concurrency <= int(quota["spec"]["hard"]["pods"])
+
+
 def test_the_bases_policies_pass_the_sandboxs_own_isolation_check(
     manifests: list[dict[str, Any]],
 ) -> None:
