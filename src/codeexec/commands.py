@@ -14,7 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -32,6 +32,7 @@ from codeexec.service.projections import ExecutionFeed
 from codeexec.service.store import ExecutionStore
 from codeexec.service.store_thread import StoreBusy, StoreThread
 from codeexec.service.unit_of_work import UnitOfWork
+from codeexec.service.unshown import Unshown
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,8 +41,6 @@ IDEMPOTENCY_NAMESPACE = UUID("0b7c8f0e-6a3b-4c52-8a4e-2f4a5d7e9c11")
 EVENTS_PAGE = 8
 """Events read from the store at a time when following an execution."""
 OWN_VIEWS = 10_000  # views of this process's writes kept until the read model shows them
-UNPROJECTED_S = 60.0  # a recorded submission the read model never showed counts this long
-EARLIER = timedelta(seconds=1)  # listings start after a time: include the first's own
 
 
 class NotFound(LookupError):
@@ -88,7 +87,7 @@ class CommandService:
         # Per user: submissions on their way into the store, and those recorded that the
         # read model may not show yet. Admission counts both.
         self._submitting: dict[str, list[RecentSubmission]] = {}
-        self._recorded: dict[str, list[RecentSubmission]] = {}
+        self._unshown = Unshown(queries, clock)
 
     # -- reading views ------------------------------------------------------------------------
 
@@ -141,8 +140,8 @@ class CommandService:
         mine = RecentSubmission(now, spec.payload_bytes, True)
         pending.append(mine)
         try:
-            unshown = await self._unshown(user_id)
-            refusal = await self.admission.refusal(user_id, spec, now, [*earlier, *unshown])
+            unshown = self._unshown.of(user_id)
+            refusal = await self.admission.refusal(user_id, spec, now, earlier, unshown)
             cause = Cause(now, correlation_id or execution_id, None)
             execution = Execution.request(
                 execution_id, user_id, spec, cause, priority, idempotency_key, digest
@@ -155,29 +154,10 @@ class CommandService:
                 del self._submitting[user_id]
         if recorded is None:
             return await self.catch_up(execution_id)  # a repeat: the original execution
-        self._recorded.setdefault(user_id, []).append(mine)
+        self._unshown.add(user_id, mine)
         view = view_of(recorded)
         assert view is not None
         return self._remember(view)
-
-    async def _unshown(self, user_id: str) -> list[RecentSubmission]:
-        """Recorded submissions of the user the read model does not show yet (matched by
-        their time, the one field both have); older ones are assumed shown."""
-        recorded = self._recorded.get(user_id)
-        if not recorded:
-            return []
-        cutoff = self.clock.now() - timedelta(seconds=UNPROJECTED_S)
-        since = recorded[0].created_at - EARLIER
-        shown_at = {r.created_at for r in await self.queries.recent_submissions(user_id, since)}
-        recorded = self._recorded.get(user_id)  # others may have changed it meanwhile
-        if not recorded:
-            return []
-        recorded[:] = [
-            r for r in recorded if r.created_at > cutoff and r.created_at not in shown_at
-        ]
-        if not recorded:
-            del self._recorded[user_id]
-        return list(recorded)
 
     def _record_request(
         self, execution: Execution, refusal: Refusal | None, now: datetime

@@ -23,6 +23,7 @@ from codeexec.ports.clock import ManualClock
 from codeexec.ports.read_model import ExecutionReadModel, SubmissionTotals
 from codeexec.runtime import Codeexec
 from codeexec.service.admission import Admission
+from codeexec.service.unshown import UserUnshown
 from tests.unit.factories import runtime, script
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -218,6 +219,12 @@ class _Submissions(InMemoryExecutionReadModel):
     ) -> SubmissionTotals:
         return ExecutionReadModel.submission_totals(self, user_id, rate_since, storage_since)
 
+    def submission_bound(self, user_id: str) -> SubmissionTotals:
+        # Over everything it holds, older than either window too: a bound, not the totals.
+        return SubmissionTotals(
+            sum(1 for r in self.recent if r.counted), sum(r.stored_bytes for r in self.recent)
+        )
+
 
 @given(
     st.lists(st.tuples(st.integers(0, 400), st.integers(0, 60), st.booleans()), max_size=30),
@@ -242,3 +249,45 @@ def test_admitting_on_totals_decides_as_the_full_walk_does(
     since = now - timedelta(seconds=300)
     expected = admit(limits, [r for r in recent if r.created_at > since], spec.payload_bytes, now)
     assert asyncio.run(admission.refusal("alice", spec, now)) == expected
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 400), st.integers(0, 60), st.booleans()), max_size=20),
+    st.lists(st.tuples(st.integers(0, 59), st.integers(0, 60)), max_size=10),
+    st.integers(0, 5),
+    st.integers(0, 200),
+    st.integers(0, 80),
+)
+def test_admitting_on_the_bounds_decides_as_counting_exactly(
+    rows: list[tuple[int, int, bool]],
+    unshown_rows: list[tuple[int, int]],
+    rate_limit: int,
+    quota: int,
+    size: int,
+) -> None:
+    """Submissions recorded that the read model does not show yet count: the bound over
+    all of them (the shown ones among them counted twice) decides as the exact list."""
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    shown = sorted(
+        (RecentSubmission(now - timedelta(seconds=age), n, counted) for age, n, counted in rows),
+        key=lambda r: r.created_at,
+    )
+    # Times apart from the shown ones' (the read model matches them by time).
+    not_shown = list(
+        (RecentSubmission(now - timedelta(seconds=age, microseconds=1), n, True))
+        for age, n in unshown_rows
+    )
+    not_shown.sort(key=lambda r: r.created_at)
+    limits = UserLimits(
+        rate_limit=rate_limit, rate_window_s=60, storage_quota_bytes=quota, storage_window_s=300
+    )
+    queries = ReadModelQueries(_Submissions(shown))
+    unshown = UserUnshown(queries, "alice")
+    for submission in sorted([*not_shown, *shown[-3:]], key=lambda r: r.created_at):
+        unshown.add(submission)
+    admission = Admission(None, queries, lambda user: limits)  # type: ignore[arg-type]
+    spec = RunSpec(language="fake", files=(SourceFile(name="main", content=b"x" * size),))
+    since = now - timedelta(seconds=300)
+    windowed = [r for r in shown if r.created_at > since]
+    expected = admit(limits, [*windowed, *not_shown], spec.payload_bytes, now)
+    assert asyncio.run(admission.refusal("alice", spec, now, (), unshown)) == expected

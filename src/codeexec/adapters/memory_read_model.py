@@ -30,11 +30,13 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
         self._counts: Counter[str] = Counter()
         self._statuses: Counter[str] = Counter()
         self._tracking: dict[str, int] = {}
+        self._users: dict[str, tuple[int, int]] = {}  # per user: counted, bytes kept
 
     def apply(self, event: DomainEvent, position: int | None = None) -> ExecutionView | None:
         if not shown(event):
             return None
         view = self._views.get(event.execution_id)
+        counted = stored = 0  # what the view kept before the event, for the user's totals
         if isinstance(event, ExecutionRequested):
             if view is not None:
                 return view
@@ -46,6 +48,8 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
             self._statuses[view.status] += 1
         elif view is None or not is_new(view, event):
             return view
+        else:
+            counted, stored = int(view.state != "rejected"), view.stored_bytes
         before, status = view.state, view.status
         fold(view, event)
         if view.state != before:
@@ -54,6 +58,11 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
         if view.status != status:
             self._statuses[status] -= 1
             self._statuses[view.status] += 1
+        was = self._users.get(view.user_id, (0, 0))
+        self._users[view.user_id] = (
+            was[0] + (view.state != "rejected") - counted,
+            was[1] + view.stored_bytes - stored,
+        )
         return view
 
     def apply_batch(
@@ -156,6 +165,9 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
             if view.created_at > storage_since:
                 stored += view.stored_bytes
         return SubmissionTotals(counted, stored)
+
+    def submission_bound(self, user_id: str) -> SubmissionTotals:
+        return SubmissionTotals(*self._users.get(user_id, (0, 0)))
 
     def counts(self) -> Mapping[str, int]:
         return {state: n for state, n in self._counts.items() if n > 0}

@@ -21,6 +21,7 @@ from eventsourcing.persistence import Tracking
 
 from codeexec.adapters.execution_fold import fold_views, from_micros, micros, shown
 from codeexec.adapters.sql_database import Cursor, SqlDatabase
+from codeexec.adapters.sql_user_totals import SqlUserTotals, deltas, kept
 from codeexec.domain.admission import RecentSubmission
 from codeexec.domain.events import DomainEvent
 from codeexec.ports.read_model import (
@@ -86,6 +87,7 @@ class SqlExecutionReadModel(ExecutionReadModel):
         self.db, self.table = db, table
         self._tracking, self._counts = f"{table}_tracking", f"{table}_counts"
         self._select = f"SELECT {COLUMNS}, body FROM {table}"
+        self._users = SqlUserTotals(db, table)
         self._create()
 
     def _create(self) -> None:
@@ -116,6 +118,7 @@ class SqlExecutionReadModel(ExecutionReadModel):
                 f"CREATE TABLE IF NOT EXISTS {self._counts}"
                 " (state TEXT PRIMARY KEY, n BIGINT NOT NULL)"
             )
+            self._users.create(cur)
 
     def _add_stored_bytes(self, cur: Cursor) -> None:
         """A table made before admission read `stored_bytes` as a column gets it now,
@@ -197,6 +200,7 @@ class SqlExecutionReadModel(ExecutionReadModel):
         if not events:
             return {}
         views = self._load(cur, {e.execution_id for _, e in events})
+        before = {key: kept(view) for key, view in views.items()}
         changed, moves = fold_views(views, events)
         names = ", ".join(c.strip() for c in COLUMNS.split(",")) + ", body, stored_bytes"
         updates = ", ".join(f"{c} = excluded.{c}" for c in names.split(", ")[1:])
@@ -207,15 +211,17 @@ class SqlExecutionReadModel(ExecutionReadModel):
             ),
             [_row(view) for view in changed.values()],
         )
-        deltas = [(state, n) for state, n in moves.items() if n]
-        if deltas:
+        user_moves = deltas(before, changed)
+        counts = [(state, n) for state, n in moves.items() if n]
+        if counts:
             cur.executemany(
                 self.db.sql(
                     f"INSERT INTO {self._counts} (state, n) VALUES (?, ?)"
                     f" ON CONFLICT (state) DO UPDATE SET n = {self._counts}.n + excluded.n"
                 ),
-                deltas,
+                counts,
             )
+        self._users.add(cur, user_moves)
         return changed
 
     def _load(self, cur: Cursor, ids: set[UUID]) -> dict[UUID, ExecutionView]:
@@ -312,6 +318,9 @@ class SqlExecutionReadModel(ExecutionReadModel):
             )
             counted, stored = cur.fetchone()
         return SubmissionTotals(int(counted), int(stored))
+
+    def submission_bound(self, user_id: str) -> SubmissionTotals:
+        return self._users.read(user_id)
 
     def counts(self) -> Mapping[str, int]:
         with self.db.read() as cur:

@@ -48,6 +48,11 @@ class ExecutionQueries(ABC):
     ) -> SubmissionTotals:
         """Admission's two figures (see `ExecutionReadModel.submission_totals`)."""
 
+    async def submission_bound(self, user_id: str) -> SubmissionTotals | None:
+        """The user's totals over all time, or None (see `ExecutionReadModel.
+        submission_bound`)."""
+        return None
+
     async def ping(self) -> None:
         """One real round trip to the read model (readiness); raises if it does not answer."""
         await self.get(NOBODY)

@@ -18,7 +18,9 @@ from codeexec.domain.aggregate import Cause
 from codeexec.domain.coordinator import UserLimits
 from codeexec.domain.model import RunSpec
 from codeexec.ports.execution_queries import ExecutionQueries
+from codeexec.ports.read_model import SubmissionTotals
 from codeexec.service.store import ExecutionStore
+from codeexec.service.unshown import UserUnshown
 
 
 class AdmissionRefused(Exception):
@@ -50,19 +52,38 @@ class Admission:
         spec: RunSpec,
         now: datetime,
         pending: Sequence[RecentSubmission] = (),
+        unshown: UserUnshown | None = None,
     ) -> Refusal | None:
         """None to admit, else why not. Reads the read model only (awaited);
-        `pending` are the user's submissions on their way into the store, which it does
-        not show yet but which count. It admits on two aggregate figures; only a refusal
-        reads the submissions themselves, to say when a retry will be admitted."""
+        `pending` are the user's submissions on their way into the store and `unshown`
+        those recorded that it may not show yet: they count too. It admits on the user's
+        totals over all time while they fit (one figure, when the read model keeps it),
+        else on the two windows' totals; only a refusal reads the submissions themselves,
+        to say when a retry will be admitted."""
         limits = self._limits_for(user_id)
         size = spec.payload_bytes
+        counted = sum(1 for p in pending if p.counted)
+        stored = sum(p.stored_bytes for p in pending)
+
+        def fits(totals: SubmissionTotals, counted: int, stored: int) -> bool:
+            return (
+                totals.counted + counted < limits.rate_limit
+                and totals.stored_bytes + stored + size <= limits.storage_quota_bytes
+            )
+
+        bound = await self._queries.submission_bound(user_id)
+        if bound is not None:
+            extra = unshown.bound() if unshown is not None else SubmissionTotals(0, 0)
+            if fits(bound, counted + extra.counted, stored + extra.stored_bytes):
+                return None
+        if unshown is not None:
+            pending = [*pending, *await unshown.exact()]
+            counted = sum(1 for p in pending if p.counted)
+            stored = sum(p.stored_bytes for p in pending)
         rate_since = now - timedelta(seconds=limits.rate_window_s)
         storage_since = now - timedelta(seconds=limits.storage_window_s)
         totals = await self._queries.submission_totals(user_id, rate_since, storage_since)
-        counted = totals.counted + sum(1 for p in pending if p.counted)
-        stored = totals.stored_bytes + sum(p.stored_bytes for p in pending)
-        if counted < limits.rate_limit and stored + size <= limits.storage_quota_bytes:
+        if fits(totals, counted, stored):
             return None
         since = now - timedelta(seconds=lookback_s(limits))
         recent = [*await self._queries.recent_submissions(user_id, since), *pending]

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from eventsourcing.persistence import Tracking
 
 from codeexec.domain.aggregate import Cause
@@ -16,7 +17,7 @@ from codeexec.domain.events import DomainEvent, RejectionReason, SlotReleased, d
 from codeexec.domain.execution import Execution
 from codeexec.domain.model import RunResult, RunSpec, SandboxStatus, SourceFile
 from codeexec.domain.saga import saga_id_for
-from codeexec.ports.read_model import ExecutionQuery, ExecutionReadModel
+from codeexec.ports.read_model import ExecutionQuery, ExecutionReadModel, SubmissionTotals
 
 NewReadModel = Callable[[], ExecutionReadModel]
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -228,6 +229,25 @@ class ExecutionReadModelContract:
         everything = model.submission_totals("alice", T0 - timedelta(1), T0 - timedelta(1))
         assert everything.counted == 2  # the old and the finished one, not the refused one
         assert model.submission_totals("carol", T0, T0).counted == 0
+
+    def test_the_submission_bound_is_the_users_totals_over_all_time(
+        self, new_read_model: NewReadModel
+    ) -> None:
+        model, story = new_read_model(), Story()
+        if model.submission_bound("alice") is None:
+            pytest.skip("this read model keeps no bound: admission counts the windows")
+        old, done = story.request("alice", -100), story.finished("alice", 0)
+        refused = story.request("alice", 10)
+        apply_all(model, story.record(old, refused, story.request("bob", 5)))
+        refused.reject(story.at(11), RejectionReason.RATE_LIMITED, "slow down")
+        apply_all(model, story.record(done, refused))
+        everything = model.submission_totals("alice", T0 - timedelta(1), T0 - timedelta(1))
+        assert model.submission_bound("alice") == everything
+        assert everything.counted == 2 and everything.stored_bytes > 0
+        assert model.submission_bound("carol") == SubmissionTotals(0, 0)
+        # Redelivered, nothing changes.
+        apply_all(model, story.events)
+        assert model.submission_bound("alice") == everything
 
     def test_a_batch_and_its_tracking_are_applied_once(self, new_read_model: NewReadModel) -> None:
         model, story = new_read_model(), Story()
