@@ -44,8 +44,6 @@ import asyncio
 import atexit
 import os
 import pstats
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,6 +63,7 @@ from http_bench import (
     start_server,
     sustained,
 )
+from wrk_accept import accept_with_wrk
 
 from tests.system.cluster import Cluster
 
@@ -233,54 +232,6 @@ def process_table(cluster: Cluster | None) -> dict[str, list[int]]:
 
 def cpu_by_part(parts: dict[str, list[int]]) -> dict[str, float]:
     return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in parts.items()}
-
-
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.body = '{"language": "fake", "source": "out Hello"}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("CODEEXEC_BENCH_KEY")
-"""
-
-
-def accept_with_wrk(url: str, key: str, clients: int, seconds: float) -> dict[str, float] | None:
-    """POST without wait from wrk (C, so the load generator's own CPU does not count as
-    our latency, as httpx's does on 2 cores): p50 and p99 in ms, requests/s and refused
-    (non-2xx). None when wrk is not installed (`apt-get install wrk`)."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        return None
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(WRK_SCRIPT)
-        script.flush()
-        out = subprocess.run(
-            [
-                wrk,
-                "-t2",
-                f"-c{clients}",
-                f"-d{seconds:g}s",
-                "--latency",
-                "-s",
-                script.name,
-                url + "/api/v1/executions",
-            ],
-            env={**os.environ, "CODEEXEC_BENCH_KEY": key},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    figures: dict[str, float] = {}
-    for label, name in (("50%", "p50"), ("99%", "p99")):
-        found = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        assert found, out
-        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
-        figures[name] = float(found.group(1)) * scale
-    rate = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
-    assert rate, out
-    figures["rate"] = float(rate.group(1))
-    refused = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    figures["refused"] = float(refused.group(1)) if refused else 0.0
-    return figures
 
 
 def open_the_gates(client: httpx.Client) -> None:

@@ -5,7 +5,9 @@ interpreter the sandbox runs:
 
     http_wait_p50 / p99 and bare_python_p50 / p99: `POST ?wait=true` end to end, interleaved
     http_wait_over_bare_p50 / p99
-    accept_p50 / p99_<N>_clients: submit until 202, N (32) clients at once
+    accept_p50 / p99_<N>_clients: submit until 202, N (32) clients at once (httpx)
+    accept_wrk_p50 / p99 / rate_<N>_clients: the same from wrk, when installed (its own CPU
+        does not inflate the figure as httpx's does)
     http_sustained_8 and bare_python_sustained_8 runs/s, and their ratio: 8 at a time
     sustained_executions: runs/s with N clients (with --sandbox fake: the platform alone)
     server_rss_idle / _8_running / _pool_full (MiB) and sandbox_helpers_pss_idle /
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import httpx
 from cpumeter import CpuMeter
+from wrk_accept import accept_with_wrk
 
 HELLO = 'print("Hello, world!")'
 
@@ -351,6 +354,14 @@ def main() -> int:
                 out(f"accept_p50_{args.clients}_clients", percentile(accepts, 0.5) * 1000, "ms")
                 out(f"accept_p99_{args.clients}_clients", percentile(accepts, 0.99) * 1000, "ms")
                 out("accept_mean", statistics.fmean(accepts) * 1000, "ms")
+                drain(client)
+                # The same from wrk (C): httpx's own CPU on these cores is in its figures.
+                wrk = accept_with_wrk(url, key, args.clients, args.seconds, language)
+                if wrk is not None:
+                    out(f"accept_wrk_p50_{args.clients}_clients", wrk["p50"], "ms")
+                    out(f"accept_wrk_p99_{args.clients}_clients", wrk["p99"], "ms")
+                    out(f"accept_wrk_rate_{args.clients}_clients", wrk["rate"], "requests/s")
+                    out("accept_wrk_refused", wrk["refused"], "requests")
                 drain(client)
                 rates: dict[str, list[float]] = {"http": [], "bare": []}
                 cpus: dict[str, list[float]] = {"http": [], "bare": []}
