@@ -253,15 +253,18 @@ class CommandService:
     async def wait(self, execution_id: UUID, timeout: float | None = None) -> ExecutionView:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        heard = True
+        heard, ended = True, True
         while True:
             signal = self.feed.watch(execution_id)
             try:
-                view = await self.find_view(execution_id)
-                if view is None or (not view.terminal and not heard):
-                    view = await self.catch_up(execution_id, quiet=view is not None)
-                if view.terminal:
-                    return view
+                # A wake-up for an event that does not end the run cannot make the view
+                # terminal: the view is read on the first turn, at an end, after silence.
+                if ended or not heard:
+                    view = await self.find_view(execution_id)
+                    if view is None or (not view.terminal and not heard):
+                        view = await self.catch_up(execution_id, quiet=view is not None)
+                    if view.terminal:
+                        return view
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
                     return await self.catch_up(execution_id, quiet=True)
@@ -272,6 +275,7 @@ class CommandService:
                     heard = True
             finally:
                 self.feed.unwatch(execution_id, signal)
+            ended = signal.ended
 
     async def catch_up(self, execution_id: UUID, *, quiet: bool = False) -> ExecutionView:
         """The view folded from the store's events, when the read model lags behind them.

@@ -25,7 +25,7 @@ from codeexec.commands import (
     NotFound,
 )
 from codeexec.domain.coordinator import QueueStatus
-from codeexec.domain.events import DomainEvent
+from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent
 from codeexec.domain.model import RunSpec
 from codeexec.domain.routing import TOPICS
 from codeexec.operations import Operations
@@ -208,7 +208,8 @@ class Codeexec:
 
     def _on_record(self, events: Sequence[DomainEvent]) -> None:
         for event in events:
-            self.feed.notify(event.execution_id)  # this process's writes wake at once
+            # This process's writes wake at once.
+            self.feed.notify(event.execution_id, isinstance(event, TERMINAL_EVENT_TYPES))
         for listener in self._listeners:
             listener(events)
 

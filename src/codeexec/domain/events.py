@@ -216,6 +216,7 @@ TERMINAL_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ExecutionTimedOut,
     ExecutionCancelled,
 )
+TERMINAL_TYPE_NAMES = frozenset(cls.model_fields["type"].default for cls in TERMINAL_EVENT_TYPES)
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}

@@ -15,8 +15,9 @@ import logging
 from collections.abc import Sequence
 from uuid import UUID
 
+from codeexec.domain.events import TERMINAL_TYPE_NAMES
 from codeexec.domain.routing import EXECUTION_EVENTS
-from codeexec.ports.bus import EventBus
+from codeexec.ports.bus import H_TYPE, EventBus
 from codeexec.service.projections import ExecutionFeed
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ class LiveFeed:
             try:
                 while not self._stopping.is_set():
                     for message in await tail.poll(1000, timeout=0.5):
-                        self._wake(message.key)
+                        ended = message.headers.get(H_TYPE) in TERMINAL_TYPE_NAMES
+                        self._wake(message.key, ended)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -59,12 +61,12 @@ class LiveFeed:
                 self.ready.clear()
                 await tail.close()
 
-    def _wake(self, key: str) -> None:
+    def _wake(self, key: str, ended: bool = False) -> None:
         try:
             execution_id = UUID(key)
         except ValueError:
             return  # not an execution's event (a stray message)
-        self.feed.notify(execution_id)
+        self.feed.notify(execution_id, ended)
         self.woken += 1
 
     def stop(self) -> None:

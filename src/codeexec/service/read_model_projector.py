@@ -19,7 +19,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 
-from codeexec.domain.events import DomainEvent
+from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent
 from codeexec.domain.routing import EXECUTION_EVENTS
 from codeexec.ports.bus import H_DEAD_LETTER, H_REPLAY, EventBus, Message, TopicPartition
 from codeexec.ports.read_model import ExecutionReadModel
@@ -134,8 +134,14 @@ class ReadModelProjector:
         changed: list[UUID] = await self.blocking(self.read_model.apply_partitions, parts)
         self.applied += sum(len(events) for events, _ in parts)
         if self.feed is not None:
+            ended = {
+                event.execution_id
+                for events, _ in parts
+                for _, event in events
+                if isinstance(event, TERMINAL_EVENT_TYPES)
+            }
             for execution_id in changed:
-                self.feed.notify(execution_id)
+                self.feed.notify(execution_id, execution_id in ended)
 
     def stop(self) -> None:
         self._stopping.set()
