@@ -74,3 +74,19 @@ async def test_replayed_messages_never_hold_back_the_settled_position() -> None:
     assert b.settled_position() is None
     await b.publish([msg("a", 7)])
     assert b.settled_position() == 7  # relayed, and nobody consumed it yet
+
+
+async def test_what_every_group_committed_is_dropped_and_nothing_a_group_still_needs() -> None:
+    b = await bus()
+    fast, slow = await b.subscribe("fast", ["t"]), await b.subscribe("slow", ["t"])
+    tp = TopicPartition("t", 0)
+    await b.publish([Message("t", "k", str(n).encode(), {}, 0) for n in range(3000)])
+    await fast.commit({tp: 3000})
+    await slow.commit({tp: 1000})  # within a step of the head: nothing goes yet
+    assert b._topics["t"][0].base == 0
+    await slow.commit({tp: 2000})
+    assert b._topics["t"][0].base == 2000  # what both read, and not one message more
+    await fast.close()
+    again = await b.subscribe("fast2", ["t"])  # a new group reads what is still kept
+    assert (await again.poll(5000, 0))[0].offset == 2000
+    assert [m.offset for m in await slow.poll(5000, 0)][:1] == [2000]

@@ -21,6 +21,7 @@ from codeexec.ports.bus import (
 )
 
 MAX_UNCONSUMED = 100_000
+TRIM_STEP = 1024  # messages every group has read are dropped this many at a time at least
 
 
 def _first_relayed(part: _Partition, index: int) -> int | None:
@@ -167,7 +168,14 @@ class InMemoryEventBus(EventBus):
         for tp, offset in offsets.items():
             if offset > committed.get(tp, 0):
                 committed[tp] = offset
-        self._trim(offsets.keys())
+        # The floor of all groups is at most this one's offset: where that is within the
+        # trim's step of the partition's head, nothing can go, so no floor is computed.
+        ahead = [
+            tp
+            for tp in offsets
+            if committed.get(tp, 0) - self._topics[tp.topic][tp.partition].base > TRIM_STEP
+        ]
+        self._trim(ahead)
 
     def _trim(self, tps: object) -> None:
         for tp in tps:  # type: ignore[attr-defined]
@@ -176,7 +184,7 @@ class InMemoryEventBus(EventBus):
                 default=0,
             )
             part = self._topics[tp.topic][tp.partition]
-            if floor - part.base > 1024:
+            if floor - part.base > TRIM_STEP:
                 part.drop_head(floor - part.base)
 
     def _consumed_topics(self) -> set[str]:
