@@ -9,6 +9,7 @@ interpreter the sandbox runs:
     accept_wrk_p50 / p99 / rate_<N>_clients: the same from wrk, when installed (its own CPU
         does not inflate the figure as httpx's does)
     http_sustained_8 and bare_python_sustained_8 runs/s, and their ratio: 8 at a time
+    http_wrk_sustained_8: the 8 waiting clients from wrk (httpx's own CPU bounds the former)
     sustained_executions: runs/s with N clients (with --sandbox fake: the platform alone)
     server_rss_idle / _8_running / _pool_full (MiB) and sandbox_helpers_pss_idle /
     _pool_full (MiB): the server process, and the zygote and prepared boxes under it
@@ -378,6 +379,11 @@ def main() -> int:
                         rates["bare"].append(rate)
                         cpus["bare"].append(cpu)
                 out("http_sustained_8", statistics.median(rates["http"]), "runs/s")
+                # The same 8 waiting clients from wrk: httpx's client CPU bounds its figure.
+                wrk = accept_with_wrk(url, key, 8, args.seconds, language, wait=True)
+                if wrk is not None:
+                    out("http_wrk_sustained_8", wrk["rate"], "runs/s")
+                    out("http_wrk_sustained_8_refused", wrk["refused"], "requests")
                 # Server and sandbox CPU per run (not the benchmark's own client), by cgroup.
                 out("http_cpu_per_run", statistics.median(cpus["http"]) * 1000, "ms")
                 if local:

@@ -24,11 +24,18 @@ wrk.headers["Authorization"] = "Bearer " .. os.getenv("CODEEXEC_BENCH_KEY")
 
 
 def accept_with_wrk(
-    url: str, key: str, clients: int, seconds: float, language: str = "fake"
+    url: str,
+    key: str,
+    clients: int,
+    seconds: float,
+    language: str = "fake",
+    *,
+    wait: bool = False,
 ) -> dict[str, float] | None:
     """POST without wait from wrk (C, so the load generator's own CPU does not count as
     our latency, as httpx's does on 2 cores): p50 and p99 in ms, requests/s and refused
-    (non-2xx). None when wrk is not installed (`apt-get install wrk`)."""
+    (non-2xx). `wait`: POST `?wait=true`, each answer a finished run (rate: runs/s). None
+    when wrk is not installed (`apt-get install wrk`)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return None
@@ -45,7 +52,7 @@ def accept_with_wrk(
                 "--latency",
                 "-s",
                 script.name,
-                url + "/api/v1/executions",
+                url + "/api/v1/executions" + ("?wait=true" if wait else ""),
             ],
             env={**os.environ, "CODEEXEC_BENCH_KEY": key, "CODEEXEC_BENCH_BODY": json.dumps(body)},
             capture_output=True,
