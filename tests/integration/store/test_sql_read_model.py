@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ from codeexec.adapters.postgres_read_model import PostgresExecutionReadModel
 from codeexec.adapters.sql_database import PostgresParams
 from codeexec.adapters.sql_read_model import SqlExecutionReadModel
 from codeexec.adapters.sqlite_read_model import SQLiteExecutionReadModel
-from codeexec.ports.read_model import ExecutionQuery
-from codeexec.testing.read_model import Story
+from codeexec.ports.read_model import ExecutionQuery, SubmissionTotals
+from codeexec.testing.read_model import T0, Story
 
 pytestmark = pytest.mark.integration
 
@@ -83,10 +84,13 @@ def test_a_crash_mid_batch_leaves_nothing_applied(open_model: Open) -> None:
     view = survivor.get(done.id)
     assert view is not None and view.state == "queued" and view.events == 2
     assert survivor.counts() == {"queued": 1}
+    queued = survivor.submission_bound("alice")
+    assert queued is not None and queued.counted == 1  # the crashed batch added nothing
     # The redelivered batch applies once, whoever takes it over.
     survivor.apply_batch(events, Tracking("p", story.position))
     view = survivor.get(done.id)
     assert view is not None and view.state == "completed" and view.events == 6
+    assert survivor.submission_bound("alice") == SubmissionTotals(1, view.stored_bytes)
 
 
 def test_two_projectors_of_one_partition_apply_a_batch_once(open_model: Open) -> None:
@@ -107,7 +111,23 @@ def test_two_projectors_of_one_partition_apply_a_batch_once(open_model: Open) ->
     for thread in threads:
         thread.join()
     assert models[0].counts() == {"completed": 20}
+    for n in range(20):  # each user's totals moved once, not once per projector
+        bound = models[1].submission_bound(f"u{n}")
+        assert bound is not None and bound.counted == 1
     assert all(v.events == 6 for v in models[1].list(ExecutionQuery(limit=100)).items)
+
+
+def test_views_from_before_the_users_totals_fill_them_once(open_model: Open) -> None:
+    story = Story()
+    first = open_model()
+    first.apply_batch(story.record(story.finished("alice"), story.request("alice", 5)))
+    totals = first.submission_totals("alice", T0 - timedelta(1), T0 - timedelta(1))
+    with first.db.write() as cur:  # as a table made before the totals were kept
+        cur.execute(f"DROP TABLE {first.table}_users")
+    first.close()
+    again = open_model()
+    assert again.submission_bound("alice") == totals and totals.counted == 2
+    assert open_model().submission_bound("alice") == totals  # filled once, not again
 
 
 def test_a_locked_sqlite_database_is_an_operational_error(tmp_path: Path) -> None:
