@@ -15,16 +15,16 @@ from codeexec.adapters.sql_database import PostgresParams
 from codeexec.adapters.sqlite_read_model import SQLiteExecutionReadModel
 from codeexec.ports.read_model import ExecutionReadModel
 from codeexec.testing.execution_queries import ExecutionQueriesContract, NewQueries
-from codeexec.testing.read_model import ExecutionReadModelContract
+from codeexec.testing.read_model import ExecutionReadModelContract, SubmissionBoundContract
 
 
-class TestInMemoryReadModel(ExecutionReadModelContract):
+class TestInMemoryReadModel(ExecutionReadModelContract, SubmissionBoundContract):
     @pytest.fixture
     def new_read_model(self) -> Callable[[], ExecutionReadModel]:
         return InMemoryExecutionReadModel
 
 
-class TestSQLiteReadModel(ExecutionReadModelContract):
+class TestSQLiteReadModel(ExecutionReadModelContract, SubmissionBoundContract):
     @pytest.fixture
     def new_read_model(self, tmp_path: Path) -> Iterator[Callable[[], ExecutionReadModel]]:
         opened: list[SQLiteExecutionReadModel] = []
@@ -39,7 +39,7 @@ class TestSQLiteReadModel(ExecutionReadModelContract):
 
 
 @pytest.mark.integration
-class TestPostgresReadModel(ExecutionReadModelContract):
+class TestPostgresReadModel(ExecutionReadModelContract, SubmissionBoundContract):
     @pytest.fixture
     def new_read_model(
         self, postgres: PostgresParams

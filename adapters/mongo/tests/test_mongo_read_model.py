@@ -48,3 +48,18 @@ class TestMongoExecutionQueries(ExecutionQueriesContract):
         for model, queries in opened:
             await queries.close()
             model.close()
+
+
+async def test_no_submission_bound_is_kept_so_admission_counts_the_windows(
+    mongo_env: dict[str, str],
+) -> None:
+    """Without multi-document transactions a total moved beside a view could be lost in a
+    crash, and an undercount would admit too much: Mongo keeps none (SQL read models do)."""
+    settings = MongoSettings(mongo_env["MONGO_URL"], "b" + uuid.uuid4().hex[:16])
+    model, queries = MongoExecutionReadModel(settings), MongoExecutionQueries(settings)
+    try:
+        assert model.submission_bound("alice") is None
+        assert await queries.submission_bound("alice") is None
+    finally:
+        await queries.close()
+        model.close()

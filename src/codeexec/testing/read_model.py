@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from eventsourcing.persistence import Tracking
 
 from codeexec.domain.aggregate import Cause
@@ -230,25 +229,6 @@ class ExecutionReadModelContract:
         assert everything.counted == 2  # the old and the finished one, not the refused one
         assert model.submission_totals("carol", T0, T0).counted == 0
 
-    def test_the_submission_bound_is_the_users_totals_over_all_time(
-        self, new_read_model: NewReadModel
-    ) -> None:
-        model, story = new_read_model(), Story()
-        if model.submission_bound("alice") is None:
-            pytest.skip("this read model keeps no bound: admission counts the windows")
-        old, done = story.request("alice", -100), story.finished("alice", 0)
-        refused = story.request("alice", 10)
-        apply_all(model, story.record(old, refused, story.request("bob", 5)))
-        refused.reject(story.at(11), RejectionReason.RATE_LIMITED, "slow down")
-        apply_all(model, story.record(done, refused))
-        everything = model.submission_totals("alice", T0 - timedelta(1), T0 - timedelta(1))
-        assert model.submission_bound("alice") == everything
-        assert everything.counted == 2 and everything.stored_bytes > 0
-        assert model.submission_bound("carol") == SubmissionTotals(0, 0)
-        # Redelivered, nothing changes.
-        apply_all(model, story.events)
-        assert model.submission_bound("alice") == everything
-
     def test_a_batch_and_its_tracking_are_applied_once(self, new_read_model: NewReadModel) -> None:
         model, story = new_read_model(), Story()
         assert model.tracked("projections/execution_events/0") == 0
@@ -296,3 +276,26 @@ class ExecutionReadModelContract:
         assert model.counts() == {"completed": 40}
         assert len(model.list(ExecutionQuery(user_id="u1", limit=100)).items) == 13
         assert model.tracked("p") == story.position
+
+
+class SubmissionBoundContract:
+    """For a read model that keeps each user's totals over all time (`submission_bound`),
+    which admission then admits on: one that keeps none (None) counts the windows and
+    does not run these."""
+
+    def test_the_submission_bound_is_the_users_totals_over_all_time(
+        self, new_read_model: NewReadModel
+    ) -> None:
+        model, story = new_read_model(), Story()
+        old, done = story.request("alice", -100), story.finished("alice", 0)
+        refused = story.request("alice", 10)
+        apply_all(model, story.record(old, refused, story.request("bob", 5)))
+        refused.reject(story.at(11), RejectionReason.RATE_LIMITED, "slow down")
+        apply_all(model, story.record(done, refused))
+        everything = model.submission_totals("alice", T0 - timedelta(1), T0 - timedelta(1))
+        assert model.submission_bound("alice") == everything
+        assert everything.counted == 2 and everything.stored_bytes > 0
+        assert model.submission_bound("carol") == SubmissionTotals(0, 0)
+        # Redelivered, nothing changes.
+        apply_all(model, story.events)
+        assert model.submission_bound("alice") == everything
