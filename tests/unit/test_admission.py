@@ -219,11 +219,19 @@ class _Submissions(InMemoryExecutionReadModel):
     ) -> SubmissionTotals:
         return ExecutionReadModel.submission_totals(self, user_id, rate_since, storage_since)
 
-    def submission_bound(self, user_id: str) -> SubmissionTotals:
-        # Over everything it holds, older than either window too: a bound, not the totals.
+    def submission_bound(
+        self, user_id: str, rate_since: datetime, storage_since: datetime
+    ) -> SubmissionTotals:
+        # From the minute each window starts in, as the SQL read models keep them.
+        rate, storage = _minute_start(rate_since), _minute_start(storage_since)
         return SubmissionTotals(
-            sum(1 for r in self.recent if r.counted), sum(r.stored_bytes for r in self.recent)
+            sum(1 for r in self.recent if r.counted and r.created_at >= rate),
+            sum(r.stored_bytes for r in self.recent if r.created_at >= storage),
         )
+
+
+def _minute_start(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
 
 
 @given(

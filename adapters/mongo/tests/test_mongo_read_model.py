@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import pytest
 from mongo_fixtures import mongo_env_fixture, mongo_server_fixture  # noqa: F401  (fixtures)
@@ -58,8 +59,9 @@ async def test_no_submission_bound_is_kept_so_admission_counts_the_windows(
     settings = MongoSettings(mongo_env["MONGO_URL"], "b" + uuid.uuid4().hex[:16])
     model, queries = MongoExecutionReadModel(settings), MongoExecutionQueries(settings)
     try:
-        assert model.submission_bound("alice") is None
-        assert await queries.submission_bound("alice") is None
+        since = datetime(2026, 11, 30, tzinfo=UTC)
+        assert model.submission_bound("alice", since, since) is None
+        assert await queries.submission_bound("alice", since, since) is None
     finally:
         await queries.close()
         model.close()

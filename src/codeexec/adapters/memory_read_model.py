@@ -10,7 +10,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 
-from codeexec.adapters.execution_fold import fold, is_new, new_view, shown
+from codeexec.adapters.execution_fold import fold, is_new, micros, new_view, shown
+from codeexec.adapters.sql_user_totals import minute
 from codeexec.domain.admission import RecentSubmission
 from codeexec.domain.events import DomainEvent, ExecutionRequested
 from codeexec.ports.read_model import (
@@ -30,7 +31,8 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
         self._counts: Counter[str] = Counter()
         self._statuses: Counter[str] = Counter()
         self._tracking: dict[str, int] = {}
-        self._users: dict[str, tuple[int, int]] = {}  # per user: counted, bytes kept
+        # Per user and minute of creation: counted toward the rate limit, bytes kept.
+        self._users: dict[str, dict[int, tuple[int, int]]] = {}
 
     def apply(self, event: DomainEvent, position: int | None = None) -> ExecutionView | None:
         if not shown(event):
@@ -58,8 +60,10 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
         if view.status != status:
             self._statuses[status] -= 1
             self._statuses[view.status] += 1
-        was = self._users.get(view.user_id, (0, 0))
-        self._users[view.user_id] = (
+        minutes = self._users.setdefault(view.user_id, {})
+        at = minute(micros(view.created_at))
+        was = minutes.get(at, (0, 0))
+        minutes[at] = (
             was[0] + (view.state != "rejected") - counted,
             was[1] + view.stored_bytes - stored,
         )
@@ -166,8 +170,15 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
                 stored += view.stored_bytes
         return SubmissionTotals(counted, stored)
 
-    def submission_bound(self, user_id: str) -> SubmissionTotals:
-        return SubmissionTotals(*self._users.get(user_id, (0, 0)))
+    def submission_bound(
+        self, user_id: str, rate_since: datetime, storage_since: datetime
+    ) -> SubmissionTotals:
+        rate, storage = minute(micros(rate_since)), minute(micros(storage_since))
+        minutes = self._users.get(user_id, {})
+        return SubmissionTotals(
+            sum(n for at, (n, _) in minutes.items() if at >= rate),
+            sum(b for at, (_, b) in minutes.items() if at >= storage),
+        )
 
     def counts(self) -> Mapping[str, int]:
         return {state: n for state, n in self._counts.items() if n > 0}

@@ -56,5 +56,7 @@ class ReadModelQueries(ExecutionQueries):
     ) -> SubmissionTotals:
         return await self._ask(self.model.submission_totals, user_id, rate_since, storage_since)
 
-    async def submission_bound(self, user_id: str) -> SubmissionTotals | None:
-        return await self._ask(self.model.submission_bound, user_id)
+    async def submission_bound(
+        self, user_id: str, rate_since: datetime, storage_since: datetime
+    ) -> SubmissionTotals | None:
+        return await self._ask(self.model.submission_bound, user_id, rate_since, storage_since)

@@ -319,8 +319,10 @@ class SqlExecutionReadModel(ExecutionReadModel):
             counted, stored = cur.fetchone()
         return SubmissionTotals(int(counted), int(stored))
 
-    def submission_bound(self, user_id: str) -> SubmissionTotals:
-        return self._users.read(user_id)
+    def submission_bound(
+        self, user_id: str, rate_since: datetime, storage_since: datetime
+    ) -> SubmissionTotals:
+        return self._users.read(user_id, rate_since, storage_since)
 
     def counts(self) -> Mapping[str, int]:
         with self.db.read() as cur:

@@ -48,9 +48,10 @@ class ExecutionQueries(ABC):
     ) -> SubmissionTotals:
         """Admission's two figures (see `ExecutionReadModel.submission_totals`)."""
 
-    async def submission_bound(self, user_id: str) -> SubmissionTotals | None:
-        """The user's totals over all time, or None (see `ExecutionReadModel.
-        submission_bound`)."""
+    async def submission_bound(
+        self, user_id: str, rate_since: datetime, storage_since: datetime
+    ) -> SubmissionTotals | None:
+        """At least the windows' totals, or None (see `ExecutionReadModel.submission_bound`)."""
         return None
 
     async def ping(self) -> None:

@@ -153,11 +153,14 @@ class ExecutionReadModel(ABC):
         status (`succeeded`, `time_limit`, `rejected`, ...), which `counts` folds into
         `completed`. Adapters answer it from their index on `status`."""
 
-    def submission_bound(self, user_id: str) -> SubmissionTotals | None:
-        """The user's totals over every submission it shows (counted toward the rate limit,
-        bytes kept), kept beside the views: at least any window's `submission_totals`, so
-        admission admits on this one figure while it fits both limits, and counts the
-        windows only when it does not. None: not kept here (admission counts the windows)."""
+    def submission_bound(
+        self, user_id: str, rate_since: datetime, storage_since: datetime
+    ) -> SubmissionTotals | None:
+        """At least `submission_totals` for the same windows, from totals kept beside the
+        views per stretch of time (an adapter's: the SQL ones keep them per minute, so
+        each window is summed from the start of the minute it begins in). Admission admits
+        on it while it fits both limits, and counts the windows exactly only when it does
+        not. None: not kept here (admission counts the windows)."""
         return None
 
     def recent_submissions(self, user_id: str, since: datetime) -> Sequence[RecentSubmission]:

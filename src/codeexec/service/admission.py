@@ -56,10 +56,10 @@ class Admission:
     ) -> Refusal | None:
         """None to admit, else why not. Reads the read model only (awaited);
         `pending` are the user's submissions on their way into the store and `unshown`
-        those recorded that it may not show yet: they count too. It admits on the user's
-        totals over all time while they fit (one figure, when the read model keeps it),
-        else on the two windows' totals; only a refusal reads the submissions themselves,
-        to say when a retry will be admitted."""
+        those recorded that it may not show yet: they count too. It admits on a bound of
+        the windows' totals while it fits (the read model's per-minute totals, when it
+        keeps them), else on the two windows' exact totals; only a refusal reads the
+        submissions themselves, to say when a retry will be admitted."""
         limits = self._limits_for(user_id)
         size = spec.payload_bytes
         counted = sum(1 for p in pending if p.counted)
@@ -71,7 +71,9 @@ class Admission:
                 and totals.stored_bytes + stored + size <= limits.storage_quota_bytes
             )
 
-        bound = await self._queries.submission_bound(user_id)
+        rate_since = now - timedelta(seconds=limits.rate_window_s)
+        storage_since = now - timedelta(seconds=limits.storage_window_s)
+        bound = await self._queries.submission_bound(user_id, rate_since, storage_since)
         if bound is not None:
             extra = unshown.bound() if unshown is not None else SubmissionTotals(0, 0)
             if fits(bound, counted + extra.counted, stored + extra.stored_bytes):
@@ -80,8 +82,6 @@ class Admission:
             pending = [*pending, *await unshown.exact()]
             counted = sum(1 for p in pending if p.counted)
             stored = sum(p.stored_bytes for p in pending)
-        rate_since = now - timedelta(seconds=limits.rate_window_s)
-        storage_since = now - timedelta(seconds=limits.storage_window_s)
         totals = await self._queries.submission_totals(user_id, rate_since, storage_since)
         if fits(totals, counted, stored):
             return None

@@ -70,9 +70,9 @@ class ExecutionQueriesContract:
                 rate, storage = T0 + timedelta(seconds=rate_s), T0 + timedelta(seconds=storage_s)
                 got = await queries.submission_totals(user, rate, storage)
                 assert got == model.submission_totals(user, rate, storage)
-            # A bound is the read model's own, or none where the queries keep none.
-            bound = await queries.submission_bound(user)
-            assert bound is None or bound == model.submission_bound(user)
+                # A bound is the read model's own, or none where the queries keep none.
+                bound = await queries.submission_bound(user, rate, storage)
+                assert bound is None or bound == model.submission_bound(user, rate, storage)
             since = T0 - timedelta(seconds=1)
             assert await queries.recent_submissions(user, since) == list(
                 model.recent_submissions(user, since)

@@ -279,23 +279,37 @@ class ExecutionReadModelContract:
 
 
 class SubmissionBoundContract:
-    """For a read model that keeps each user's totals over all time (`submission_bound`),
-    which admission then admits on: one that keeps none (None) counts the windows and
-    does not run these."""
+    """For a read model that keeps each user's totals per minute (`submission_bound`), which
+    admission then admits on: one that keeps none (None) counts the windows and does not run
+    these. T0 starts a minute."""
 
-    def test_the_submission_bound_is_the_users_totals_over_all_time(
+    def test_the_bound_sums_the_windows_from_the_minute_they_start_in(
         self, new_read_model: NewReadModel
     ) -> None:
         model, story = new_read_model(), Story()
-        old, done = story.request("alice", -100), story.finished("alice", 0)
+        old, done = story.request("alice", -100), story.finished("alice", 0)  # 11:58:20, 12:00
         refused = story.request("alice", 10)
         apply_all(model, story.record(old, refused, story.request("bob", 5)))
         refused.reject(story.at(11), RejectionReason.RATE_LIMITED, "slow down")
         apply_all(model, story.record(done, refused))
-        everything = model.submission_totals("alice", T0 - timedelta(1), T0 - timedelta(1))
-        assert model.submission_bound("alice") == everything
+        ever = T0 - timedelta(1)
+        everything = model.submission_totals("alice", ever, ever)
+        assert model.submission_bound("alice", ever, ever) == everything
         assert everything.counted == 2 and everything.stored_bytes > 0
-        assert model.submission_bound("carol") == SubmissionTotals(0, 0)
+        # From 12:00:05 and 11:58:20: whole minutes from 12:00 and 11:58, so the bound holds
+        # `done` (not exactly in the rate window) and `old` (not exactly in the storage one).
+        rate, storage = T0 + timedelta(seconds=5), T0 - timedelta(seconds=100)
+        exact = model.submission_totals("alice", rate, storage)
+        assert exact.counted == 0 and exact.stored_bytes < everything.stored_bytes
+        assert model.submission_bound("alice", rate, storage) == SubmissionTotals(
+            1, everything.stored_bytes
+        )
+        later = T0 + timedelta(seconds=60)  # the next minute: nothing of alice's in it
+        assert model.submission_bound("alice", later, later) == SubmissionTotals(0, 0)
+        assert model.submission_bound("carol", ever, ever) == SubmissionTotals(0, 0)
         # Redelivered, nothing changes.
         apply_all(model, story.events)
-        assert model.submission_bound("alice") == everything
+        assert model.submission_bound("alice", ever, ever) == everything
+        assert model.submission_bound("alice", rate, storage) == SubmissionTotals(
+            1, everything.stored_bytes
+        )

@@ -19,6 +19,8 @@ from codeexec.adapters.sqlite_read_model import SQLiteExecutionReadModel
 from codeexec.ports.read_model import ExecutionQuery, SubmissionTotals
 from codeexec.testing.read_model import T0, Story
 
+EVER = T0 - timedelta(days=1)  # both windows from before any submission: every total
+
 pytestmark = pytest.mark.integration
 
 Open = Callable[[], SqlExecutionReadModel]
@@ -84,13 +86,13 @@ def test_a_crash_mid_batch_leaves_nothing_applied(open_model: Open) -> None:
     view = survivor.get(done.id)
     assert view is not None and view.state == "queued" and view.events == 2
     assert survivor.counts() == {"queued": 1}
-    queued = survivor.submission_bound("alice")
+    queued = survivor.submission_bound("alice", EVER, EVER)
     assert queued is not None and queued.counted == 1  # the crashed batch added nothing
     # The redelivered batch applies once, whoever takes it over.
     survivor.apply_batch(events, Tracking("p", story.position))
     view = survivor.get(done.id)
     assert view is not None and view.state == "completed" and view.events == 6
-    assert survivor.submission_bound("alice") == SubmissionTotals(1, view.stored_bytes)
+    assert survivor.submission_bound("alice", EVER, EVER) == SubmissionTotals(1, view.stored_bytes)
 
 
 def test_two_projectors_of_one_partition_apply_a_batch_once(open_model: Open) -> None:
@@ -112,7 +114,7 @@ def test_two_projectors_of_one_partition_apply_a_batch_once(open_model: Open) ->
         thread.join()
     assert models[0].counts() == {"completed": 20}
     for n in range(20):  # each user's totals moved once, not once per projector
-        bound = models[1].submission_bound(f"u{n}")
+        bound = models[1].submission_bound(f"u{n}", EVER, EVER)
         assert bound is not None and bound.counted == 1
     assert all(v.events == 6 for v in models[1].list(ExecutionQuery(limit=100)).items)
 
@@ -126,8 +128,8 @@ def test_views_from_before_the_users_totals_fill_them_once(open_model: Open) -> 
         cur.execute(f"DROP TABLE {first.table}_users")
     first.close()
     again = open_model()
-    assert again.submission_bound("alice") == totals and totals.counted == 2
-    assert open_model().submission_bound("alice") == totals  # filled once, not again
+    assert again.submission_bound("alice", EVER, EVER) == totals and totals.counted == 2
+    assert open_model().submission_bound("alice", EVER, EVER) == totals  # filled once, not again
 
 
 def test_a_locked_sqlite_database_is_an_operational_error(tmp_path: Path) -> None:
