@@ -41,8 +41,10 @@ async def main(bootstrap: str, topic: str, group: str) -> None:
                 await commit_all(sub, got[: int(arg)])
                 answer = {"committed": int(arg)}
             elif command == "state":
+                coordinator = sub.consumer._coordinator  # a group member always has one
+                assert coordinator is not None
                 answer = {
-                    "generation": sub.consumer._coordinator.generation,
+                    "generation": coordinator.generation,
                     "assignment": sorted(tp.partition for tp in sub.consumer.assignment()),
                     "rebalancing": sub.rebalancing,
                 }
