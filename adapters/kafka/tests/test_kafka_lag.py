@@ -165,10 +165,36 @@ async def test_a_broker_that_does_not_answer_holds_the_caller_at_most_lag_timeou
     )
     kafka_buses.append(bus)
     with caplog.at_level(logging.WARNING, logger="codeexec_kafka.lag"):
-        for _ in range(3):
-            assert await asyncio.wait_for(bus.lag(), 5) == {}  # nothing known yet
+        assert await asyncio.wait_for(bus.lag(), 5) == {}  # nothing known yet
+        waiting = bus._lag._reading
+        for _ in range(2):  # the refresh that began is still late: no wait, no second one
+            assert await asyncio.wait_for(bus.lag(), 0.1) == {}
+        assert bus._lag._reading is waiting and waiting is not None and not waiting.done()
     warnings = [r for r in caplog.records if r.name == "codeexec_kafka.lag"]
     assert len(warnings) == 1 and "no answer within 0.3s" in warnings[0].getMessage()
+
+
+async def test_brokers_that_refuse_are_asked_again_only_after_lag_cache_s(
+    kafka_buses: list[AioKafkaEventBus], caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as unused:  # a port nothing listens on: connections are refused
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    bus = AioKafkaEventBus(
+        KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}", lag_cache_s=0.5, lag_timeout_s=5)
+    )
+    kafka_buses.append(bus)
+    with caplog.at_level(logging.WARNING, logger="codeexec_kafka.lag"):
+        assert await bus.lag() == {}
+        failed = bus._lag._reading
+        assert failed is not None and failed.done()
+        assert await bus.lag() == {}
+        assert bus._lag._reading is failed  # not asked again within lag_cache_s
+        await asyncio.sleep(0.6)
+        assert await bus.lag() == {}
+        assert bus._lag._reading is not failed
+    warnings = [r for r in caplog.records if r.name == "codeexec_kafka.lag"]
+    assert len(warnings) == 1 and "KafkaConnectionError" in warnings[0].getMessage()
 
 
 async def test_while_the_broker_does_not_answer_the_last_answer_is_reported(

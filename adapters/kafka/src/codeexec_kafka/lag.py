@@ -28,10 +28,12 @@ AdminClient = Callable[[], Awaitable[AIOKafkaAdminClient]]
 
 
 class GroupLag:
-    """One refresh at a time: callers arriving while one runs wait for it (up to the
-    timeout) instead of starting another; a refresh the broker does not finish keeps running
-    in the background (bounded by the request timeout) and its answer serves the next
-    callers. Meanwhile callers get the last answer, and the problem is logged once."""
+    """One refresh at a time: callers arriving while one runs wait for it instead of
+    starting another, but never past `lag_timeout_s` after it began; a refresh the brokers
+    do not finish keeps running in the background (bounded by the request timeout) and its
+    answer serves later callers. Meanwhile callers get the last answer, and the problem is
+    logged once. A failed refresh is retried no sooner than a successful one would be
+    (`lag_cache_s`), so brokers that are down are not asked at every call."""
 
     def __init__(self, settings: KafkaSettings, admin_client: AdminClient) -> None:
         self.settings = settings
@@ -39,10 +41,11 @@ class GroupLag:
         self._probe: AIOKafkaConsumer | None = None
         self._coordinators: dict[str, int] = {}  # group -> broker id, until an error
         self._known: dict[str, int] = {}
-        self._read_at: float | None = None  # loop time of the last finished refresh
+        self._tried_at: float | None = None  # loop time the last refresh ended
         self._reading: asyncio.Task[None] | None = None
+        self._reading_since = 0.0
         self._failing = False
-        self.refreshes = 0  # finished refreshes (tests and benchmarks count broker round trips)
+        self.refreshes = 0  # successful refreshes (tests and benchmarks count round trips)
 
     async def lag(
         self, topics: Collection[str], members: Mapping[str, Collection[str]]
@@ -50,14 +53,16 @@ class GroupLag:
         """Per group with a committed offset on one of `topics`, or with a member here
         (`members`: group -> its topics): messages after its committed offsets."""
         loop = asyncio.get_running_loop()
-        if self._read_at is not None and loop.time() - self._read_at < self.settings.lag_cache_s:
+        if self._tried_at is not None and loop.time() - self._tried_at < self.settings.lag_cache_s:
             return dict(self._known)
         if self._reading is None or self._reading.done():
             wanted = set(topics)
             local = {group: set(ts) & wanted for group, ts in members.items()}
             self._reading = asyncio.create_task(self._refresh(wanted, local))
+            self._reading_since = loop.time()
+        left = self._reading_since + self.settings.lag_timeout_s - loop.time()
         try:
-            await asyncio.wait_for(asyncio.shield(self._reading), self.settings.lag_timeout_s)
+            await asyncio.wait_for(asyncio.shield(self._reading), max(left, 0))
         except TimeoutError:
             self._failed(f"no answer within {self.settings.lag_timeout_s:g}s")
         return dict(self._known)
@@ -68,7 +73,8 @@ class GroupLag:
         except (KafkaError, OSError, ValueError) as error:  # ValueError: an undecodable answer
             self._failed(repr(error))
             return
-        self._read_at = asyncio.get_running_loop().time()
+        finally:
+            self._tried_at = asyncio.get_running_loop().time()
         self.refreshes += 1
         if self._failing:
             self._failing = False
