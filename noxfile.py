@@ -119,6 +119,7 @@ def bench(session: nox.Session) -> None:
         "bench/sse_memory_bench.py",
         "bench/shared_store_bench.py",
         "bench/kafka_bench.py",
+        "bench/kafka_lag_bench.py",
         "bench/mongo_store_bench.py",
         "bench/key_store_bench.py",
         "bench/coordinator_bench.py",

@@ -1,6 +1,7 @@
 """E2E: the API and every role in separate OS processes (`codeexec api`, `codeexec role ...`)
 on a real Kafka-protocol broker (tansu) and PostgreSQL, with the fake sandbox: an execution
-submitted over HTTP reaches its terminal status, the role process's health port answers,
+submitted over HTTP reaches its terminal status (and the API process's /metrics shows the
+roles' consumer lag), the role process's health port answers,
 `codeexec keys` works against PostgreSQL, SIGTERM drains the worker and exits 0, and
 `codeexec serve` runs everything in one process on the same bus and store."""
 
@@ -179,10 +180,30 @@ def test_api_and_roles_in_separate_processes_run_an_execution_to_its_end(
                 json={"language": "fake", "source": "out again"},
             ).json()
             assert (waited["status"], waited["stdout"]) == ("succeeded", "again\n"), waited
+        # The API process has no member of any group, yet reports the roles' consumer lag,
+        # read from the broker: each group has committed everything it was sent.
+        caught_up = {"coordinator": 0.0, "saga": 0.0, "projections": 0.0, "worker": 0.0}
+        deadline = time.monotonic() + 60
+        while (lag := consumer_lag(url)).keys() < caught_up.keys() or any(
+            lag[group] for group in caught_up
+        ):
+            assert time.monotonic() < deadline, lag
+            time.sleep(0.2)
     finally:
         api_exit, roles_exit = stop(api, api_log), stop(roles, roles_log)
     assert api_exit == 0, api_log.read_text()
     assert roles_exit == 0, roles_log.read_text()
+
+
+def consumer_lag(url: str) -> dict[str, float]:
+    """`codeexec_consumer_lag{group}` from a process's /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    prefix = 'codeexec_consumer_lag{group="'
+    return {
+        line[len(prefix) :].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    }
 
 
 def wait_for(client: httpx.Client, execution_id: str, states: tuple[str, ...]) -> dict[str, object]:

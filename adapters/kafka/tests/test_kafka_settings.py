@@ -18,11 +18,14 @@ def test_settings_come_from_the_environment() -> None:
             "CODEEXEC_KAFKA_REPLICATION_FACTOR": "3",
             "CODEEXEC_KAFKA_REVOKE_GRACE_S": "2.5",
             "CODEEXEC_KAFKA_FETCH_MAX_WAIT_MS": "500",
+            "CODEEXEC_KAFKA_LAG_CACHE_S": "0.5",
+            "CODEEXEC_KAFKA_LAG_TIMEOUT_S": "10",
             "UNRELATED": "x",
         }
     )
     assert settings.bootstrap_servers == "k1:9092,k2:9092"
     assert settings.replication_factor == 3 and settings.revoke_grace_s == 2.5
+    assert settings.lag_cache_s == 0.5 and settings.lag_timeout_s == 10
     producer = settings.producer_options()
     assert producer["bootstrap_servers"] == ["k1:9092", "k2:9092"]
     assert producer["client_id"] == "api-1" and producer["compression_type"] == "zstd"
@@ -63,6 +66,9 @@ def test_sasl_over_tls_passes_credentials_and_a_verifying_context() -> None:
         ({"CODEEXEC_KAFKA_SECURITY_PROTOCOL": "TLS"}, "CODEEXEC_KAFKA_SECURITY_PROTOCOL"),
         ({"CODEEXEC_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "CODEEXEC_KAFKA_SASL_USERNAME"),
         ({"CODEEXEC_KAFKA_REVOKE_GRACE_S": "soon"}, "CODEEXEC_KAFKA_REVOKE_GRACE_S"),
+        ({"CODEEXEC_KAFKA_LAG_CACHE_S": "-1"}, "CODEEXEC_KAFKA_LAG_CACHE_S"),
+        ({"CODEEXEC_KAFKA_LAG_CACHE_S": "often"}, "CODEEXEC_KAFKA_LAG_CACHE_S"),
+        ({"CODEEXEC_KAFKA_LAG_TIMEOUT_S": "0"}, "CODEEXEC_KAFKA_LAG_TIMEOUT_S"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], named: str) -> None:

@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from codeexec.domain.routing import TOPICS, TopicSpec
 from codeexec.ports.bus import EventBus, Message, UnknownTopic
+from codeexec_kafka.lag import GroupLag
 from codeexec_kafka.settings import KafkaSettings
 from codeexec_kafka.subscription import AioKafkaSubscription
 from codeexec_kafka.tail import AioKafkaTail
@@ -32,9 +33,11 @@ class AioKafkaEventBus(EventBus):
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._partitions: dict[str, int] = {}  # topics known to exist, with partition counts
+        self._declared: set[str] = set()  # codeexec's topics beyond TOPICS (replay targets)
         self._subscriptions: dict[str, list[AioKafkaSubscription]] = {}
         self._lock = asyncio.Lock()
         self._closed = False
+        self._lag = GroupLag(self.settings, self._admin_client)
 
     # -- connections ----------------------------------------------------------------------
 
@@ -72,6 +75,7 @@ class AioKafkaEventBus(EventBus):
         admin = await self._admin_client()
         declared = await declare_topics(admin, topics, self.settings.replication_factor)
         self._partitions.update(declared)
+        self._declared.update(declared)
 
     async def _require(self, topics: set[str]) -> None:
         """Topics are declared, never auto-created: a topic this bus has not seen is looked
@@ -137,18 +141,25 @@ class AioKafkaEventBus(EventBus):
         return tail
 
     async def lag(self) -> Mapping[str, int]:
-        """Per group this bus has a member of: messages on the group's partitions after its
-        committed offsets (end offset minus committed, or minus the log start if none)."""
-        lags: dict[str, int] = {}
-        for group, members in list(self._subscriptions.items()):
-            if members:
-                lags[group] = await members[0].lag()
-        return lags
+        """Every group the brokers know with a committed offset on codeexec's topics (the
+        topic table's, those this bus declared or subscribes to), and every group with a
+        member here: messages after its committed offsets (end minus committed, or minus the
+        log start where it committed nothing). Read without joining any group, cached for
+        `lag_cache_s`; a broker that does not answer within `lag_timeout_s` gets the last
+        answer reported (see codeexec_kafka.lag)."""
+        members = {
+            group: {topic for member in subs for topic in member.topics}
+            for group, subs in list(self._subscriptions.items())
+            if subs
+        }
+        topics = TOPICS.keys() | self._declared | {t for ts in members.values() for t in ts}
+        return await self._lag.lag(topics, members)
 
     async def close(self) -> None:
         """Leave every group (what was not committed goes to the remaining members), then
         flush and stop the producer."""
         self._closed = True
+        await self._lag.close()
         for members in list(self._subscriptions.values()):
             for subscription in list(members):
                 await subscription.close()

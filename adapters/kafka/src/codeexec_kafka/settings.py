@@ -48,6 +48,11 @@ class KafkaSettings:
     its count, and adding partitions later moves keys (and per-execution order) with them."""
     revoke_grace_s: float = 10.0
     """How long a member losing partitions waits for its in-flight batch to be committed."""
+    lag_cache_s: float = 2.0
+    """How long `lag()` reuses its answer: the dashboard samples every second and `/metrics`
+    is scraped too, and each fresh answer costs a few requests per group (0: none reused)."""
+    lag_timeout_s: float = 3.0
+    """How long `lag()` waits for the brokers before it reports the last answer it has."""
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
     sasl_username: str | None = None
@@ -63,6 +68,12 @@ class KafkaSettings:
         self.partition_counts()  # a bad value fails at start, naming the variable
         if not 0 <= self.fetch_max_wait_ms <= 60_000:
             raise KafkaSettingsError("CODEEXEC_KAFKA_FETCH_MAX_WAIT_MS: from 0 to 60000")
+        if not 0 <= self.lag_cache_s <= 3600:
+            raise KafkaSettingsError("CODEEXEC_KAFKA_LAG_CACHE_S: from 0 to 3600 seconds")
+        if not 0 < self.lag_timeout_s <= 600:
+            raise KafkaSettingsError(
+                "CODEEXEC_KAFKA_LAG_TIMEOUT_S: more than 0, at most 600 seconds"
+            )
         if self.replication_factor < 1:
             raise KafkaSettingsError("CODEEXEC_KAFKA_REPLICATION_FACTOR: must be at least 1")
         if self.security_protocol.startswith("SASL") and not (

@@ -125,28 +125,6 @@ class AioKafkaSubscription(Subscription):
                 self._delivered.pop(tp, None)
                 self._committed.pop(tp, None)
 
-    async def lag(self) -> int:
-        """Messages after the group's committed offsets on every partition of its topics."""
-        consumer = self.consumer
-        tps = [
-            KafkaTopicPartition(topic, p)
-            for topic in self.topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not tps:
-            return 0
-        ends = await consumer.end_offsets(tps)
-        # The high watermark of this member's own fetches is at least as fresh as
-        # ListOffsets (tansu 0.6 answers that with the last batch's base offset + 1).
-        for tp in consumer.assignment() & set(tps):
-            ends[tp] = max(ends[tp], consumer.highwater(tp) or 0)
-        starts = await consumer.beginning_offsets(tps)
-        committed = await asyncio.gather(*(consumer.committed(tp) for tp in tps))
-        return sum(
-            max(ends[tp] - max(done or 0, starts[tp]), 0)
-            for tp, done in zip(tps, committed, strict=True)
-        )
-
     async def close(self) -> None:
         if self.closed:
             return
