@@ -8,6 +8,7 @@ owner garbage collection, and scripted failures (409/422/429/5xx) per method and
 from __future__ import annotations
 
 import asyncio
+import base64
 import bisect
 import json
 import re
@@ -36,6 +37,9 @@ DENY_ALL = {
 }
 """The deploy base's policy for executor pods; every fake starts with it."""
 ConfigMapLimit = 1024 * 1024
+"""The API server's validation: a ConfigMap's values, decoded, at most 1 MiB."""
+EtcdRequestLimit = 1536 * 1024
+"""etcd's default --max-request-bytes: no stored object may be larger."""
 
 
 def now_text() -> str:
@@ -60,6 +64,8 @@ class Failure:
     after: bool = False
     """Answer the failure after doing the work (a create that succeeded, its answer lost)."""
     message: str = "scripted failure"
+    skip: int = 0
+    """Matching requests let through before the failures begin (fail the n-th create)."""
 
 
 @dataclass
@@ -99,7 +105,8 @@ class FakeKube:
 
     # -- serving
     async def start(self) -> str:
-        app = web.Application(middlewares=[self._failures])
+        # the API server's own limit on a request body (its etcd's is lower: below)
+        app = web.Application(middlewares=[self._failures], client_max_size=3 * 2**20)
         base = "/api/v1/namespaces/{ns}/{kind}"
         app.router.add_get("/apis/networking.k8s.io/v1/namespaces/{ns}/{kind}", self._list)
         app.router.add_post(base, self._create)
@@ -134,9 +141,13 @@ class FakeKube:
         after: bool = False,
         headers: dict[str, str] | None = None,
         message: str = "scripted failure",
+        skip: int = 0,
     ) -> None:
-        """The next `times` requests matching answer `status` (a Status object)."""
-        failure = Failure(method, re.compile(path), status, times, headers or {}, after, message)
+        """The next `times` requests matching (after `skip` more) answer `status` (a Status
+        object)."""
+        failure = Failure(
+            method, re.compile(path), status, times, headers or {}, after, message, skip
+        )
         self.failures.append(failure)
 
     @web.middleware
@@ -144,7 +155,9 @@ class FakeKube:
         self.requests.append((request.method, request.path_qs))
         for failure in self.failures:
             hit = failure.method == request.method and failure.path.search(request.path_qs)
-            if failure.times and hit:
+            if failure.times and hit and failure.skip:
+                failure.skip -= 1
+            elif failure.times and hit:
                 failure.times -= 1
                 if failure.after:
                     await handler(request)
@@ -218,10 +231,12 @@ class FakeKube:
         if (kind, name) in self.objects:
             return _status(409, f'{kind} "{name}" already exists')
         if kind == "configmaps":
-            size = sum(len(v) for v in body.get("data", {}).values())
-            size += sum(len(v) * 3 // 4 for v in body.get("binaryData", {}).values())
+            size = sum(len(v.encode()) for v in body.get("data", {}).values())
+            size += sum(len(base64.b64decode(v)) for v in body.get("binaryData", {}).values())
             if size > ConfigMapLimit:
                 return _status(422, "ConfigMap is invalid: data: Too long")
+        if len(json.dumps(body)) > EtcdRequestLimit:  # as stored on a JSON-storage server
+            return _status(500, "etcdserver: request is too large")
         meta = body["metadata"]
         meta.update(
             uid=str(uuid.uuid4()),

@@ -1,7 +1,8 @@
 """A kubelet for the fake API server: runs each pod's launcher as a real local process.
 
-The pod's ConfigMap volume becomes a directory, its emptyDirs temporary directories and its
-command runs with the mount paths mapped onto them; the process's stdout is the pod log.
+The pod's ConfigMap or projected volume becomes a directory, its emptyDirs temporary
+directories, and its command runs with the mount paths mapped onto them; the process's
+stdout is the pod log.
 Phases, container states and activeDeadlineSeconds behave as a kubelet's do (no image, no
 isolation: that is what only a real cluster shows). `manual` pods are left to the test."""
 
@@ -67,20 +68,34 @@ class FakeKubelet:
             volume = volumes[mount["name"]]
             directory = base / mount["name"]
             directory.mkdir(parents=True)
-            if "configMap" in volume:
-                config_map = self.kube.objects[("configmaps", volume["configMap"]["name"])]
-                for key, text in config_map.get("data", {}).items():
-                    (directory / key).write_text(text)
-                for key, text in config_map.get("binaryData", {}).items():
-                    (directory / key).write_bytes(base64.b64decode(text))
+            sources = (volume.get("projected") or {}).get("sources") or [volume]
+            for source in sources:
+                if "configMap" in source:
+                    self._project(source["configMap"]["name"], directory)
             mounts[mount["mountPath"]] = directory
         return mounts
+
+    def _project(self, name: str, directory: Path) -> None:
+        """A ConfigMap's keys as files; a key seen twice in one volume is the kubelet's
+        error (conflicting paths), and a missing ConfigMap holds the pod back."""
+        config_map = self.kube.objects[("configmaps", name)]
+        items = [
+            *((k, v.encode()) for k, v in config_map.get("data", {}).items()),
+            *((k, base64.b64decode(v)) for k, v in config_map.get("binaryData", {}).items()),
+        ]
+        for key, data in items:
+            path = directory / key
+            assert not path.exists(), f"conflicting path {key} in the projected volume"
+            path.write_bytes(data)
 
     async def _run(self, pod: dict[str, Any]) -> None:
         name = pod["metadata"]["name"]
         container = pod["spec"]["containers"][0]
         base = self.root / name
-        mounts = self._mounts(pod, base)
+        try:
+            mounts = self._mounts(pod, base)
+        except KeyError:  # a ConfigMap missing: the kubelet retries the mount, pod Pending
+            return
 
         def mapped(text: str) -> str:
             for path, directory in sorted(mounts.items(), key=lambda m: -len(m[0])):

@@ -89,7 +89,8 @@ def test_render_pod_prints_both_objects_as_yaml(capsys: pytest.CaptureFixture[st
     assert main(["kubernetes", "render-pod", "--language", "python"]) == 0
     config_map, pod = yaml.safe_load_all(capsys.readouterr().out)
     assert (config_map["kind"], pod["kind"]) == ("ConfigMap", "Pod")
-    assert pod["spec"]["volumes"][0]["configMap"]["name"] == config_map["metadata"]["name"]
+    (source,) = pod["spec"]["volumes"][0]["projected"]["sources"]
+    assert source["configMap"]["name"] == config_map["metadata"]["name"]
 
 
 def test_render_pod_names_what_is_wrong(

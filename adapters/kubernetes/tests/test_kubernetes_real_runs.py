@@ -175,6 +175,7 @@ async def test_unknown_language_and_oversized_payload_create_nothing(
         await sandbox.start(
             "cx-x", RunSpec(language="cobol", files=(SourceFile(name="a", content=b""),))
         )
-    with pytest.raises(PayloadTooLarge, match="do not fit"):
-        await sandbox.start("cx-big", python("print(1)", stdin=b"x" * 2**20))
+    # 12 MiB: more than the API accepts by default (4 MiB), and than a run's ConfigMaps hold
+    with pytest.raises(PayloadTooLarge, match=r"\(12582920 bytes\).* 16 ConfigMaps"):
+        await sandbox.start("cx-big", python("print(1)", stdin=b"x" * 12 * 2**20))
     assert kube.pods() == [] and kube.config_maps() == []

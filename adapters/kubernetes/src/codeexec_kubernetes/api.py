@@ -211,6 +211,18 @@ class KubeApi:
         )
 
 
+async def delete_quietly(api: KubeApi, objects: Sequence[tuple[str, str]]) -> int:
+    """Delete these (kind, name) at once, grace 0; how many were there. A failure is logged
+    and left to the sweeper."""
+    results = await asyncio.gather(
+        *(api.delete(kind, name, grace_s=0) for kind, name in objects), return_exceptions=True
+    )
+    for (kind, name), result in zip(objects, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("could not delete %s %s: %r", kind, name, result)
+    return sum(1 for r in results if r is True)
+
+
 def _status_message(body: bytes) -> str:
     try:
         status = json.loads(body)

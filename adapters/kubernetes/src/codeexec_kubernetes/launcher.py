@@ -1,8 +1,11 @@
 """The in-pod launcher: runs each stage of a run and frames its output into the container log.
 
-Shipped to the pod in the run's ConfigMap and run as the container's PID 1 by the image's
-Python (stdlib only). The pod log API merges stdout and stderr, so the launcher is the only
-writer of the container's stdout and writes one ASCII line per frame:
+Shipped to the pod in the run's first ConfigMap and run as the container's PID 1 by the
+image's Python (stdlib only). It puts the submitted files together from the payload directory
+(one projected volume of the run's ConfigMaps: a large file or stdin comes in parts `KEY.0`,
+`KEY.1`, ... joined here, its size checked against the plan's). The pod log API merges
+stdout and stderr, so the launcher is the only writer of the container's stdout and writes
+one ASCII line per frame:
 
     cx SEQ KIND DATA      KIND: co ce (compile stdout/stderr), ro re (run), s (stage report,
                           DATA is JSON), x (end); DATA is base64 for output
@@ -23,10 +26,10 @@ import json
 import os
 import resource
 import selectors
-import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -66,10 +69,11 @@ def _child_limits(limits: dict[str, Any]) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
 
 
-def run_stage(framer: Framer, stage: dict[str, Any], stdin_path: str | None) -> dict[str, Any]:
+def run_stage(framer: Framer, stage: dict[str, Any], stdin: Any) -> dict[str, Any]:
+    """`stdin`: an open file the stage reads (closed here), or None for nothing."""
     limits = stage["limits"]
     prefix = "c" if stage["name"] == "compile" else "r"
-    stdin = open(stdin_path, "rb") if stdin_path else open(os.devnull, "rb")  # noqa: SIM115
+    stdin = stdin if stdin is not None else open(os.devnull, "rb")  # noqa: SIM115
     started = time.monotonic()
     try:
         child = subprocess.Popen(
@@ -149,13 +153,61 @@ def _kill(child: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def unpack(payload: str, work: str, plan: dict[str, Any]) -> str | None:
-    """Copy the submitted files into the writable work dir; the stdin file's path."""
-    for key, name in plan["files"]:
+class PayloadError(Exception):
+    """The run's files could not be put together as the plan says."""
+
+
+def read_plan(payload: str) -> dict[str, Any]:
+    """plan.json, or its parts plan.json.0, .1, ... in order when it was cut (a plan with
+    a part missing is not valid JSON, so it cannot pass for a whole one)."""
+    path = os.path.join(payload, "plan.json")
+    if os.path.exists(path):
+        with open(path, "rb") as file:
+            return json.loads(file.read())  # type: ignore[no-any-return]
+    text = bytearray()
+    count = 0
+    while os.path.exists(part := f"{path}.{count}"):
+        with open(part, "rb") as file:
+            text += file.read()
+        count += 1
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _parts(payload: str, key: str, parts: int) -> list[str]:
+    if parts == 1:
+        return [os.path.join(payload, key)]
+    return [os.path.join(payload, f"{key}.{i}") for i in range(parts)]
+
+
+def _join(paths: list[str], target: Any, size: int, what: str) -> None:
+    """Copy the parts into `target` in order, bytes-exact: the size must come out right."""
+    written = 0
+    for path in paths:
+        with open(path, "rb") as part:
+            while chunk := part.read(1 << 20):
+                target.write(chunk)
+                written += len(chunk)
+    if written != size:
+        raise PayloadError(f"{what}: {written} bytes from {len(paths)} part(s), not {size}")
+
+
+def unpack(payload: str, work: str, plan: dict[str, Any]) -> Any:
+    """Put the submitted files together in the writable work dir; stdin, open for reading
+    (the payload's own file, or the parts joined in an unnamed temporary file)."""
+    for key, name, size, parts in plan["files"]:
         target = os.path.join(work, name)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        shutil.copyfile(os.path.join(payload, key), target)
-    return os.path.join(payload, "stdin") if plan["stdin"] else None
+        with open(target, "wb") as file:
+            _join(_parts(payload, key, parts), file, size, name)
+    if not plan["stdin"]:
+        return open(os.devnull, "rb")
+    size, parts = plan["stdin"]
+    if parts == 1:
+        return open(os.path.join(payload, "stdin"), "rb")
+    joined = tempfile.TemporaryFile()  # noqa: SIM115  (TMPDIR: the pod's /tmp)
+    _join(_parts(payload, "stdin", parts), joined, size, "stdin")
+    joined.seek(0)
+    return joined
 
 
 def main(argv: list[str]) -> int:
@@ -163,13 +215,18 @@ def main(argv: list[str]) -> int:
     _not_dumpable()
     payload, work = argv[1], argv[2]
     framer = Framer()
-    with open(os.path.join(payload, "plan.json"), encoding="utf-8") as file:
-        plan = json.load(file)
-    stdin_path = unpack(payload, work, plan)
+    plan = read_plan(payload)
+    try:
+        stdin = unpack(payload, work, plan)
+    except (OSError, PayloadError) as error:
+        report = {"stage": "setup", "error": f"cannot put the run's files together: {error}"}
+        framer.frame("s", json.dumps(report, separators=(",", ":")))
+        framer.frame("x", "")
+        return 127
     os.chdir(work)
     code = 0
     for stage in plan["stages"]:
-        report = run_stage(framer, stage, stdin_path if stage["name"] == "run" else None)
+        report = run_stage(framer, stage, stdin if stage["name"] == "run" else None)
         framer.frame("s", json.dumps(report, separators=(",", ":")))
         if report.get("error"):
             code = 127

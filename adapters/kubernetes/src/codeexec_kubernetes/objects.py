@@ -1,15 +1,15 @@
-"""The Kubernetes objects of one run, built by a pure function: a ConfigMap and a hardened pod.
+"""The Kubernetes objects of one run, built by a pure function: ConfigMaps and a hardened pod.
 
-Delivery: the run's files, stdin, plan and the launcher go in one immutable ConfigMap mounted
-read-only; the pod is owned by it, so deleting either never leaves the other behind for long.
-Nothing passes through a shell (the plan holds argv lists), and nothing rides in annotations
-or env (256 KiB and ~1 MiB limits, visible in `kubectl describe`). A ConfigMap holds at most
-1 MiB, so a larger submission is refused with a message naming its size. Not a Secret: the
-worker's Role is kept free of secrets access."""
+Delivery: the run's files, stdin, plan and the launcher go in immutable ConfigMaps, as many as
+the payload needs (`payload`: each well within the 1 MiB a ConfigMap holds, a large file cut
+in parts the launcher joins), mounted read-only through one projected volume so the pod spec
+stays small. The first ConfigMap (the head, named after the run) owns the others and the pod:
+deleting it leaves nothing behind for long. Nothing passes through a shell (the plan holds
+argv lists), and nothing rides in annotations or env (256 KiB and ~1 MiB limits, visible in
+`kubectl describe`). Not a Secret: the worker's Role is kept free of secrets access."""
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from dataclasses import dataclass
@@ -17,12 +17,19 @@ from importlib import resources
 from typing import Any
 
 from codeexec.domain.model import RunSpec, SourceFile
-from codeexec.ports.sandbox import SandboxError
 from codeexec_kubernetes.catalog import LanguageImage
+from codeexec_kubernetes.payload import (
+    CONFIGMAP_BUDGET,
+    CONFIGMAP_MAX_BYTES,
+    MAX_CONFIG_MAPS,
+    Entry,
+    Packer,
+    PayloadTooLarge,
+)
 from codeexec_kubernetes.settings import KubernetesSettings
 
-CONFIGMAP_MAX_BYTES = 1024 * 1024
-"""The API server's limit on a ConfigMap's data plus binaryData."""
+__all__ = ["CONFIGMAP_MAX_BYTES", "PayloadTooLarge", "RunObjects", "run_objects"]
+
 PAYLOAD_DIR, WORK_DIR = "/codeexec/payload", "/work"
 CONTAINER = "sandbox"
 LAUNCHER_MEMORY = 32 * 2**20
@@ -44,25 +51,32 @@ WORKER_LABEL, SANDBOX_LABEL, LANGUAGE_LABEL = (
 TOKEN_ANNOTATION = "codeexec.dev/start-token"
 
 
-class PayloadTooLarge(SandboxError):
-    """The submission does not fit the ConfigMap that carries it into the pod."""
-
-
 @dataclass(frozen=True)
 class RunObjects:
-    config_map: dict[str, Any]
+    config_maps: tuple[dict[str, Any], ...]
+    """The head (named after the run: the launcher, and all of a small run), then its parts."""
     pod: dict[str, Any]
 
-    def owned_pod(self, config_map_uid: str) -> dict[str, Any]:
-        """The pod owned by its created ConfigMap (garbage-collected with it)."""
-        owner = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "name": self.config_map["metadata"]["name"],
-            "uid": config_map_uid,
-        }
-        metadata = {**self.pod["metadata"], "ownerReferences": [owner]}
-        return {**self.pod, "metadata": metadata}
+    @property
+    def config_map(self) -> dict[str, Any]:
+        return self.config_maps[0]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every ConfigMap's name, the head's first."""
+        return tuple(c["metadata"]["name"] for c in self.config_maps)
+
+    def _owned(self, obj: dict[str, Any], head_uid: str) -> dict[str, Any]:
+        owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": self.names[0], "uid": head_uid}
+        return {**obj, "metadata": {**obj["metadata"], "ownerReferences": [owner]}}
+
+    def owned_parts(self, head_uid: str) -> list[dict[str, Any]]:
+        """The ConfigMaps after the head, owned by the created head (collected with it)."""
+        return [self._owned(c, head_uid) for c in self.config_maps[1:]]
+
+    def owned_pod(self, head_uid: str) -> dict[str, Any]:
+        """The pod owned by the created head ConfigMap (garbage-collected with it)."""
+        return self._owned(self.pod, head_uid)
 
 
 def launcher_source() -> str:
@@ -76,7 +90,7 @@ def run_objects(
     spec: RunSpec,
     token: str = "sample",
 ) -> RunObjects:
-    """The ConfigMap and pod for one run (pure: no API call). Raises PayloadTooLarge."""
+    """The ConfigMaps and pod for one run (pure: no API call). Raises PayloadTooLarge."""
     files = [f.name for f in spec.files]
     stages = []
     compile_argv = image.compile_argv(files, spec.compile_args)
@@ -84,21 +98,24 @@ def run_objects(
         stages.append({"name": "compile", "argv": compile_argv, "limits": _limits(spec, True)})
     run_argv = image.run_argv(files, spec.args)
     stages.append({"name": "run", "argv": run_argv, "limits": _limits(spec, False)})
-    plan = {
-        "files": [[f"f{i}", name] for i, name in enumerate(files)],
-        "stdin": bool(spec.stdin),
-        "stages": stages,
-    }
-    plan_text, launcher = json.dumps(plan, separators=(",", ":")), launcher_source()
-    binary = {f"f{i}": f.content for i, f in enumerate(spec.files)}
-    if spec.stdin:
-        binary["stdin"] = spec.stdin
-    size = len(plan_text) + len(launcher) + sum(len(k) + len(v) for k, v in binary.items())
-    if size > CONFIGMAP_MAX_BYTES - 1024:
+    packer = Packer([Entry("launcher.py", launcher_source().encode("utf-8"), text=True)])
+    try:
+        # [key, name, size, parts]: the launcher joins KEY.0.. when parts > 1, and checks
+        # the size. The plan goes last: it names the parts, and the launcher finds it by key.
+        planned = [
+            [f"f{i}", f.name, len(f.content), packer.add(Entry(f"f{i}", f.content))]
+            for i, f in enumerate(spec.files)
+        ]
+        stdin = [len(spec.stdin), packer.add(Entry("stdin", spec.stdin))] if spec.stdin else None
+        plan = {"files": planned, "stdin": stdin, "stages": stages}
+        plan_text = json.dumps(plan, separators=(",", ":")).encode("ascii")
+        packer.add(Entry("plan.json", plan_text, text=True))
+    except PayloadTooLarge:
         raise PayloadTooLarge(
-            f"the submission's files and stdin ({spec.payload_bytes} bytes) do not fit the "
-            f"{CONFIGMAP_MAX_BYTES} bytes a ConfigMap carries into the pod"
-        )
+            f"the submission's files and stdin ({spec.payload_bytes} bytes) with its plan "
+            f"need more than the {MAX_CONFIG_MAPS} ConfigMaps of {CONFIGMAP_BUDGET} bytes "
+            "(base64 counted) a run may use to carry them into the pod"
+        ) from None
     labels = {
         **MANAGED,
         "app.kubernetes.io/name": "codeexec-executor",
@@ -112,15 +129,23 @@ def run_objects(
         "labels": labels,
         "annotations": {TOKEN_ANNOTATION: token},
     }
-    config_map = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata,
-        "immutable": True,
-        "data": {"plan.json": plan_text, "launcher.py": launcher},
-        "binaryData": {k: base64.b64encode(v).decode("ascii") for k, v in binary.items()},
-    }
-    return RunObjects(config_map, _pod(settings, image, spec, metadata, compile_argv is not None))
+    config_maps = []
+    for i, slot in enumerate(packer.slots):
+        name = sandbox_id if i == 0 else f"{sandbox_id}-{i}"
+        config_map: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {**metadata, "name": name},
+            "immutable": True,
+        }
+        if slot.data:
+            config_map["data"] = slot.data
+        if slot.binary:
+            config_map["binaryData"] = slot.binary
+        config_maps.append(config_map)
+    names = [c["metadata"]["name"] for c in config_maps]
+    pod = _pod(settings, image, spec, metadata, names, compile_argv is not None)
+    return RunObjects(tuple(config_maps), pod)
 
 
 def _limits(spec: RunSpec, compile: bool) -> dict[str, Any]:
@@ -139,6 +164,7 @@ def _pod(
     image: LanguageImage,
     spec: RunSpec,
     metadata: dict[str, Any],
+    config_maps: list[str],
     compiled: bool,
 ) -> dict[str, Any]:
     memory = max(spec.limits.memory_bytes, spec.compile_limits.memory_bytes if compiled else 0)
@@ -199,7 +225,10 @@ def _pod(
         "volumes": [
             {
                 "name": "payload",
-                "configMap": {"name": metadata["name"], "defaultMode": 0o444},
+                "projected": {
+                    "sources": [{"configMap": {"name": name}} for name in config_maps],
+                    "defaultMode": 0o444,
+                },
             },
             {"name": "work", "emptyDir": {"sizeLimit": str(scratch)}},
             {"name": "tmp", "emptyDir": {"sizeLimit": str(scratch)}},

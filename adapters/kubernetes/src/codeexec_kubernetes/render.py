@@ -16,17 +16,19 @@ SAMPLE_ID = "cx-00000000000000000000000000000000"
 
 
 def render_run_objects(env: Mapping[str, str], language: str) -> str:
-    """Both objects of a sample run in `language`, configured by CODEEXEC_K8S_* in `env`, as
-    a YAML stream (ConfigMap, then the pod as created: owned by the ConfigMap)."""
+    """The objects of a sample run in `language`, configured by CODEEXEC_K8S_* in `env`, as
+    a YAML stream: its ConfigMaps (one for the sample; a larger run has parts, owned by the
+    first, as the pod is), then the pod as created."""
     settings = settings_from_env(env)
     image = find(settings.catalog, language)
     if image is None:
         names = ", ".join(e.name for e in settings.catalog)
         raise UnknownLanguage(f"--language: {language!r} is not in the catalog ({names})")
     objects = run_objects(settings, image, SAMPLE_ID, sample_spec(image))
-    pod = objects.owned_pod("00000000-0000-0000-0000-000000000000")
+    uid = "00000000-0000-0000-0000-000000000000"
+    created = [objects.config_map, *objects.owned_parts(uid), objects.owned_pod(uid)]
     # through JSON: plain data, so YAML never writes anchors for shared dicts
-    plain = json.loads(json.dumps([objects.config_map, pod]))
+    plain = json.loads(json.dumps(created))
     return yaml.dump_all(plain, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 

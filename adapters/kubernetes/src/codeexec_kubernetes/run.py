@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from codeexec.domain.model import RunResult, RunSpec, SandboxStatus
 from codeexec.ports.sandbox import OutputChunk, SandboxRun
-from codeexec_kubernetes.api import KubeApi
+from codeexec_kubernetes.api import KubeApi, delete_quietly
 from codeexec_kubernetes.frames import OutputFrame
 from codeexec_kubernetes.logs import LogFollower
 from codeexec_kubernetes.podstate import PodState, read_pod
@@ -39,13 +39,16 @@ class KubernetesRun(SandboxRun):
         settings: KubernetesSettings,
         deadline_s: float,
         on_end: Callable[[], None],
+        config_maps: Sequence[str],
     ) -> None:
+        """`config_maps`: the run's, the head's first (deleted last)."""
         self.sandbox_id = sandbox_id
         self.spec = spec
         self.api = api
         self.settings = settings
         self.deadline_s = deadline_s + OVERDUE_MARGIN_S
         self._on_end = on_end
+        self.config_maps = tuple(config_maps)
         self._chunks: list[OutputChunk] = []
         self._ended = False
         loop = asyncio.get_running_loop()
@@ -151,11 +154,11 @@ class KubernetesRun(SandboxRun):
             self._emit(None)
         self._result.set_result(result)
         try:
-            await self.api.delete("pod", self.sandbox_id, grace_s=0)
-            await self.api.delete("configmap", self.sandbox_id)
-        except Exception:  # the sweeper deletes what is left
-            log.warning("could not delete the objects of %s", self.sandbox_id, exc_info=True)
-        finally:
+            # the head last: while anything of the run is left, its head is, and owns it
+            await delete_quietly(self.api, [("pod", self.sandbox_id)])
+            await delete_quietly(self.api, [("configmap", n) for n in self.config_maps[1:]])
+            await delete_quietly(self.api, [("configmap", self.config_maps[0])])
+        finally:  # the sweeper deletes what is left
             self._on_end()
 
     async def _drive(self) -> RunResult:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -22,7 +21,7 @@ from codeexec.ports.sandbox import (
     UnknownLanguage,
     UnknownVersion,
 )
-from codeexec_kubernetes.api import KubeApi, KubeApiError
+from codeexec_kubernetes.api import KubeApi, KubeApiError, delete_quietly
 from codeexec_kubernetes.catalog import find
 from codeexec_kubernetes.isolation import isolation_gap
 from codeexec_kubernetes.objects import (
@@ -173,18 +172,34 @@ class KubernetesSandbox(Sandbox):
             self.settings,
             active_deadline_s(self.settings, spec, compiled),
             lambda: self._ended(sandbox_id),
+            objects.names,
         )
         self.watcher.subscribe(sandbox_id, run.on_pod)
-        config_map: dict[str, Any] | None = None
+        head_is_ours = False
         try:
-            config_map = await self._create("configmap", objects.config_map, token)
-            pod = objects.owned_pod(config_map["metadata"]["uid"])
-            run.on_pod("ADDED", await self._create("pod", pod, token))
+            head = await self._create("configmap", objects.config_map, token)
+            head_is_ours = True
+            uid = head["metadata"]["uid"]
+            # The parts are created before the pod: the kubelet would not start it without
+            # every ConfigMap of its projected volume.
+            parts = objects.owned_parts(uid)
+            created = await asyncio.gather(
+                *(self._create("configmap", p, token) for p in parts), return_exceptions=True
+            )
+            for result in created:  # once none is in flight any more, so none is left over
+                if isinstance(result, BaseException):
+                    raise result
+            run.on_pod("ADDED", await self._create("pod", objects.owned_pod(uid), token))
         except BaseException as error:
             self._ended(sandbox_id)
-            if config_map is not None and not isinstance(error, SandboxAlreadyStarted):
-                with contextlib.suppress(KubeApiError):  # else the sweeper's
-                    await self.api.delete("configmap", sandbox_id)
+            if head_is_ours:
+                # Every name of this run is this start's once its head is (what is there
+                # without its token is left over): delete them all, those never created
+                # answer 404, the head last. What fails is the sweeper's.
+                if not isinstance(error, SandboxAlreadyStarted):
+                    await delete_quietly(self.api, [("pod", sandbox_id)])
+                await delete_quietly(self.api, [("configmap", n) for n in objects.names[1:]])
+                await delete_quietly(self.api, [("configmap", sandbox_id)])
             raise
         self.runs[sandbox_id] = run
         run.begin()

@@ -6,8 +6,11 @@ Rules, each safe with other workers in the namespace:
   reports lost) and later (deletes that failed);
 - anyone's pod that ended, or outlived its activeDeadlineSeconds, more than `sweep_grace_s`
   ago (its owner is gone: an owner deletes its pod as soon as it has read it);
-- anyone's ConfigMap older than the grace whose pod does not exist (a crash between the two
-  creates)."""
+- anyone's ConfigMaps older than the grace whose run has no pod (a crash between the
+  creates, or a failed delete).
+
+A run's ConfigMaps (its head, named after the run, and any parts) are found by their
+`codeexec.dev/sandbox` label and deleted together, the head last."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from codeexec_kubernetes.api import KubeApi, KubeApiError
-from codeexec_kubernetes.objects import MANAGED, WORKER_LABEL
+from codeexec_kubernetes.objects import MANAGED, SANDBOX_LABEL, WORKER_LABEL
 from codeexec_kubernetes.settings import KubernetesSettings
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,12 @@ def _time(text: str | None) -> datetime | None:
     if not text:
         return None
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _run_of(obj: dict[str, Any]) -> str:
+    """The sandbox an object belongs to: its label, else (made before parts) its name."""
+    meta = obj["metadata"]
+    return str((meta.get("labels") or {}).get(SANDBOX_LABEL) or meta["name"])
 
 
 def _ended_at(pod: dict[str, Any]) -> datetime | None:
@@ -77,15 +86,20 @@ class Sweeper:
     async def sweep(self) -> int:
         """One pass; returns how many objects it deleted."""
         now, grace = self.now(), self.settings.sweep_grace_s
-        active = set(self.active())
+        # `active` is read live, not copied: a run that starts during the pass holds its
+        # slot before it creates anything, so what the listings show of it is spared.
+        active = self.active()
         pods = (await self.api.list("pod", SELECTOR)).get("items") or []
-        names = set()
+        maps = (await self.api.list("configmap", SELECTOR)).get("items") or []
+        runs: dict[str, list[dict[str, Any]]] = {}  # a run's ConfigMaps, by its sandbox
+        for config_map in maps:
+            runs.setdefault(_run_of(config_map), []).append(config_map)
         count = 0
         for pod in pods:
             meta = pod["metadata"]
-            name = meta["name"]
-            names.add(name)
-            if name in active:
+            sandbox = _run_of(pod)
+            if sandbox in active:
+                runs.pop(sandbox, None)
                 continue
             mine = (meta.get("labels") or {}).get(WORKER_LABEL) == self.settings.worker_id
             ended = _ended_at(pod)
@@ -93,18 +107,29 @@ class Sweeper:
             deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds") or 0
             overdue = (now - created).total_seconds() > deadline + grace
             if mine or overdue or (ended and (now - ended).total_seconds() > grace):
-                count += await self._delete("pod", name)
-                count += await self._delete("configmap", name)
-        maps = (await self.api.list("configmap", SELECTOR)).get("items") or []
-        for config_map in maps:
-            meta = config_map["metadata"]
-            name = meta["name"]
-            if name in names or name in active:
+                count += await self._delete("pod", meta["name"])
+                count += await self._delete_maps(runs.pop(sandbox, []), sandbox)
+            else:
+                runs.pop(sandbox, None)  # its owner's to delete
+        for sandbox, config_maps in runs.items():  # runs without a pod
+            if sandbox in active:
                 continue
+            meta = config_maps[0]["metadata"]
             mine = (meta.get("labels") or {}).get(WORKER_LABEL) == self.settings.worker_id
-            created = _time(meta.get("creationTimestamp")) or now
+            created = min(_time(c["metadata"].get("creationTimestamp")) or now for c in config_maps)
             if mine or (now - created).total_seconds() > grace:
-                count += await self._delete("configmap", name)
+                count += await self._delete_maps(config_maps, sandbox)
+        return count
+
+    async def _delete_maps(self, config_maps: list[dict[str, Any]], head: str) -> int:
+        """A run's ConfigMaps, its head (named after the run) last: as long as any part is
+        left, its owner is too."""
+        names = sorted((c["metadata"]["name"] for c in config_maps), key=lambda n: n == head)
+        if head not in names:
+            names.append(head)  # created after the listing, perhaps
+        count = 0
+        for name in names:
+            count += await self._delete("configmap", name)
         return count
 
     async def _delete(self, kind: str, name: str) -> int:
