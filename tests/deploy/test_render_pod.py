@@ -1,7 +1,7 @@
 """What the Kubernetes sandbox really creates (`codeexec kubernetes render-pod`, the adapter's
 own objects) is held by the deploy base: every catalog language's pod passes the executor
-checks against the rendered manifests, and the pod and its ConfigMap match the strict
-Kubernetes schemas of every supported version."""
+checks against the rendered manifests, and the pod and its ConfigMaps (one, or a head and
+its parts for a large run) match the strict Kubernetes schemas of every supported version."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ import pytest
 import yaml
 from kubernetes_validate.utils import validate
 
+from codeexec.domain.model import RunSpec, SourceFile
+from codeexec_kubernetes import DEFAULT_CATALOG, run_objects
 from codeexec_kubernetes.isolation import isolation_gap
-from codeexec_kubernetes.settings import VARIABLES
+from codeexec_kubernetes.settings import VARIABLES, settings_from_env
 from tests.deploy.executor import executor_violations
 from tests.deploy.rendered import named
 from tests.deploy.test_schemas import VERSIONS
@@ -99,4 +101,21 @@ def test_the_sandboxs_objects_match_the_strict_schemas() -> None:
     objects = rendered("python", **SETTINGS)
     for version in VERSIONS:
         for obj in objects:
+            validate(obj, version, strict=True)
+
+
+def test_a_large_runs_objects_match_the_strict_schemas_and_the_executor_checks(
+    manifests: list[dict[str, Any]],
+) -> None:
+    """A run above one ConfigMap: its parts owned by the head, one projected volume."""
+    big = SourceFile(name="main.py", content=b"#" * (3 * 2**20 + 2**19))
+    spec = RunSpec(language="python", files=(big,), stdin=b"\xff" * 2**20)
+    objects = run_objects(settings_from_env(SETTINGS), DEFAULT_CATALOG[0], "cx-big", spec)
+    uid = "00000000-0000-0000-0000-000000000000"
+    pod = objects.owned_pod(uid)
+    created = [objects.config_map, *objects.owned_parts(uid), pod]
+    assert len(created) > 3
+    assert executor_violations(pod, manifests) == []
+    for version in VERSIONS:
+        for obj in created:
             validate(obj, version, strict=True)
