@@ -4,7 +4,9 @@ The fake API server of the adapter's tests runs in a child process with a script
 that plays each pod at once (Running, one output frame, its report, Succeeded) or holds it
 for `--hold` seconds first, so what is measured is the adapter: building the objects, the API
 round trips (ConfigMap, pod, watch events, log stream, two deletes) and its CPU, not a
-container start. A real cluster adds scheduling, image pull and container start (seconds).
+container start. The `_large` figures are a run of 3.5 MiB of source: five ConfigMaps
+created before the pod and deleted after it. A real cluster adds scheduling, image pull and
+container start (seconds).
 
 Prints `bench: NAME VALUE UNIT` lines."""
 
@@ -26,6 +28,11 @@ from codeexec_kubernetes import DEFAULT_CATALOG, KubernetesSandbox, KubernetesSe
 
 TESTS = Path(__file__).resolve().parents[1] / "adapters" / "kubernetes" / "tests"
 SPEC = RunSpec(language="python", files=(SourceFile(name="main.py", content=b"print('hi')\n"),))
+LARGE = RunSpec(
+    language="python",
+    files=(SourceFile(name="main.py", content=b"# large\n" * (3 * 2**20 // 8 + 2**16)),),
+)
+"""3.5 MiB of source: five ConfigMaps (the head and four parts)."""
 
 
 def serve(port_out: Any, hold_s: float) -> None:
@@ -82,27 +89,27 @@ async def sandbox_on(url: str, concurrency: int) -> KubernetesSandbox:
     return sandbox
 
 
-async def one_run(sandbox: KubernetesSandbox, sandbox_id: str) -> None:
-    run = await sandbox.start(sandbox_id, SPEC)
+async def one_run(sandbox: KubernetesSandbox, sandbox_id: str, spec: RunSpec = SPEC) -> None:
+    run = await sandbox.start(sandbox_id, spec)
     result = await run.result()
     assert result.status is SandboxStatus.SUCCEEDED and result.stdout == b"hi\n", result
     await run.finished()  # type: ignore[attr-defined]
 
 
-async def per_run(url: str, runs: int) -> None:
+async def per_run(url: str, runs: int, spec: RunSpec = SPEC, name: str = "") -> None:
     sandbox = await sandbox_on(url, concurrency=1)
     for i in range(5):
-        await one_run(sandbox, f"cx-warm-{i}")
+        await one_run(sandbox, f"cx-warm{name}-{i}", spec)
     walls = []
     cpu_start = time.process_time()
     for i in range(runs):
         begun = time.perf_counter()
-        await one_run(sandbox, f"cx-seq-{i}")
+        await one_run(sandbox, f"cx-seq{name}-{i}", spec)
         walls.append(time.perf_counter() - begun)
     cpu = time.process_time() - cpu_start
     await sandbox.close()
-    print(f"bench: kubernetes_run_overhead_median {statistics.median(walls) * 1000:.2f} ms")
-    print(f"bench: kubernetes_worker_cpu_per_run {cpu / runs * 1000:.2f} ms")
+    print(f"bench: kubernetes{name}_run_overhead_median {statistics.median(walls) * 1000:.2f} ms")
+    print(f"bench: kubernetes{name}_worker_cpu_per_run {cpu / runs * 1000:.2f} ms")
 
 
 async def concurrent(url: str, count: int) -> tuple[float, float]:
@@ -119,20 +126,24 @@ async def concurrent(url: str, count: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--large-runs", type=int, default=20, help="runs of 3.5 MiB source")
     parser.add_argument("--hold", type=float, default=2.0, help="seconds each held pod runs")
     parser.add_argument("--concurrency", type=int, nargs="*", default=[50, 200, 500])
     args = parser.parse_args()
 
     settings = KubernetesSettings()
-    begun, builds = time.perf_counter(), 2000
-    for i in range(builds):
-        run_objects(settings, DEFAULT_CATALOG[0], f"cx-{i}", SPEC)
-    build_us = (time.perf_counter() - begun) / builds * 1e6
-    print(f"bench: kubernetes_pod_build {build_us:.1f} us")
+    for name, spec, builds in (("", SPEC, 2000), ("_large", LARGE, 20)):
+        begun = time.perf_counter()
+        for i in range(builds):
+            run_objects(settings, DEFAULT_CATALOG[0], f"cx-{i}", spec)
+        build_us = (time.perf_counter() - begun) / builds * 1e6
+        print(f"bench: kubernetes{name}_pod_build {build_us:.1f} us")
 
     process, url = fake_server(0.0)
     try:
         asyncio.run(per_run(url, args.runs))
+        if args.large_runs:
+            asyncio.run(per_run(url, args.large_runs, LARGE, "_large"))
     finally:
         process.kill()
 

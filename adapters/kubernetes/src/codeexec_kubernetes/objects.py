@@ -10,6 +10,7 @@ argv lists), and nothing rides in annotations or env (256 KiB and ~1 MiB limits,
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -79,8 +80,15 @@ class RunObjects:
         return self._owned(self.pod, head_uid)
 
 
+@functools.cache
 def launcher_source() -> str:
     return resources.files("codeexec_kubernetes").joinpath("launcher.py").read_text("utf-8")
+
+
+@functools.cache
+def _launcher() -> Entry:
+    """One entry for every run, so its JSON size is measured once."""
+    return Entry("launcher.py", launcher_source().encode("ascii"), text=True)
 
 
 def run_objects(
@@ -98,7 +106,7 @@ def run_objects(
         stages.append({"name": "compile", "argv": compile_argv, "limits": _limits(spec, True)})
     run_argv = image.run_argv(files, spec.args)
     stages.append({"name": "run", "argv": run_argv, "limits": _limits(spec, False)})
-    packer = Packer([Entry("launcher.py", launcher_source().encode("utf-8"), text=True)])
+    packer = Packer([_launcher()])
     try:
         # [key, name, size, parts]: the launcher joins KEY.0.. when parts > 1, and checks
         # the size. The plan goes last: it names the parts, and the launcher finds it by key.

@@ -17,6 +17,7 @@ import base64
 import bisect
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import accumulate
 
 from codeexec.ports.sandbox import SandboxError
@@ -48,6 +49,15 @@ class Entry:
     text: bool = False
     """ASCII text, carried in `data` (readable in a review) rather than `binaryData`."""
 
+    @cached_property
+    def cost(self) -> int:
+        """What it adds to its ConfigMap's JSON: text as JSON escapes it, binary as base64."""
+        if self.text:
+            size = len(json.dumps(self.data.decode("ascii"))) - 2
+        else:
+            size = 4 * ((len(self.data) + 2) // 3)
+        return len(self.key) + KEY_OVERHEAD + size
+
 
 @dataclass
 class Slot:
@@ -58,20 +68,11 @@ class Slot:
     room: int = CONFIGMAP_BUDGET - 64  # `"data": {}, "binaryData": {}` themselves
 
     def put(self, entry: Entry) -> None:
-        self.room -= cost(entry)
+        self.room -= entry.cost
         if entry.text:
             self.data[entry.key] = entry.data.decode("ascii")
         else:
             self.binary[entry.key] = base64.b64encode(entry.data).decode("ascii")
-
-
-def cost(entry: Entry) -> int:
-    """What an entry adds to its ConfigMap's JSON: text as JSON escapes it, binary as base64."""
-    if entry.text:
-        size = len(json.dumps(entry.data.decode("ascii"))) - 2
-    else:
-        size = 4 * ((len(entry.data) + 2) // 3)
-    return len(entry.key) + KEY_OVERHEAD + size
 
 
 def cut(entry: Entry, key: str, offset: int, room: int) -> Entry:
@@ -98,9 +99,9 @@ class Packer:
     def add(self, entry: Entry) -> int:
         """Packs `entry`; how many parts it was cut into (1: whole, under its own key)."""
         size, slot = len(entry.data), self.slots[-1]
-        if slot.room < MIN_PART and cost(entry) > slot.room:
+        if slot.room < MIN_PART and entry.cost > slot.room:
             slot = self._next()
-        if cost(entry) <= slot.room:
+        if entry.cost <= slot.room:
             slot.put(entry)
             return 1
         offset, count = 0, 0
