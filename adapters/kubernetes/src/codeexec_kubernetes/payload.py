@@ -34,7 +34,7 @@ ESCAPED = [len(json.dumps(chr(b))) - 2 for b in range(128)]
 MIN_PART = 4096
 """Less room than this left in a ConfigMap: the next entry starts a new one, not a sliver."""
 MAX_CONFIG_MAPS = 16
-"""At most this many per run (about 10.8 MiB of files and stdin): above what the API accepts
+"""At most this many per run (about 11 MiB of files and stdin): above what the API accepts
 by default (CODEEXEC_MAX_REQUEST_BYTES, 4 MiB), so only a raised limit meets it."""
 
 
