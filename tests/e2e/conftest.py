@@ -39,17 +39,19 @@ class Programs:
     chunks: str  # prints "a", waits half a second, prints "b"
 
 
+PYTHON = Programs(
+    "python",
+    'print("hello")',
+    'print("partial")\nimport sys\nsys.exit(3)',
+    'import time\nprint("start", flush=True)\ntime.sleep(60)',
+    'import time\nprint("a", flush=True)\ntime.sleep(0.5)\nprint("b")',
+)
 PROGRAMS = {
     "fake": Programs(
         "fake", "out hello", "out partial\nexit 3", "out start\nhang", "out a\nsleep 0.5\nout b"
     ),
-    "local": Programs(
-        "python",
-        'print("hello")',
-        'print("partial")\nimport sys\nsys.exit(3)',
-        'import time\nprint("start", flush=True)\ntime.sleep(60)',
-        'import time\nprint("a", flush=True)\ntime.sleep(0.5)\nprint("b")',
-    ),
+    "local": PYTHON,
+    "kubernetes": PYTHON,
 }
 
 
