@@ -102,7 +102,7 @@ class KubernetesRun(SandboxRun):
         return self._result.done()
 
     async def finished(self) -> None:
-        """Wait until the pod and its ConfigMap are deleted too."""
+        """Wait until the pod and its ConfigMaps are deleted too."""
         if self._task is not None:
             await asyncio.shield(self._task)
 
