@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+from codeexec.adapters.live_output import LiveOutput
 from codeexec.domain.model import RunResult, RunSpec, SandboxStatus
 from codeexec.ports.sandbox import OutputChunk, SandboxRun
 from codeexec_kubernetes.api import KubeApi, delete_quietly
@@ -49,10 +50,8 @@ class KubernetesRun(SandboxRun):
         self.deadline_s = deadline_s + OVERDUE_MARGIN_S
         self._on_end = on_end
         self.config_maps = tuple(config_maps)
-        self._chunks: list[OutputChunk] = []
-        self._ended = False
+        self._output = LiveOutput()
         loop = asyncio.get_running_loop()
-        self._more: asyncio.Future[None] = loop.create_future()
         self._result: asyncio.Future[RunResult] = loop.create_future()
         self._changed = asyncio.Event()
         self._container_ended = asyncio.Event()
@@ -82,17 +81,7 @@ class KubernetesRun(SandboxRun):
 
     # -- the port
     def output(self) -> AsyncIterator[OutputChunk]:
-        return self._follow()
-
-    async def _follow(self) -> AsyncIterator[OutputChunk]:
-        seen = 0
-        while True:
-            while seen < len(self._chunks):
-                seen += 1
-                yield self._chunks[seen - 1]
-            if self._ended:
-                return
-            await asyncio.shield(self._more)
+        return self._output.follow()
 
     async def result(self) -> RunResult:
         return await asyncio.shield(self._result)
@@ -112,13 +101,6 @@ class KubernetesRun(SandboxRun):
         await self.api.delete("pod", self.sandbox_id, grace_s=0)
 
     # -- output
-    def _emit(self, chunk: OutputChunk | None) -> None:
-        if chunk is None:
-            self._ended = True
-        else:
-            self._chunks.append(chunk)
-        more, self._more = self._more, asyncio.get_running_loop().create_future()
-        more.set_result(None)
 
     def _frame(self, frame: OutputFrame) -> None:
         """Output is cut at the limit here as well as in the pod: the launcher shares the
@@ -139,7 +121,7 @@ class KubernetesRun(SandboxRun):
             self._compile_output.extend(data)
         else:
             (self._stdout if frame.stream == "stdout" else self._stderr).extend(data)
-        self._emit(OutputChunk(frame.stream, data, frame.stage))
+        self._output.emit(OutputChunk(frame.stream, data, frame.stage))
 
     # -- the run
     async def _run(self) -> None:
@@ -151,7 +133,7 @@ class KubernetesRun(SandboxRun):
                 status=SandboxStatus.INTERNAL_ERROR, message=f"kubernetes: {error!r}"
             )
         finally:
-            self._emit(None)
+            self._output.emit(None)
         self._result.set_result(result)
         try:
             # the head last: while anything of the run is left, its head is, and owns it

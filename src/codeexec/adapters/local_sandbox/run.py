@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
+from codeexec.adapters.live_output import LiveOutput
 from codeexec.adapters.local_sandbox.recipes import Job, Toolchain
 from codeexec.adapters.local_sandbox.supervisor import Stage, StageOutcome
 from codeexec.adapters.local_sandbox.verdict import judge
@@ -56,9 +57,7 @@ class BubblewrapRun(SandboxRun):
         self._open_workspace = workspace
         self._stages = stages
         self._on_end = on_end
-        self._chunks: list[OutputChunk] = []
-        self._more: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._ended = False
+        self._output = LiveOutput()
         self._cancelled = False
         self._current: Stage | None = None
         self._used: list[Stage] = []
@@ -76,17 +75,7 @@ class BubblewrapRun(SandboxRun):
             self._current.kill("cancel")
 
     def output(self) -> AsyncIterator[OutputChunk]:
-        return self._follow()
-
-    async def _follow(self) -> AsyncIterator[OutputChunk]:
-        seen = 0
-        while True:
-            while seen < len(self._chunks):
-                seen += 1
-                yield self._chunks[seen - 1]
-            if self._ended:
-                return
-            await asyncio.shield(self._more)
+        return self._output.follow()
 
     async def result(self) -> RunResult:
         return await asyncio.shield(self._result)
@@ -94,14 +83,6 @@ class BubblewrapRun(SandboxRun):
     async def finished(self) -> None:
         """Wait until the host side is clean too (work dir and cgroups removed)."""
         await asyncio.shield(self._task)
-
-    def _emit(self, chunk: OutputChunk | None) -> None:
-        if chunk is None:
-            self._ended = True
-        else:
-            self._chunks.append(chunk)
-        more, self._more = self._more, asyncio.get_running_loop().create_future()
-        more.set_result(None)
 
     async def _run(self) -> None:
         workspace: Workspace | None = None
@@ -114,7 +95,7 @@ class BubblewrapRun(SandboxRun):
                 message=f"sandbox failure: {type(exc).__name__}: {exc}",
             )
         finally:
-            self._emit(None)
+            self._output.emit(None)
         # Every process of the run is gone by now: answer first, tidy the host after.
         self._result.set_result(result)
         try:
@@ -187,7 +168,7 @@ class BubblewrapRun(SandboxRun):
         def on_output(stream: Stream, data: bytes) -> None:
             if combined is not None:
                 combined.extend(data)
-            self._emit(OutputChunk(stream, data, name))
+            self._output.emit(OutputChunk(stream, data, name))
 
         stage = self._stages.stage(
             name=name,
