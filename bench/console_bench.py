@@ -26,16 +26,9 @@ import httpx
 from codeexec_server.keystore import KeyStore
 from playwright.sync_api import Page, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.e2e
+from tests.e2e.chromium import launch
+
 # The pause lets each line leave the sandbox as an output event of its own.
 FLOOD = "import time\nfor i in range({n}):\n    print(i, flush=True)\n    time.sleep(0.002)\n"
 
@@ -122,7 +115,7 @@ def main() -> None:
         process, url, key = serve(Path(data_dir))
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                browser = launch(playwright)
                 page = browser.new_page()  # a fresh context: nothing cached yet
                 page.add_init_script(f"localStorage.setItem('codeexec.key', {key!r})")
                 loaded: list[int] = []

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from tests.e2e.chromium import launch  # noqa: E402
 from tests.e2e.poisoned import LiveServer, live_server  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
 SLEEPY = "import time\ntime.sleep({s})\nprint('done after {s} s')"
 SPINS = "while True:\n    pass"
 BROKEN_C = "int main(void) { return missing; }"
@@ -111,9 +111,7 @@ def wait_for_letters(live: LiveServer, count: int) -> None:
 
 def shoot(live: LiveServer, out: Path, width: int) -> None:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": width, "height": 900}, device_scale_factor=1)
         page.goto(live.url + "/dashboard")
         page.fill("#adminkey", live.admin_key)

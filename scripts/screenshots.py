@@ -23,16 +23,9 @@ import httpx
 from codeexec_server.keystore import KeyStore
 from playwright.sync_api import Page, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.e2e
+from tests.e2e.chromium import launch
+
 WARM_UP = [
     ("javascript", 'console.log("hello from node");\n'),
     ("bash", "echo hello; exit 3\n"),
@@ -149,7 +142,7 @@ def main() -> None:
         process, live = start_server(Path(data_dir))
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                browser = launch(playwright)
                 for name in args.only or SHOTS:
                     page = browser.new_page(viewport={"width": 1440, "height": 900})
                     SHOTS[name](page, live)
