@@ -34,13 +34,15 @@ def crashed(runtime: Codeexec) -> dict[str, str]:
     return {k: v for k, v in role_states(runtime).items() if v.startswith("crashed")}
 
 
-async def _probe(check: Callable[[], Awaitable[Any]]) -> str | None:
+async def probe(
+    check: Callable[[], Awaitable[Any]], timeout_s: float = PROBE_TIMEOUT_S
+) -> str | None:
     """None when the check answers in time, else why not."""
     try:
-        async with asyncio.timeout(PROBE_TIMEOUT_S):
+        async with asyncio.timeout(timeout_s):
             await check()
     except TimeoutError:
-        return f"no answer in {PROBE_TIMEOUT_S:g} s"
+        return f"no answer in {timeout_s:g} s"
     except Exception as error:  # any failure means not ready; it is reported
         return f"{type(error).__name__}: {error}"
     return None
@@ -51,15 +53,15 @@ async def readiness(runtime: Codeexec | None, bus: EventBus | None) -> dict[str,
     if runtime is None or bus is None or not runtime.started:
         return {"runtime": "not started"}
     problems = {k: v for k, v in role_states(runtime).items() if v != "running"}
-    store = await _probe(lambda: runtime.last_version(NOBODY))
+    store = await probe(lambda: runtime.last_version(NOBODY))
     if store is not None:
         problems["store"] = store
-    read_model = await _probe(runtime.queries.ping)
+    read_model = await probe(runtime.queries.ping)
     if read_model is not None:
         problems["read_model"] = read_model
     # The broker answers and has the topics (one metadata request; lag would ask for the
     # committed offset of every partition of every group, too slow for a probe).
-    topics = await _probe(lambda: bus.declare(list(TOPICS.values())))
+    topics = await probe(lambda: bus.declare(list(TOPICS.values())))
     if topics is not None:
         problems["bus"] = topics
     return problems

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from codeexec.runtime import Codeexec
 from codeexec.service.store_thread import StoreBusy
 from codeexec_server.auth import Admin
+from codeexec_server.health_server import probe
 from codeexec_server.limits import LimitsDocument, LimitsPolicy
 from codeexec_server.problems import ApiProblem, problem_responses
 from codeexec_server.routes_executions import Runtime
@@ -85,19 +84,6 @@ async def checks_of(runtime: Codeexec | None) -> HealthChecks:
     )
 
 
-async def read_model_unanswered(runtime: Codeexec) -> str | None:
-    """None when the read model answers a real read in time, else why not: every listing
-    and view of this API comes from it."""
-    try:
-        async with asyncio.timeout(runtime.settings.store_busy_timeout_s):
-            await runtime.queries.ping()
-    except TimeoutError:
-        return "the read model did not answer in time"
-    except Exception as error:  # any failure means not ready; it is reported
-        return f"the read model cannot be read: {type(error).__name__}: {error}"
-    return None
-
-
 @health.get("/live", response_model=HealthOut, summary="The process answers")
 async def live() -> HealthOut:
     # Never touches the store or a role: it answers while the store is locked or slow.
@@ -126,9 +112,11 @@ async def ready(request: Request) -> HealthOut | JSONResponse:
         detail = "role tasks not running: " + ", ".join(down) if down else "not started"
         body = HealthOut(status="unavailable", detail=detail, checks=checks)
         return JSONResponse(body.model_dump(mode="json"), 503)
-    unanswered = await read_model_unanswered(runtime)
+    # Every listing and view of this API comes from the read model: a real read of it.
+    unanswered = await probe(runtime.queries.ping, runtime.settings.store_busy_timeout_s)
     if unanswered is not None:
-        body = HealthOut(status="unavailable", detail=unanswered, checks=checks)
+        detail = f"the read model does not answer: {unanswered}"
+        body = HealthOut(status="unavailable", detail=detail, checks=checks)
         return JSONResponse(body.model_dump(mode="json"), 503)
     dead = checks.dead_letters
     if dead is not None and dead.level == "critical":

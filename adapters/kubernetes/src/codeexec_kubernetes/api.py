@@ -223,6 +223,17 @@ async def delete_quietly(api: KubeApi, objects: Sequence[tuple[str, str]]) -> in
     return sum(1 for r in results if r is True)
 
 
+async def delete_run(
+    api: KubeApi, head: str, parts: Sequence[str], *, pod: str | None = None
+) -> None:
+    """A run's objects: its pod, then its ConfigMaps' parts, then the head (named after the
+    run) last: while anything of the run is left, its head is, and owns it."""
+    if pod is not None:
+        await delete_quietly(api, [("pod", pod)])
+    await delete_quietly(api, [("configmap", name) for name in parts])
+    await delete_quietly(api, [("configmap", head)])
+
+
 def _status_message(body: bytes) -> str:
     try:
         status = json.loads(body)

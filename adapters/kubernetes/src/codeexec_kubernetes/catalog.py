@@ -92,15 +92,7 @@ def _entry(name: str, value: Any) -> LanguageImage:
     where = f"{VARIABLE}[{name!r}]"
     if not isinstance(value, dict):
         raise CatalogError(f"{where} must be an object")
-    unknown = set(value) - {
-        "image",
-        "version",
-        "run",
-        "compile",
-        "aliases",
-        "extension",
-        "launcher",
-    }
+    unknown = set(value) - FIELDS
     if unknown:
         raise CatalogError(f"{where} has unknown fields: {', '.join(sorted(unknown))}")
     for key in ("image", "version"):
@@ -111,9 +103,7 @@ def _entry(name: str, value: Any) -> LanguageImage:
         image=value["image"],
         version=value["version"],
         run=_argv(f"{where}.run", value.get("run")),
-        compile=None
-        if value.get("compile") is None
-        else _argv(f"{where}.compile", value["compile"]),
+        compile=_optional_argv(f"{where}.compile", value.get("compile")),
         aliases=_strings(f"{where}.aliases", value.get("aliases", [])),
         extension=_string(f"{where}.extension", value.get("extension", "")),
         launcher=_string(f"{where}.launcher", value.get("launcher", "python3")) or "python3",

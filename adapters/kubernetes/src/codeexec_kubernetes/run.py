@@ -12,7 +12,7 @@ from typing import Any
 from codeexec.adapters.live_output import LiveOutput
 from codeexec.domain.model import RunResult, RunSpec, SandboxStatus
 from codeexec.ports.sandbox import OutputChunk, SandboxRun
-from codeexec_kubernetes.api import KubeApi, delete_quietly
+from codeexec_kubernetes.api import KubeApi, delete_run
 from codeexec_kubernetes.frames import OutputFrame
 from codeexec_kubernetes.logs import LogFollower
 from codeexec_kubernetes.podstate import PodState, read_pod
@@ -136,10 +136,8 @@ class KubernetesRun(SandboxRun):
             self._output.emit(None)
         self._result.set_result(result)
         try:
-            # the head last: while anything of the run is left, its head is, and owns it
-            await delete_quietly(self.api, [("pod", self.sandbox_id)])
-            await delete_quietly(self.api, [("configmap", n) for n in self.config_maps[1:]])
-            await delete_quietly(self.api, [("configmap", self.config_maps[0])])
+            head, *parts = self.config_maps
+            await delete_run(self.api, head, parts, pod=self.sandbox_id)
         finally:  # the sweeper deletes what is left
             self._on_end()
 

@@ -21,7 +21,7 @@ from codeexec.ports.sandbox import (
     UnknownLanguage,
     UnknownVersion,
 )
-from codeexec_kubernetes.api import KubeApi, KubeApiError, delete_quietly
+from codeexec_kubernetes.api import KubeApi, KubeApiError, delete_run
 from codeexec_kubernetes.catalog import find
 from codeexec_kubernetes.isolation import isolation_gap
 from codeexec_kubernetes.objects import (
@@ -196,10 +196,8 @@ class KubernetesSandbox(Sandbox):
                 # Every name of this run is this start's once its head is (what is there
                 # without its token is left over): delete them all, those never created
                 # answer 404, the head last. What fails is the sweeper's.
-                if not isinstance(error, SandboxAlreadyStarted):
-                    await delete_quietly(self.api, [("pod", sandbox_id)])
-                await delete_quietly(self.api, [("configmap", n) for n in objects.names[1:]])
-                await delete_quietly(self.api, [("configmap", sandbox_id)])
+                pod = None if isinstance(error, SandboxAlreadyStarted) else sandbox_id
+                await delete_run(self.api, sandbox_id, objects.names[1:], pod=pod)
             raise
         self.runs[sandbox_id] = run
         run.begin()

@@ -67,7 +67,7 @@ class KubernetesSettings:
             raise KubernetesSettingsError(
                 f"CODEEXEC_K8S_NAMESPACE must be a DNS label, not {self.namespace!r}"
             )
-        if not _LABEL_VALUE.match(self.worker_id) or len(self.worker_id) > 63:
+        if not _LABEL_VALUE.match(self.worker_id):
             raise KubernetesSettingsError(
                 f"CODEEXEC_K8S_WORKER_ID must be a label value (<= 63 of [A-Za-z0-9-_.]), "
                 f"not {self.worker_id!r}"
@@ -129,7 +129,7 @@ def settings_from_env(env: Mapping[str, str]) -> KubernetesSettings:
             values[attribute] = value
     if "worker_id" not in values and (shared := env.get("CODEEXEC_WORKER_ID", "").strip()):
         # the worker's own identity: the pods it left are the runs it reports lost
-        if not _LABEL_VALUE.match(shared) or len(shared) > 63:
+        if not _LABEL_VALUE.match(shared):
             raise KubernetesSettingsError(
                 f"CODEEXEC_WORKER_ID {shared!r} is not a label value (<= 63 of "
                 "[A-Za-z0-9-_.]): set CODEEXEC_K8S_WORKER_ID for the pods' label"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import signal as signals
 from dataclasses import dataclass
 from typing import Any
 
+from codeexec.adapters.stage_verdict import StageOutcome
+from codeexec.adapters.stage_verdict import judge as judge_stage
 from codeexec.domain.model import Limits, RunSpec, SandboxStatus
 from codeexec_kubernetes.podstate import PodState
 
@@ -16,13 +17,6 @@ class Verdict:
     message: str
     report: dict[str, Any] | None = None
     """The stage report the status comes from (exit code, signal, times)."""
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signals.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 def judge(
@@ -85,25 +79,13 @@ def judge(
 
 
 def _stage(report: dict[str, Any], limits: Limits) -> tuple[SandboxStatus, str]:
-    killed_for = report.get("killed_for")
-    sig, code = report.get("signal"), report.get("exit_code")
-    if killed_for == "output":
-        return (
-            SandboxStatus.OUTPUT_LIMIT_EXCEEDED,
-            f"output exceeded {limits.output_bytes} bytes; truncated and killed",
-        )
-    if killed_for == "wall":
-        return SandboxStatus.TIME_LIMIT_EXCEEDED, f"wall time limit of {limits.wall_time_s:g}s"
-    cpu = report.get("cpu_time_s") or 0.0
-    if sig == signals.SIGXCPU or (sig == signals.SIGKILL and cpu >= limits.cpu_time_s):
-        return SandboxStatus.TIME_LIMIT_EXCEEDED, f"CPU time limit of {limits.cpu_time_s:g}s"
-    if sig == signals.SIGXFSZ:
-        return (
-            SandboxStatus.OUTPUT_LIMIT_EXCEEDED,
-            f"file size limit of {limits.file_size_bytes} bytes (SIGXFSZ)",
-        )
-    if sig is not None:
-        return SandboxStatus.SIGNALED, f"killed by {_signal_name(int(sig))}"
-    if code == 0:
-        return SandboxStatus.SUCCEEDED, "exited with 0"
-    return SandboxStatus.RUNTIME_ERROR, f"exited with {code}"
+    """The launcher's stage report carries what the local supervisor sees: judged alike."""
+    outcome = StageOutcome(
+        exit_code=report.get("exit_code"),
+        signal=report.get("signal"),
+        killed_for=report.get("killed_for"),
+        cpu_time_s=report.get("cpu_time_s"),
+        stdout_truncated=bool(report.get("stdout_truncated")),
+        stderr_truncated=bool(report.get("stderr_truncated")),
+    )
+    return judge_stage(outcome, limits)

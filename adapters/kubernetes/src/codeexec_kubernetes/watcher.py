@@ -32,7 +32,6 @@ class PodWatcher:
         self.watch_timeout_s = watch_timeout_s
         self.resource_version: str | None = None
         self.relists = 0
-        self.resumes = 0
         self._listeners: dict[str, Listener] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -88,7 +87,6 @@ class PodWatcher:
                 delay = min(delay * 2, 5.0)
             except (aiohttp.ClientError, TimeoutError, ValueError) as error:
                 log.info("pod watch broke (%r); resuming from %s", error, self.resource_version)
-                self.resumes += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -113,4 +111,3 @@ class PodWatcher:
                     self._dispatch(kind, obj)
         finally:
             response.release()
-        self.resumes += 1  # the server ended the watch (its timeout): resume where it was

@@ -8,9 +8,9 @@ from typing import Protocol
 
 from codeexec.adapters.live_output import LiveOutput
 from codeexec.adapters.local_sandbox.recipes import Job, Toolchain
-from codeexec.adapters.local_sandbox.supervisor import Stage, StageOutcome
-from codeexec.adapters.local_sandbox.verdict import judge
+from codeexec.adapters.local_sandbox.supervisor import Stage
 from codeexec.adapters.local_sandbox.workspace import Workspace
+from codeexec.adapters.stage_verdict import StageOutcome, judge
 from codeexec.domain.model import Limits, RunResult, RunSpec, SandboxStatus, Stream
 from codeexec.ports.sandbox import OutputChunk, SandboxRun
 

@@ -8,41 +8,20 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from codeexec.adapters.local_sandbox import boxio
 from codeexec.adapters.local_sandbox import rlimits as rl
 from codeexec.adapters.local_sandbox.boxprocess import BoxProcess
 from codeexec.adapters.local_sandbox.cgroup_run import RunCgroup
 from codeexec.adapters.local_sandbox.launch import Launch
+from codeexec.adapters.stage_verdict import StageOutcome
 from codeexec.domain.model import Limits, Stream
 
 _DRAIN_TIMEOUT_S = 5.0
 _FIND_MAIN_TRIES = 250
 
 OnOutput = Callable[[Stream, bytes], None]
-
-
-@dataclass
-class StageOutcome:
-    """What happened to one stage, before it is judged (see verdict.py)."""
-
-    exit_code: int | None = None
-    signal: int | None = None
-    stdout: bytearray = field(default_factory=bytearray)
-    stderr: bytearray = field(default_factory=bytearray)
-    stdout_truncated: bool = False
-    stderr_truncated: bool = False
-    killed_for: str | None = None
-    """Why we killed it: "wall", "cpu", "output" or "cancel"."""
-    oom_kills: int = 0
-    cpu_time_s: float | None = None
-    wall_time_s: float | None = None
-    memory_bytes: int | None = None
-    error: str | None = None
-    """Set when the box itself could not be set up (not the code's fault)."""
-    timeline: dict[str, float] = field(default_factory=dict)
-    """When each step happened (time.monotonic()): where a stage's time goes."""
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,36 @@
-"""Judges how a stage ended: one truthful status out of what the supervisor saw."""
+"""How a sandbox stage ended (`StageOutcome`) and one truthful status for it (`judge`).
+
+Shared by the sandboxes: the local one fills the outcome from what its supervisor saw, the
+Kubernetes one from its in-pod launcher's stage report (the same fields)."""
 
 from __future__ import annotations
 
 import signal as signals
+from dataclasses import dataclass, field
 
-from codeexec.adapters.local_sandbox.supervisor import StageOutcome
 from codeexec.domain.model import Limits, SandboxStatus
+
+
+@dataclass
+class StageOutcome:
+    """What happened to one stage, before it is judged (`judge` below)."""
+
+    exit_code: int | None = None
+    signal: int | None = None
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    killed_for: str | None = None
+    """Why we killed it: "wall", "cpu", "output" or "cancel"."""
+    oom_kills: int = 0
+    cpu_time_s: float | None = None
+    wall_time_s: float | None = None
+    memory_bytes: int | None = None
+    error: str | None = None
+    """Set when the box itself could not be set up (not the code's fault)."""
+    timeline: dict[str, float] = field(default_factory=dict)
+    """When each step happened (time.monotonic()): where a stage's time goes."""
 
 
 def _signal_name(number: int) -> str:
