@@ -262,7 +262,9 @@ class CommandService:
                 if ended or not heard:
                     view = await self.find_view(execution_id)
                     if view is None or (not view.terminal and not heard):
-                        view = await self.catch_up(execution_id, quiet=view is not None)
+                        view = await self.fold_from_store(
+                            execution_id, view, quiet=view is not None
+                        )
                     if view.terminal:
                         return view
                 remaining = None if deadline is None else deadline - loop.time()
@@ -280,7 +282,14 @@ class CommandService:
     async def catch_up(self, execution_id: UUID, *, quiet: bool = False) -> ExecutionView:
         """The view folded from the store's events, when the read model lags behind them.
         `quiet`: a busy store leaves the view as it is instead of raising StoreBusy."""
-        view = await self.find_view(execution_id)
+        return await self.fold_from_store(
+            execution_id, await self.find_view(execution_id), quiet=quiet
+        )
+
+    async def fold_from_store(
+        self, execution_id: UUID, view: ExecutionView | None, *, quiet: bool = False
+    ) -> ExecutionView:
+        """`catch_up` for a caller that has just read `view` (None: not shown yet)."""
         try:
             events = await self.io.ask(self.store.events_of, execution_id)
         except StoreBusy:

@@ -344,7 +344,7 @@ class Codeexec:
         commands = self._commands()
         view = await commands.find_view(execution_id)
         if view is None:
-            view = await commands.catch_up(execution_id)
+            view = await commands.fold_from_store(execution_id, None)
         return _owned(view, execution_id, user_id)
 
     def list(self, query: ExecutionQuery) -> Page:

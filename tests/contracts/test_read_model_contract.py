@@ -18,7 +18,7 @@ from codeexec.testing.execution_queries import ExecutionQueriesContract, NewQuer
 from codeexec.testing.read_model import ExecutionReadModelContract, SubmissionBoundContract
 
 
-class TestInMemoryReadModel(ExecutionReadModelContract, SubmissionBoundContract):
+class TestInMemoryReadModel(ExecutionReadModelContract):
     @pytest.fixture
     def new_read_model(self) -> Callable[[], ExecutionReadModel]:
         return InMemoryExecutionReadModel

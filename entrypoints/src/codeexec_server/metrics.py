@@ -32,6 +32,7 @@ from codeexec.runtime import Codeexec
 log = logging.getLogger(__name__)
 LEVELS = {"ok": 0, "warning": 1, "critical": 2}
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+ENDING_ROLES = frozenset({"coordinator", "saga", "worker"})  # record terminal events
 REQUESTS_REMEMBERED = 100_000  # executions in flight timed at once (about 10 MiB at most)
 
 
@@ -170,6 +171,7 @@ class Metrics:
         # Request times of executions recorded here and not finished yet (the latency's
         # start), the oldest forgotten first beyond the bound.
         self._requested: OrderedDict[UUID, datetime] = OrderedDict()
+        self._times_runs = False
         self.replayed = Counter(
             "codeexec_events_replayed",
             "events published by replay sessions (dry runs send none)",
@@ -182,6 +184,8 @@ class Metrics:
 
     def attach(self, runtime: Codeexec) -> None:
         self.runtime_collector.runtime = runtime
+        # Runs end where these roles run: elsewhere (`codeexec api`) no request is timed here.
+        self._times_runs = bool(set(runtime.settings.roles) & ENDING_ROLES)
         runtime.on_recorded(lambda events: self._on_record(runtime, events))
 
     def _on_record(self, runtime: Codeexec, events: Sequence[DomainEvent]) -> None:
@@ -194,6 +198,8 @@ class Metrics:
     def _observe(self, runtime: Codeexec, events: Sequence[DomainEvent]) -> None:
         for event in events:
             if isinstance(event, ExecutionRequested):
+                if not self._times_runs:
+                    continue
                 self._requested[event.execution_id] = event.time
                 while len(self._requested) > REQUESTS_REMEMBERED:
                     self._requested.popitem(last=False)

@@ -10,8 +10,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 
-from codeexec.adapters.execution_fold import fold, is_new, micros, new_view, shown
-from codeexec.adapters.sql_user_totals import minute
+from codeexec.adapters.execution_fold import fold, is_new, new_view, shown
 from codeexec.domain.admission import RecentSubmission
 from codeexec.domain.events import DomainEvent, ExecutionRequested
 from codeexec.ports.read_model import (
@@ -31,14 +30,11 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
         self._counts: Counter[str] = Counter()
         self._statuses: Counter[str] = Counter()
         self._tracking: dict[str, int] = {}
-        # Per user and minute of creation: counted toward the rate limit, bytes kept.
-        self._users: dict[str, dict[int, tuple[int, int]]] = {}
 
     def apply(self, event: DomainEvent, position: int | None = None) -> ExecutionView | None:
         if not shown(event):
             return None
         view = self._views.get(event.execution_id)
-        counted = stored = 0  # what the view kept before the event, for the user's totals
         if isinstance(event, ExecutionRequested):
             if view is not None:
                 return view
@@ -50,8 +46,6 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
             self._statuses[view.status] += 1
         elif view is None or not is_new(view, event):
             return view
-        else:
-            counted, stored = int(view.state != "rejected"), view.stored_bytes
         before, status = view.state, view.status
         fold(view, event)
         if view.state != before:
@@ -60,13 +54,6 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
         if view.status != status:
             self._statuses[status] -= 1
             self._statuses[view.status] += 1
-        minutes = self._users.setdefault(view.user_id, {})
-        at = minute(micros(view.created_at))
-        was = minutes.get(at, (0, 0))
-        minutes[at] = (
-            was[0] + (view.state != "rejected") - counted,
-            was[1] + view.stored_bytes - stored,
-        )
         return view
 
     def apply_batch(
@@ -169,16 +156,6 @@ class InMemoryExecutionReadModel(ExecutionReadModel):
             if view.created_at > storage_since:
                 stored += view.stored_bytes
         return SubmissionTotals(counted, stored)
-
-    def submission_bound(
-        self, user_id: str, rate_since: datetime, storage_since: datetime
-    ) -> SubmissionTotals:
-        rate, storage = minute(micros(rate_since)), minute(micros(storage_since))
-        minutes = self._users.get(user_id, {})
-        return SubmissionTotals(
-            sum(n for at, (n, _) in minutes.items() if at >= rate),
-            sum(b for at, (_, b) in minutes.items() if at >= storage),
-        )
 
     def counts(self) -> Mapping[str, int]:
         return {state: n for state, n in self._counts.items() if n > 0}

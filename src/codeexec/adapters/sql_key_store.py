@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import secrets
 import time
 from pathlib import Path
 
@@ -15,13 +14,12 @@ from codeexec.adapters.sql_database import (
     SQLiteDatabase,
 )
 from codeexec.ports.key_store import (
-    KEY_PREFIX,
     KeyRecord,
     KeyStore,
     Principal,
     Role,
-    check_new_key,
     key_digest,
+    new_key,
 )
 
 
@@ -37,14 +35,13 @@ class SqlKeyStore(KeyStore):
             )
 
     def create(self, user_id: str, role: Role = "user") -> str:
-        check_new_key(user_id, role)
-        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        made = new_key(user_id, role)
         with self.db.write() as cur:
             cur.execute(
                 self.db.sql("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL)"),
-                (secrets.token_hex(6), key_digest(key), user_id, role, time.time()),
+                (made.key_id, made.digest, user_id, role, made.created_at),
             )
-        return key
+        return made.key
 
     def authenticate(self, key: str) -> Principal | None:
         with self.db.read() as cur:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import secrets
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal
@@ -44,6 +46,23 @@ def check_new_key(user_id: str, role: str) -> None:
         raise ValueError("user id must be 1-128 characters")
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key as it is made: `key` is shown once; a store keeps the rest (never the key)."""
+
+    key: str
+    key_id: str
+    digest: str
+    created_at: float
+
+
+def new_key(user_id: str, role: str) -> NewKey:
+    """A random key for the user (ValueError for a bad user or role), as every store makes it."""
+    check_new_key(user_id, role)
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    return NewKey(key, secrets.token_hex(6), key_digest(key), time.time())
 
 
 class KeyStore(ABC):

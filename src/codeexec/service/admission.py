@@ -74,15 +74,21 @@ class Admission:
         rate_since = now - timedelta(seconds=limits.rate_window_s)
         storage_since = now - timedelta(seconds=limits.storage_window_s)
         bound = await self._queries.submission_bound(user_id, rate_since, storage_since)
-        if bound is not None:
-            extra = unshown.bound() if unshown is not None else SubmissionTotals(0, 0)
-            if fits(bound, counted + extra.counted, stored + extra.stored_bytes):
-                return None
+        exact = bound is None
+        if bound is None:
+            totals = await self._queries.submission_totals(user_id, rate_since, storage_since)
+        else:
+            totals = bound
+        # Both figures at least what they stand for: what fits them fits the exact count.
+        extra = unshown.bound() if unshown is not None else SubmissionTotals(0, 0)
+        if fits(totals, counted + extra.counted, stored + extra.stored_bytes):
+            return None
         if unshown is not None:
             pending = [*pending, *await unshown.exact()]
             counted = sum(1 for p in pending if p.counted)
             stored = sum(p.stored_bytes for p in pending)
-        totals = await self._queries.submission_totals(user_id, rate_since, storage_since)
+        if not exact:
+            totals = await self._queries.submission_totals(user_id, rate_since, storage_since)
         if fits(totals, counted, stored):
             return None
         since = now - timedelta(seconds=lookback_s(limits))

@@ -280,8 +280,9 @@ class ExecutionReadModelContract:
 
 class SubmissionBoundContract:
     """For a read model that keeps each user's totals per minute (`submission_bound`), which
-    admission then admits on: one that keeps none (None) counts the windows and does not run
-    these. T0 starts a minute."""
+    admission then admits on: one that keeps none (None; in memory the exact count is as
+    cheap, in Mongo a total beside a view could be lost in a crash) counts the windows and
+    does not run these. T0 starts a minute."""
 
     def test_the_bound_sums_the_windows_from_the_minute_they_start_in(
         self, new_read_model: NewReadModel

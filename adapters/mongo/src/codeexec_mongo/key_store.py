@@ -7,7 +7,6 @@ authenticated request). A key itself is never stored, only its sha256."""
 from __future__ import annotations
 
 import builtins
-import secrets
 import time
 from typing import Any
 
@@ -16,13 +15,12 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.database import Database
 
 from codeexec.ports.key_store import (
-    KEY_PREFIX,
     KeyRecord,
     KeyStore,
     Principal,
     Role,
-    check_new_key,
     key_digest,
+    new_key,
 )
 from codeexec_mongo.queries import async_database
 from codeexec_mongo.recorders import translated_errors
@@ -45,19 +43,18 @@ class MongoKeyStore(KeyStore):
             self.keys.create_index([("created_at", ASCENDING)], name="created_at")
 
     def create(self, user_id: str, role: Role = "user") -> str:
-        check_new_key(user_id, role)
-        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        made = new_key(user_id, role)
         document = {
-            "_id": secrets.token_hex(6),
-            "digest": key_digest(key),
+            "_id": made.key_id,
+            "digest": made.digest,
             "user_id": user_id,
             "role": role,
-            "created_at": time.time(),
+            "created_at": made.created_at,
             "revoked_at": None,
         }
         with translated_errors():
             self.keys.insert_one(document)
-        return key
+        return made.key
 
     def authenticate(self, key: str) -> Principal | None:
         with translated_errors():
