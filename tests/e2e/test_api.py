@@ -42,6 +42,16 @@ def test_wait_mode_returns_the_finished_result(server: Server) -> None:
     assert result["terminal"] is True
 
 
+def test_get_with_wait_answers_once_the_run_has_ended(server: Server) -> None:
+    started = submit(server, server.alice_key, server.programs.chunks)
+    with server.client(server.alice_key) as client:
+        url = f"/api/v1/executions/{started['id']}"
+        at_once = client.get(url).json()
+        ended = client.get(url, params={"wait": "true", "timeout": "20"}).json()
+    assert at_once["terminal"] is False  # still running when first asked
+    assert (ended["terminal"], ended["status"], ended["stdout"]) == (True, "succeeded", "a\nb\n")
+
+
 def test_submit_answers_202_with_id_and_links(server: Server) -> None:
     with server.client(server.alice_key) as client:
         response = client.post(

@@ -6,7 +6,6 @@ Exit codes: the program's own exit code; 128+N when killed by signal N; 124 time
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import sys
@@ -32,7 +31,7 @@ EXIT_CODES = {
     "internal_error": 70,
 }
 EXIT_USAGE, EXIT_UNAVAILABLE = 2, 69
-SETTLE_S = 30.0  # how long the view may lag behind the stream's end before 70 is reported
+SETTLE_S = 30  # how long the view may lag behind the stream's end before 70 is reported
 EXTENSIONS = {
     ".py": "python",
     ".js": "javascript",
@@ -171,13 +170,8 @@ async def run_remote(
 
 
 async def _ended(client: ApiClient, execution_id: str) -> dict[str, Any]:
-    """The execution once its view shows the end the event stream just showed: the listing's
-    read model may apply the terminal event a moment after the stream sent it."""
-    loop = asyncio.get_running_loop()
-    deadline, pause = loop.time() + SETTLE_S, 0.02
-    while True:
-        result: dict[str, Any] = await client.request("GET", f"/api/v1/executions/{execution_id}")
-        if result.get("terminal") or loop.time() > deadline:
-            return result
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.5)
+    """The execution once its view shows the end the event stream just showed: the server
+    waits (bounded) where its read model applies the terminal event a moment later."""
+    path = f"/api/v1/executions/{execution_id}?wait=true&timeout={SETTLE_S:g}"
+    result: dict[str, Any] = await client.request("GET", path)
+    return result

@@ -139,13 +139,30 @@ async def list_executions(
 @router.get(
     "/executions/{execution_id}",
     response_model=ExecutionOut,
-    summary="One execution: status and result",
-    responses=problem_responses(401, 404, 422),
+    summary="One execution: status and result (`wait=true`: once it has ended, bounded)",
+    responses=problem_responses(401, 404, 422, 429),
 )
 async def get_execution(
-    execution_id: UUID, principal: CurrentUser, runtime: Runtime
+    execution_id: UUID,
+    request: Request,
+    principal: CurrentUser,
+    runtime: Runtime,
+    wait: Annotated[
+        bool,
+        Query(
+            description="block until the result (bounded): a client that saw the terminal "
+            "event on the stream gets the finished view, even while the listing lags"
+        ),
+    ] = False,
+    timeout: Annotated[float, Query(gt=0, le=60, description="bound for `wait`, s")] = 30.0,
 ) -> ExecutionOut:
-    return ExecutionOut.of(await owned(runtime, execution_id, principal))
+    view = await owned(runtime, execution_id, principal)
+    if wait and not view.terminal:
+        open_requests: OpenRequests = request.app.state.open_requests
+        with open_requests.waiters.hold(principal.user_id, None):
+            bound = min(timeout, request.app.state.settings.max_wait_s)
+            view = await unless_gone(request.receive, runtime.wait(view.id, bound)) or view
+    return ExecutionOut.of(view)
 
 
 @router.post(

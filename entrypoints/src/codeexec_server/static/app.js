@@ -66,12 +66,8 @@ async function show(id, abort, onRequested) {
     onEvent(event);
   }, abort.signal);
   output.finish();
-  // The read model may trail the stream by a moment: wait for it to show the end too.
-  let execution = await api("GET", "/executions/" + id);
-  for (let i = 0; i < 40 && !execution.terminal && !abort.signal.aborted; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    execution = await api("GET", "/executions/" + id);
-  }
+  // The read model may trail the stream by a moment: the server waits for it to show the end.
+  const execution = await api("GET", "/executions/" + id + "?wait=true&timeout=10");
   if (!abort.signal.aborted) output.showResult(execution); // else another run is on screen
 }
 
