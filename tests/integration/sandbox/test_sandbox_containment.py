@@ -59,12 +59,13 @@ async def test_memory_bomb_is_oom_killed_under_the_limit(sandbox: BubblewrapSand
 
 async def test_infinite_loop_is_stopped_by_the_cpu_limit(sandbox: BubblewrapSandbox) -> None:
     limits = Limits(wall_time_s=10, cpu_time_s=1)
-    started = time.monotonic()
     result = await run(sandbox, "python", "while True:\n    pass\n", limits=limits)
     assert result.status is SandboxStatus.TIME_LIMIT_EXCEEDED
     assert "CPU" in result.message
-    assert result.cpu_time_s is not None and 0.9 <= result.cpu_time_s < 3
-    assert time.monotonic() - started < 5
+    # The cgroup's exact count is the limit (the kernel's tick-sampled RLIMIT_CPU, a second
+    # later, only backs it up): a run stopped for CPU has used at least its limit.
+    assert result.cpu_time_s is not None and 1 <= result.cpu_time_s < 3
+    assert result.wall_time_s is not None and result.wall_time_s < limits.wall_time_s
 
 
 async def test_cpu_limit_counts_the_whole_tree(sandbox: BubblewrapSandbox) -> None:

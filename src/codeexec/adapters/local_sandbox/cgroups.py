@@ -50,6 +50,12 @@ class CgroupTree(ABC):
         self._warm_until = 0.0
         self._warmer: threading.Thread | None = None
 
+    @property
+    def counts_cpu(self) -> bool:
+        """Whether a run's cgroup counts its whole tree's CPU time (v2's cpu.stat always
+        does; v1 needs the cpuacct controller)."""
+        return True
+
     def keep_warm(self, for_s: float = _WARM_FOR_S) -> None:
         """Keep moves into cgroups cheap for the next `for_s` seconds.
 
@@ -129,6 +135,10 @@ class CgroupTree(ABC):
 
 class CgroupV1Tree(CgroupTree):
     version = "v1"
+
+    @property
+    def counts_cpu(self) -> bool:
+        return "cpuacct" in self.parents
 
     def _run(self, dirs: Mapping[str, str]) -> RunCgroup:
         return V1Run(dirs)

@@ -12,15 +12,21 @@ RLimit = tuple[int, int, int]
 """(resource, soft, hard)."""
 
 
-def rlimits_for(limits: Limits, *, memory_in_cgroup: bool, own_uid: bool = True) -> list[RLimit]:
+def rlimits_for(
+    limits: Limits, *, memory_in_cgroup: bool, cpu_in_cgroup: bool = False, own_uid: bool = True
+) -> list[RLimit]:
     """The rlimits for one stage. Every process of the box inherits them from its init.
 
     RLIMIT_CPU is per process: the soft limit sends SIGXCPU, the hard one a second later
-    SIGKILL. Address-space limits break runtimes that reserve large virtual ranges (the JVM,
-    Go, V8), so RLIMIT_AS is only the fallback when no memory cgroup is available.
-    RLIMIT_NPROC counts every process of a user id, so it is set only when the run has
-    a uid of its own."""
-    cpu = max(1, math.ceil(limits.cpu_time_s))
+    SIGKILL. The kernel checks it against a count sampled at its ticks, which under load reads
+    well above the CPU actually used (runs stopped at a 1 s limit had used 0.82-0.87 s by
+    their cgroup's exact count). So where the cgroup counts the tree's CPU (`cpu_in_cgroup`),
+    that count, polled by the supervisor, is the limit, and RLIMIT_CPU is a backstop a second
+    later, for a supervisor that could not poll in time. Address-space limits break runtimes
+    that reserve large virtual ranges (the JVM, Go, V8), so RLIMIT_AS is only the fallback
+    when no memory cgroup is available. RLIMIT_NPROC counts every process of a user id, so
+    it is set only when the run has a uid of its own."""
+    cpu = max(1, math.ceil(limits.cpu_time_s)) + (1 if cpu_in_cgroup else 0)
     chosen = [
         (resource.RLIMIT_CPU, cpu, cpu + 1),
         (resource.RLIMIT_FSIZE, limits.file_size_bytes, limits.file_size_bytes),

@@ -72,7 +72,12 @@ class RunStages:
         plan = StagePlan(
             launch=launch,
             limits=limits,
-            rlimits=rl.rlimits_for(limits, memory_in_cgroup=tree is not None, own_uid=sb._as_root),
+            rlimits=rl.rlimits_for(
+                limits,
+                memory_in_cgroup=tree is not None,
+                cpu_in_cgroup=tree is not None and tree.counts_cpu,
+                own_uid=sb._as_root,
+            ),
         )
         return Stage(plan, on_output)
 
