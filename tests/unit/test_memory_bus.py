@@ -3,6 +3,8 @@ the bus contract it shares with every adapter runs in tests/contracts."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from codeexec.adapters.memory_bus import InMemoryEventBus
@@ -90,3 +92,16 @@ async def test_what_every_group_committed_is_dropped_and_nothing_a_group_still_n
     again = await b.subscribe("fast2", ["t"])  # a new group reads what is still kept
     assert (await again.poll(5000, 0))[0].offset == 2000
     assert [m.offset for m in await slow.poll(5000, 0)][:1] == [2000]
+
+
+async def test_a_poll_cancelled_as_a_message_wakes_it_is_cancelled() -> None:
+    """A role stopping cancels its poll; a message arriving in the same turn must not
+    swallow the cancel (the role would poll on until its stop timed out)."""
+    b = await bus()
+    tail = await b.tail(["t"])
+    poll = asyncio.create_task(tail.poll(100, timeout=30))
+    await asyncio.sleep(0)  # the poll waits for a message
+    await b.publish([msg("k", 1)])
+    poll.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await poll

@@ -264,7 +264,10 @@ class InMemorySubscription(Subscription):
         if batch or timeout <= 0:
             return batch
         try:
-            await asyncio.wait_for(self._signal.wait(), timeout)
+            # Not wait_for: on 3.11 it swallows a cancel that meets the wake-up, and a
+            # stopping role's tail went on polling until its stop timed out.
+            async with asyncio.timeout(timeout):
+                await self._signal.wait()
         except TimeoutError:
             return []
         return [] if self.closed else self.bus._fetch(self, max_records)
