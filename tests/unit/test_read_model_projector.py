@@ -14,7 +14,7 @@ from codeexec.adapters.sqlite_read_model import SQLiteExecutionReadModel
 from codeexec.domain.events import DomainEvent, to_json
 from codeexec.domain.routing import EXECUTION_EVENTS, TOPICS
 from codeexec.ports.bus import H_POSITION, H_REPLAY, H_TYPE, Message
-from codeexec.ports.read_model import ExecutionQuery
+from codeexec.ports.read_model import ExecutionQuery, shown
 from codeexec.service.projections import ExecutionFeed
 from codeexec.service.read_model_projector import ReadModelProjector, backfill
 from codeexec.service.store_thread import StoreThread
@@ -120,3 +120,31 @@ async def test_a_new_persisted_read_model_backfills_from_the_store(tmp_path: Pat
         for view in views:
             assert asdict(model.get(view.id)) == asdict(cx.get(view.id))  # type: ignore[arg-type]
         model.close()
+
+
+async def test_a_batch_of_saga_events_only_costs_no_write_of_its_own(tmp_path: Path) -> None:
+    """Saga events change no view: a poll of only those is not written (its position goes
+    with the next write); the views and what a restart re-reads stay as before."""
+    async with Codeexec(Settings(coordinator=roomy()), sandbox=FakeSandbox()) as cx:
+        done = await cx.wait((await cx.submit("alice", script("out a"))).id, timeout=5)
+        assert cx.store is not None
+        stored = cx.store.read(1, 1000)
+    saga = [(p, e) for p, e in stored if not shown(e)]
+    execution = [(p, e) for p, e in stored if shown(e)]
+    assert saga and execution
+    bus = InMemoryEventBus()
+    await bus.declare(list(TOPICS.values()))
+    model = SQLiteExecutionReadModel(tmp_path / "views.sqlite3")
+    projector = ReadModelProjector(bus, model)
+    task = asyncio.create_task(projector.run())
+    await bus.publish([relayed(p, e) for p, e in execution])
+    await eventually(lambda: projector.applied == len(execution))
+    writes = projector.writes
+    await bus.publish([relayed(p, e) for p, e in saga])
+    await eventually(lambda: bus.backlog("projections") == 0)
+    assert projector.writes == writes  # nothing to fold, no transaction
+    view = model.get(done.id)
+    assert view is not None and asdict(view) == asdict(done)
+    projector.stop()
+    await task
+    model.close()

@@ -24,11 +24,7 @@ from codeexec.domain.events import (
 from codeexec.domain.execution import state_after, status_of
 from codeexec.domain.model import RunResult
 from codeexec.ports.read_model import ExecutionView
-
-
-def shown(event: DomainEvent) -> bool:
-    """Saga events (another aggregate of the same execution) do not change what users see."""
-    return event.aggregate_id == event.execution_id
+from codeexec.ports.read_model import shown as shown  # the read models fold what it shows
 
 
 def new_view(event: ExecutionRequested, seq: int) -> ExecutionView:

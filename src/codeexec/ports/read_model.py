@@ -16,6 +16,12 @@ from codeexec.domain.events import DomainEvent
 from codeexec.domain.execution import TERMINAL_STATES
 
 
+def shown(event: DomainEvent) -> bool:
+    """Whether an event changes what users see of its execution: saga events (another
+    aggregate of the same execution) do not."""
+    return event.aggregate_id == event.execution_id
+
+
 @dataclass
 class ExecutionView:
     """One execution as users see it. `status` is a lifecycle state while in flight, then

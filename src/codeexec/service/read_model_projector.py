@@ -22,8 +22,8 @@ from eventsourcing.persistence import Tracking
 from codeexec.domain.events import TERMINAL_EVENT_TYPES, DomainEvent
 from codeexec.domain.routing import EXECUTION_EVENTS
 from codeexec.ports.bus import H_DEAD_LETTER, H_REPLAY, EventBus, Message, TopicPartition
-from codeexec.ports.read_model import ExecutionReadModel
-from codeexec.service.consumer import decode
+from codeexec.ports.read_model import ExecutionReadModel, shown
+from codeexec.service.consumer import TRACKING_STRIDE, decode
 from codeexec.service.projections import ExecutionFeed
 from codeexec.service.store import ExecutionStore
 
@@ -72,6 +72,8 @@ class ReadModelProjector:
         self.topics, self.batch_size, self.retry_s = tuple(topics), batch_size, retry_s
         self._stopping = asyncio.Event()
         self.applied = 0  # events folded in by this projector
+        self.writes = 0  # read-model transactions it made
+        self._written: dict[str, int] = {}  # the last position written, per tracking name
 
     def tracking_name(self, tp: TopicPartition) -> str:
         return f"{self.group}/{tp.topic}/{tp.partition}"
@@ -90,8 +92,9 @@ class ReadModelProjector:
                         tp = TopicPartition(topic, partition)
                         messages = list(run)
                         part = self._decoded(messages)
-                        if part is not None:
-                            parts.append((part[0], Tracking(self.tracking_name(tp), part[1])))
+                        name = self.tracking_name(tp)
+                        if part is not None and self._worth_a_write(name, *part):
+                            parts.append((part[0], Tracking(name, part[1])))
                         offsets[tp] = messages[-1].offset + 1
                     if parts:  # the whole poll in one write, whatever partitions it spans
                         await self._project(parts)
@@ -128,10 +131,24 @@ class ReadModelProjector:
                 log.error("projector skips unreadable event at %s: %s", position, error)
         return (events, last) if last else None
 
+    def _worth_a_write(
+        self, name: str, events: Sequence[tuple[int, DomainEvent]], last: int
+    ) -> bool:
+        """A partition's batch of saga events only (a run's last two, for one) changes no
+        view: it costs no transaction of its own. Its position is written with the next
+        batch that does, or once it is TRACKING_STRIDE past the last one written; until
+        then a restart reads those events again, and they change nothing again."""
+        if any(shown(event) for _, event in events):
+            return True
+        return last - self._written.get(name, 0) >= TRACKING_STRIDE
+
     async def _project(
         self, parts: list[tuple[Sequence[tuple[int, DomainEvent]], Tracking]]
     ) -> None:
         changed: list[UUID] = await self.blocking(self.read_model.apply_partitions, parts)
+        self.writes += 1
+        for _, tracking in parts:
+            self._written[tracking.application_name] = tracking.notification_id
         self.applied += sum(len(events) for events, _ in parts)
         if self.feed is not None:
             ended = {
