@@ -70,9 +70,6 @@ def view_of(events: Sequence[tuple[int | None, DomainEvent]]) -> ExecutionView |
 
 
 class CommandService:
-    silence_s = 1.0
-    """A waiter heard nothing for this long reads the store (a wake-up may have been missed)."""
-
     def __init__(
         self,
         store: ExecutionStore,
@@ -256,7 +253,7 @@ class CommandService:
     async def wait(self, execution_id: UUID, timeout: float | None = None) -> ExecutionView:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        heard, ended, first = True, True, True
+        heard, ended = True, True
         while True:
             signal = self.feed.watch(execution_id)
             try:
@@ -264,11 +261,7 @@ class CommandService:
                 # terminal: the view is read on the first turn, at an end, after silence.
                 if ended or not heard:
                     view = await self.find_view(execution_id)
-                    # Told of a recorded end the read model does not show yet: fold the
-                    # store's events rather than wait for the projector's hop (a turn of
-                    # the store thread, behind every role's, under load).
-                    lags = not heard or (ended and not first)
-                    if view is None or (not view.terminal and lags):
+                    if view is None or (not view.terminal and not heard):
                         view = await self.fold_from_store(
                             execution_id, view, quiet=view is not None
                         )
@@ -277,10 +270,9 @@ class CommandService:
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
                     return await self.catch_up(execution_id, quiet=True)
-                heard, first = False, False
+                heard = False
                 with suppress(TimeoutError):
-                    silence = self.silence_s
-                    async with asyncio.timeout(min(remaining or silence, silence)):  # cancels
+                    async with asyncio.timeout(min(remaining or 1.0, 1.0)):  # honours cancel
                         await signal.wait()
                     heard = True
             finally:
