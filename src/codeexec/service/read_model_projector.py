@@ -72,7 +72,6 @@ class ReadModelProjector:
         self.topics, self.batch_size, self.retry_s = tuple(topics), batch_size, retry_s
         self._stopping = asyncio.Event()
         self.applied = 0  # events folded in by this projector
-        self.writes = 0  # read-model transactions it made
         self._written: dict[str, int] = {}  # the last position written, per tracking name
 
     def tracking_name(self, tp: TopicPartition) -> str:
@@ -146,7 +145,6 @@ class ReadModelProjector:
         self, parts: list[tuple[Sequence[tuple[int, DomainEvent]], Tracking]]
     ) -> None:
         changed: list[UUID] = await self.blocking(self.read_model.apply_partitions, parts)
-        self.writes += 1
         for _, tracking in parts:
             self._written[tracking.application_name] = tracking.notification_id
         self.applied += sum(len(events) for events, _ in parts)
