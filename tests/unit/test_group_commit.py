@@ -35,6 +35,13 @@ class Journal:
         if entry.startswith("conflict"):
             raise ValueError(f"{entry}: already recorded")  # rolled back alone
         self.pending.append(entry)
+        if entry.startswith("commit"):  # commits the turn so far, as PostgreSQL's inserts do
+            self.committed += self.pending
+            self.pending = []
+            self.commits += 1
+            turn.checkpoint()
+        else:
+            turn.wrote()
         return entry
 
     def end_turn(self, commit: bool) -> None:
@@ -208,3 +215,43 @@ async def test_a_bad_turn_setting_is_refused_naming_the_variable(
     monkeypatch.setenv(TURN_CALLS, "0")
     with pytest.raises(ValueError, match="at least 1"):
         StoreThread(busy_timeout_s=30)
+
+
+async def test_a_checkpoint_keeps_the_answers_of_the_calls_it_committed() -> None:
+    """A datastore that commits the turn's transaction before the turn ends (PostgreSQL,
+    with each insert of events): if the turn's own commit then fails, only the calls that
+    wrote since the checkpoint fail and have their effects undone; the others were
+    recorded, and get their answers and what they posted."""
+    io = StoreThread(busy_timeout_s=30, turn_s=10)
+    journal = Journal(fail_commit=True)
+    posted: list[str] = []
+    undone: list[str] = []
+
+    def write_and_post(*entries: str) -> str:
+        for entry in entries:
+            journal.write(entry)
+            turn = current_turn()
+            assert turn is not None
+            if turn.unsaved:  # as `ExecutionStore.record` does
+                turn.on_abort(lambda entry=entry: undone.append(entry))  # type: ignore[misc]
+        io.call_soon(posted.append, entries[-1])
+        return entries[-1]
+
+    try:
+        release, blocker = await hold(io)
+        calls = [
+            asyncio.ensure_future(io.run(write_and_post, *entries))
+            for entries in (("e0",), ("commit1",), ("e2",), ("commit3", "e4"), ("e5",))
+        ]
+        await asyncio.sleep(0.01)
+        release.set()
+        assert await blocker
+        assert [await call for call in calls[:2]] == ["e0", "commit1"]
+        for call in calls[2:]:
+            with pytest.raises(StoreBusy, match="disk full"):
+                await call
+        assert journal.committed == ["e0", "commit1", "e2", "commit3"]
+        assert posted == ["e0", "commit1"]
+        assert undone == ["e4", "e5"]  # registered since the checkpoint: e4 was not recorded
+    finally:
+        await io.close()

@@ -5,9 +5,19 @@ POSTGRES_* variables. In a turn of the store thread (`codeexec.ports.store_turn`
 use of a connection takes one from the pool and begins a transaction on it; every use of a
 connection in the turn then runs in it as a savepoint (so each write keeps its own
 atomicity, and a failed statement leaves the others be), reads see the turn's writes, and
-the turn commits once. The
-table lock eventsourcing takes for each insert (so that notification ids commit in order)
-is then held until that one commit, which keeps the order it guarantees."""
+the turn commits once.
+
+Except for inserts of events: eventsourcing locks the events table for each (so that
+notification ids commit in order: readers of the log never pass an id that commits later),
+and the lock lasts until the transaction ends. Held to the turn's end, it kept every writer
+of every process waiting while this one went on loading and deciding for the turn's other
+calls, on a CPU shared with the others (a convoy: docs/performance.md, "Distributed"). So an
+insert of events sends, in one pipeline, its savepoint, the lock, the NOTIFY, the tracking
+record, the events, the savepoint's release and the COMMIT of the turn's transaction: the
+lock is held for the server's part alone. The turn then has a checkpoint (its calls so far
+are recorded: `codeexec.ports.store_turn`), and the next use of the turn begins another
+transaction. A conflict rolls back the insert's savepoint alone, as before; a COMMIT that
+fails loses the turn's writes so far, and the turn fails (from its last checkpoint on)."""
 
 from __future__ import annotations
 
@@ -15,7 +25,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from eventsourcing import persistence as es
@@ -29,6 +39,8 @@ from codeexec.adapters.db_errors import persistence_error
 from codeexec.ports.store_turn import current_turn
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SCHEMA_LOCK_KEY = 0x636F6465_65786563 & 0x7FFFFFFF_FFFFFFFF  # "codeexec", a bigint
 
@@ -44,9 +56,8 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
 
     _turn: tuple[int, psycopg.Connection[DictRow], ExitStack] | None = None
     _outside_turn: int | None = None  # a thread whose transactions commit on their own
-    turn_prepared = False
-    """The turn's transaction holds the events table's lock and has NOTIFYed: a later
-    insert of the same turn need not do either again (three statements fewer each)."""
+    _in_transaction = False  # the turn's connection has a transaction open
+    _lost: es.PersistenceError | None = None  # a checkpoint's COMMIT failed: the turn did
 
     @classmethod
     def adopt(cls, datastore: es_postgres.PostgresDatastore) -> TurnPostgresDatastore:
@@ -56,7 +67,7 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
 
     @contextmanager
     def get_connection(self) -> Iterator[psycopg.Connection[DictRow]]:
-        connection = self._turn_connection()
+        connection = self.turn_connection()
         if connection is None:
             with super().get_connection() as pooled:
                 yield pooled
@@ -66,13 +77,60 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
 
     @contextmanager
     def transaction(self, *, commit: bool = False) -> Iterator[psycopg.Cursor[DictRow]]:
-        connection = self._turn_connection()
+        connection = self.turn_connection()
         if connection is None:
             with super().transaction(commit=commit) as cursor:
                 yield cursor
             return
+        if commit:
+            self.wrote()
         with self._savepoint(connection, commit=commit):
             yield connection.cursor()
+
+    def wrote(self) -> None:
+        """A write in the turn's transaction (what its end, or the next checkpoint, commits)."""
+        turn = current_turn()
+        if turn is not None:
+            turn.wrote()
+
+    def insert_and_commit(
+        self,
+        connection: psycopg.Connection[DictRow],
+        send: Callable[[psycopg.Connection[DictRow]], Callable[[], T]],
+    ) -> T:
+        """In a turn: `send` the statements of an insert of events (the events table's
+        lock among them) in a pipeline that also commits the turn's transaction, so that
+        the lock is held no longer than the server takes; `send` returns how to read its
+        result once the pipeline has synced. A failed statement rolls back this insert's
+        savepoint alone (the turn's transaction goes on); a failed COMMIT loses the turn's
+        writes so far (its end reports it)."""
+        failure: psycopg.Error | None = None
+        read: Callable[[], T] | None = None
+        try:
+            with connection.pipeline() as pipeline:
+                connection.execute("SAVEPOINT turn_call")
+                try:
+                    read = send(connection)
+                    connection.execute("RELEASE turn_call")
+                    connection.execute("COMMIT")
+                    pipeline.sync()  # a conflict raises here
+                except psycopg.Error as error:
+                    failure = error  # raised once the pipeline has ended
+        except psycopg.Error as error:
+            failure = failure or error
+        if failure is not None:
+            if connection.info.transaction_status == TransactionStatus.INERROR:
+                _undo(connection)  # before the COMMIT: this insert alone failed
+            else:
+                self._in_transaction = False
+                self._lost = _translated(failure)
+            raise _translated(failure) from failure
+        assert read is not None
+        self._in_transaction = False
+        turn = current_turn()
+        assert turn is not None
+        turn.checkpoint()
+        return read()
 
     @contextmanager
     def _savepoint(
@@ -81,9 +139,7 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
         """A use of the turn's connection, as a savepoint: a failed statement (a conflict,
         or a probe such as eventsourcing's for a type that exists) must not end the turn.
         Like a transaction's COMMIT, releasing it after an error it swallowed rolls it
-        back; so does a lock taken in it (PostgreSQL releases it), hence `turn_prepared`
-        goes back to what it was."""
-        prepared = self.turn_prepared
+        back."""
         try:
             connection.execute("SAVEPOINT turn_call")
         except psycopg.Error as error:
@@ -91,7 +147,6 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
         try:
             yield
         except BaseException as failure:
-            self.turn_prepared = prepared
             _undo(connection)
             if isinstance(failure, psycopg.Error):
                 raise _translated(failure) from failure
@@ -100,11 +155,9 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
             try:
                 connection.execute("RELEASE turn_call")
             except psycopg.Error as error:
-                self.turn_prepared = prepared
                 _undo(connection)
                 raise _translated(error) from error
         else:
-            self.turn_prepared = prepared
             _undo(connection)
 
     def in_turn(self) -> bool:
@@ -138,11 +191,22 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
         finally:
             self._outside_turn = outside
 
-    def _turn_connection(self) -> psycopg.Connection[DictRow] | None:
+    def turn_connection(self) -> psycopg.Connection[DictRow] | None:
+        """The connection of this thread's turn, in a transaction (begun on first use, and
+        again after a checkpoint); None outside a turn."""
         if self._outside_turn == threading.get_ident():
             return None
         if self._turn is not None and self._turn[0] == threading.get_ident():
-            return self._turn[1]
+            if self._lost is not None:
+                raise es.OperationalError(f"the store turn's commit failed: {self._lost}")
+            connection = self._turn[1]
+            if not self._in_transaction:
+                try:
+                    connection.execute("BEGIN")
+                except psycopg.Error as error:
+                    raise _translated(error) from error
+                self._in_transaction = True
+            return connection
         turn = current_turn()
         if turn is None:
             return None
@@ -157,7 +221,7 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
             stack.close()
             raise
         self._turn = (threading.get_ident(), connection, stack)
-        self.turn_prepared = False
+        self._in_transaction = True
         turn.join(self)
         return connection
 
@@ -165,8 +229,15 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
         assert self._turn is not None
         _, connection, stack = self._turn
         self._turn = None
-        self.turn_prepared = False
+        lost, self._lost = self._lost, None
+        in_transaction, self._in_transaction = self._in_transaction, False
         try:
+            if lost is not None or not in_transaction:
+                if in_transaction:
+                    connection.rollback()  # what followed a lost commit goes with it
+                if lost is not None and commit:
+                    raise lost
+                return
             if commit:
                 connection.commit()
             else:
@@ -200,7 +271,15 @@ class _SerialCreate(es_postgres.PostgresRecorder):
 
 
 class TurnPostgresAggregateRecorder(_SerialCreate, es_postgres.PostgresAggregateRecorder):
-    pass
+    """Its inserts (no table lock: snapshots) are committed with the turn."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if self.datastore.in_turn():
+            self.datastore.wrote()
+        ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        return ids
 
 
 class TurnPostgresApplicationRecorder(_SerialCreate, es_postgres.PostgresApplicationRecorder):
@@ -212,22 +291,11 @@ class TurnPostgresTrackingRecorder(_SerialCreate, es_postgres.PostgresTrackingRe
 
 
 class TurnPostgresProcessRecorder(_SerialCreate, es_postgres.PostgresProcessRecorder):
-    """eventsourcing's process recorder; in a turn, its insert runs in the turn's savepoint.
+    """eventsourcing's process recorder; in a turn, an insert of events runs in a savepoint
+    of the turn's transaction, which it commits (`TurnPostgresDatastore.insert_and_commit`).
     (Its own nested transaction would fail to release after the conflict it catches.)"""
 
     datastore: TurnPostgresDatastore
-
-    def _lock_table(self, curs: psycopg.Cursor[DictRow]) -> None:
-        if not (self.datastore.in_turn() and self.datastore.turn_prepared):
-            super()._lock_table(curs)
-
-    def _notify_channel(self, curs: psycopg.Cursor[DictRow]) -> None:
-        datastore = self.datastore
-        if not datastore.in_turn():
-            super()._notify_channel(curs)
-        elif not datastore.turn_prepared:
-            super()._notify_channel(curs)  # after the lock (eventsourcing's order)
-            datastore.turn_prepared = True
 
     def watch(self, on_write: Callable[[], None]) -> WriteWatch:
         """Call `on_write` (from a thread of its own) soon after any process commits
@@ -237,28 +305,31 @@ class TurnPostgresProcessRecorder(_SerialCreate, es_postgres.PostgresProcessReco
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        if not self.datastore.in_turn():
+        datastore = self.datastore
+        connection = datastore.turn_connection()
+        if connection is None:
             ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
             return ids
-        failure: Exception | None = None
-        notification_ids: Sequence[int] | None = None
-        with self.datastore.get_connection() as connection:
-            with connection.pipeline() as pipeline:  # as eventsourcing does, less its BEGIN
-                with connection.cursor() as cursor:
-                    self._insert_events(cursor, stored_events, **kwargs)
-                if stored_events:
-                    with connection.cursor() as cursor:
-                        try:
-                            self._insert_stored_events(cursor, stored_events, **kwargs)
-                            pipeline.sync()  # a conflict raises here
-                            notification_ids = self._fetch_ids_after_insert_events(
-                                cursor, stored_events, **kwargs
-                            )
-                        except Exception as error:
-                            failure = error  # raised once the pipeline has ended
-            if failure is not None:
-                raise failure
-        return notification_ids
+        if not stored_events:  # a tracking record alone: no lock, committed with the turn
+            datastore.wrote()
+            with datastore.get_connection() as same, same.cursor() as cursor:
+                self._insert_events(cursor, stored_events, **kwargs)
+            return None
+
+        def send(connection: psycopg.Connection[DictRow]) -> Callable[[], Sequence[int]]:
+            with connection.cursor() as cursor:  # as eventsourcing does, less its BEGIN
+                self._insert_events(cursor, stored_events, **kwargs)  # the tracking record
+            cursor = connection.cursor()
+            self._insert_stored_events(cursor, stored_events, **kwargs)  # lock, NOTIFY, insert
+
+            def ids() -> Sequence[int]:
+                with cursor:
+                    found = self._fetch_ids_after_insert_events(cursor, stored_events, **kwargs)
+                    return list(found or ())
+
+            return ids
+
+        return datastore.insert_and_commit(connection, send)
 
 
 class WriteWatch:

@@ -9,7 +9,14 @@ only after that commit, so durability is what it was; a turn whose commit fails 
 every one of its calls with that failure, and runs the `on_abort` actions registered by the
 calls (in-memory state derived from what was not recorded is dropped).
 
-A datastore without support ignores the turn: each of its transactions commits on its own."""
+A datastore without support ignores the turn: each of its transactions commits on its own.
+
+A datastore may also commit the turn's transaction before the turn ends (PostgreSQL does, in
+the same round trip as an insert that takes the events table's lock, so that no writer
+elsewhere waits while this process goes on with its calls): it calls `checkpoint`, and
+`wrote` for every write after it. The calls that ended with nothing unsaved are then
+answered as they are, whatever the rest of the turn does; only the others fail if the
+turn's last commit does."""
 
 from __future__ import annotations
 
@@ -33,14 +40,31 @@ class StoreTurn:
     def __init__(self) -> None:
         self._members: list[TurnMember] = []
         self._on_abort: dict[Callable[[], object], None] = {}  # a set that keeps order
+        self.checkpoints = 0
+        """How often a member committed what the turn had written so far."""
+        self.unsaved = False
+        """Whether what a member did since it joined or since the last checkpoint is yet
+        to be committed (by the turn's end)."""
 
     def join(self, member: TurnMember) -> None:
         self._members.append(member)
+        self.unsaved = True
 
     def on_abort(self, action: Callable[[], object]) -> None:
         """Run `action` (in the store thread) if the turn's commit fails; once, however
         often it is registered."""
         self._on_abort[action] = None
+
+    def checkpoint(self) -> None:
+        """A member committed every write of the turn so far: the actions registered for
+        a failed turn until now no longer apply (what they would undo is recorded)."""
+        self.checkpoints += 1
+        self.unsaved = False
+        self._on_abort.clear()
+
+    def wrote(self) -> None:
+        """A member wrote after a checkpoint (called for every write: cheap)."""
+        self.unsaved = True
 
     @property
     def open(self) -> bool:

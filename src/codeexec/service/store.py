@@ -172,7 +172,7 @@ class ExecutionStore(Application[UUID]):
             self._remember(aggregate)
             self._remember_own(aggregate)
         turn = current_turn()
-        if turn is not None:
+        if turn is not None and turn.unsaved:  # else the insert committed the turn so far
             turn.on_abort(partial(self._unrecord, [a.id for a in aggregates], size))
         for record_listener in self.record_listeners:
             record_listener(ids, stored)

@@ -17,9 +17,11 @@ store_turn`), and a datastore that supports it (SQLite, PostgreSQL) merges the t
 transactions into one database transaction, a savepoint each. A turn takes calls while some
 are waiting, up to `turn_calls` of them and for about `turn_s` of work; its callers are
 answered after its one commit, together, with one wake-up of the event loop. If that commit
-fails, every call of the turn fails with StoreBusy (nothing of it was recorded).
-CODEEXEC_STORE_TURN_CALLS (default 64; 1 turns group commit off) and CODEEXEC_STORE_TURN_MS
-(default 5) set them."""
+fails, every call of the turn fails with StoreBusy (nothing of it was recorded), except the
+calls that a datastore's checkpoint (a commit before the turn's end: PostgreSQL's, with an
+insert that takes the events table's lock) left with nothing unsaved: their writes are
+recorded, and they get their own answers. CODEEXEC_STORE_TURN_CALLS (default 64; 1 turns
+group commit off) and CODEEXEC_STORE_TURN_MS (default 5) set them."""
 
 from __future__ import annotations
 
@@ -208,6 +210,8 @@ class StoreThread:
         group = self.turn_calls > 1
         outcomes: list[Outcome] = []
         stop = False
+        durable = 0  # the first calls, whose writes a checkpoint committed
+        checkpoints = 0
         deadline = time.perf_counter() + self.turn_s
         with store_turn() if group else nullcontext() as turn:
             while True:
@@ -235,10 +239,14 @@ class StoreThread:
                 if self._claim(job):
                     result, error, posted = self._call(job.fn, job.args)
                     outcomes.append((job, posted, result, error))
+                if turn is not None and turn.checkpoints != checkpoints:
+                    checkpoints = turn.checkpoints
+                    if not turn.unsaved:
+                        durable = len(outcomes)
                 if not group or job.alone:
                     break
             if turn is not None:
-                outcomes = self._end(turn, outcomes)
+                outcomes = outcomes[:durable] + self._end(turn, outcomes[durable:])
         if outcomes:
             self.turns += 1
             self.turned_calls += len(outcomes)
@@ -250,8 +258,8 @@ class StoreThread:
         turn: StoreTurn,
         outcomes: list[Outcome],
     ) -> list[Outcome]:
-        """Commit the turn; if that fails, every call of it fails, and what they posted
-        (acting on what was not recorded) is dropped."""
+        """Commit the turn; if that fails, every call of it (since its last checkpoint)
+        fails, and what they posted (acting on what was not recorded) is dropped."""
         try:
             turn.commit()
             return outcomes

@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,40 @@ async def test_calls_in_a_turn_read_what_the_calls_before_them_wrote(
     await io.run(store.close)
 
 
-async def test_a_turn_whose_commit_fails_fails_all_its_calls_and_records_nothing(
+def cut(postgres: PostgresParams, store: ExecutionStore) -> None:
+    """The server ends the turn's connection (a restart, a network cut) before it commits."""
+    turn = store.process_recorder.datastore._turn  # type: ignore[attr-defined]
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (turn[1].info.backend_pid,))
+
+
+async def test_a_turn_whose_commit_fails_fails_its_unsaved_calls_and_records_nothing_of_them(
+    postgres: PostgresParams, io: StoreThread
+) -> None:
+    """On PostgreSQL an insert of events commits the turn's transaction with it (so the
+    events table's lock is held for the server's part alone): the calls up to it are
+    recorded and answered. What the turn wrote after it (here a tracking record) is lost
+    with the turn's connection, and only the calls since then fail."""
+    env = store_config("postgres", environ=postgres.env()).env
+    store = await io.run(ExecutionStore, env)
+    kept, saved = requested(), requested()
+    await io.run(store.record, kept.collect_events(), [kept])
+    results = await one_turn(
+        io,
+        (store.record, (saved.collect_events(), [saved])),
+        (store.record, ([], (), Tracking("saga/p0", 3))),
+        (cut, (postgres, store)),
+    )
+    assert isinstance(results[0], list) and len(results[0]) == 1
+    assert all(isinstance(result, StoreBusy) for result in results[1:]), results
+    assert await io.run(store.tracked, "saga/p0") == 0
+    # The next turn works on a fresh connection.
+    stored = await io.run(store.read, 1, 100)
+    assert [e.aggregate_id for _, e in stored] == [kept.id, saved.id]
+    await io.run(store.close)
+
+
+async def test_an_insert_whose_commit_fails_fails_the_turn_and_records_nothing(
     postgres: PostgresParams, io: StoreThread
 ) -> None:
     env = store_config("postgres", environ=postgres.env()).env
@@ -139,17 +173,11 @@ async def test_a_turn_whose_commit_fails_fails_all_its_calls_and_records_nothing
     kept = requested()
     await io.run(store.record, kept.collect_events(), [kept])
     lost = [requested() for _ in range(3)]
-
-    def cut_the_connection() -> None:
-        # The server ends the turn's connection (a restart, a network cut) before it commits.
-        turn = store.process_recorder.datastore._turn  # type: ignore[attr-defined]
-        with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (turn[1].info.backend_pid,))
-
     results = await one_turn(
         io,
+        (store.record, ([], (), Tracking("saga/p0", 3))),
+        (cut, (postgres, store)),
         *((store.record, (e.collect_events(), [e])) for e in lost[:2]),
-        (cut_the_connection, ()),
     )
     assert all(isinstance(result, StoreBusy) for result in results), results
     for execution in lost[:2]:
@@ -158,35 +186,50 @@ async def test_a_turn_whose_commit_fails_fails_all_its_calls_and_records_nothing
     await io.run(store.record, lost[2].collect_events(), [lost[2]])
     stored = await io.run(store.read, 1, 100)
     assert [e.aggregate_id for _, e in stored] == [kept.id, lost[2].id]
+    assert await io.run(store.tracked, "saga/p0") == 0
     await io.run(store.close)
 
 
-async def test_a_turn_locks_the_events_table_once_and_again_after_a_conflict_undid_it(
+def events_table_locked(postgres: PostgresParams, store: ExecutionStore) -> bool:
+    """Whether another connection is kept from locking the events table now."""
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as other:
+        try:
+            with other.transaction():
+                name = store.process_recorder.events_table_name  # type: ignore[attr-defined]
+                table = psycopg.sql.Identifier(postgres.schema, name)
+                lock = psycopg.sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE NOWAIT")
+                other.execute(lock.format(table))
+        except psycopg.errors.LockNotAvailable:
+            return True
+    return False
+
+
+def committed_positions(postgres: PostgresParams, store: ExecutionStore) -> list[int]:
+    """The positions another connection sees committed."""
+    name = store.process_recorder.events_table_name  # type: ignore[attr-defined]
+    table = psycopg.sql.Identifier(postgres.schema, name)
+    query = psycopg.sql.SQL("SELECT notification_id FROM {} ORDER BY 1").format(table)
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as other:
+        return [row[0] for row in other.execute(query).fetchall()]
+
+
+async def test_an_insert_of_events_commits_the_turn_so_far_and_leaves_the_table_unlocked(
     postgres: PostgresParams, io: StoreThread
 ) -> None:
-    """Inserts after the first of a turn skip the table lock and NOTIFY (the transaction
-    holds them), unless the savepoint that took them was rolled back: PostgreSQL then
-    released the lock, and the next insert must take it again, or commits could interleave
-    notification ids out of order."""
+    """The events table's lock (taken for each insert of events, so that positions commit
+    in order) lasts only as long as the server takes to insert and commit: the insert
+    commits the turn's transaction in the same round trip. Writers elsewhere are never
+    kept waiting while this process runs its turn's other calls; a conflict still fails
+    alone; what a turn wrote before the insert (a tracking record) commits with it; the
+    turn's later calls write and read in a new transaction of the same turn."""
     env = store_config("postgres", environ=postgres.env()).env
     store = await io.run(ExecutionStore, env)
     first = requested()
     await io.run(store.record, first.collect_events(), [first])
     clash = Execution.request(first.id, "bob", script("out x"), Cause(NOW, first.id, None))
     one, two = requested(), requested()
-
-    def locked() -> bool:
-        """Whether another connection is kept from locking the events table now."""
-        with psycopg.connect(postgres.conninfo(), autocommit=True) as other:
-            try:
-                with other.transaction():
-                    name = store.process_recorder.events_table_name  # type: ignore[attr-defined]
-                    table = psycopg.sql.Identifier(postgres.schema, name)
-                    lock = psycopg.sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE NOWAIT")
-                    other.execute(lock.format(table))
-            except psycopg.errors.LockNotAvailable:
-                return True
-        return False
+    locked = partial(events_table_locked, postgres, store)
+    seen = partial(committed_positions, postgres, store)
 
     heard = threading.Event()
     watch = store.watch(heard.set)
@@ -195,17 +238,29 @@ async def test_a_turn_locks_the_events_table_once_and_again_after_a_conflict_und
     heard.clear()
     results = await one_turn(
         io,
+        (store.record, ([], (), Tracking("saga/p0", 5))),
         (store.record, (clash.collect_events(), [])),  # locks, conflicts, rolled back
         (locked, ()),
         (store.record, (one.collect_events(), [one])),
         (locked, ()),
-        (store.record, (two.collect_events(), [two])),
+        (seen, ()),
+        (store.tracked, ("saga/p0",)),
+        (store.record, (two.collect_events(), [two], Tracking("saga/p0", 6))),
+        (seen, ()),
+        (store.events_of, (two.id,)),
     )
-    assert isinstance(results[0], IntegrityError)
-    assert results[1] is False and results[3] is True
-    assert heard.wait(10)  # the turn's one NOTIFY reached a listener
+    assert isinstance(results[1], IntegrityError)
+    assert results[2] is False and results[4] is False
+    positions_one, positions_two = results[3], results[7]
+    assert results[5] == [*(await io.run(store.read, 1, 1))[0][:1], *positions_one]
+    assert results[6] == 5
+    assert results[8] == [*results[5], *positions_two]
+    assert [e.aggregate_id for e in results[9]] == [two.id]
+    assert heard.wait(10)  # the NOTIFY reached a listener
     stored = await io.run(store.read, 1, 100)
     assert [e.aggregate_id for _, e in stored] == [first.id, one.id, two.id]
+    assert [p for p, _ in stored] == sorted(p for p, _ in stored)
+    assert await io.run(store.tracked, "saga/p0") == 6
     await asyncio.to_thread(watch.stop)
     await io.run(store.close)
 
