@@ -2,22 +2,25 @@
 
 `PERSISTENCE_MODULE=codeexec.adapters.postgres_store`, configured by eventsourcing's own
 POSTGRES_* variables. In a turn of the store thread (`codeexec.ports.store_turn`), the first
-use of a connection takes one from the pool and begins a transaction on it; every use of a
-connection in the turn then runs in it as a savepoint (so each write keeps its own
-atomicity, and a failed statement leaves the others be), reads see the turn's writes, and
-the turn commits once.
+write takes a connection from the pool and begins a transaction on it; every use of the
+connection while that transaction is open runs in it as a savepoint (so each write keeps its
+own atomicity, and a failed statement leaves the others be), and reads see the turn's
+writes. Reads with nothing unsaved before them need no transaction: they run on their own
+(READ COMMITTED would show them nothing else), without its BEGIN, savepoints and COMMIT.
 
-Except for inserts of events: eventsourcing locks the events table for each (so that
-notification ids commit in order: readers of the log never pass an id that commits later),
-and the lock lasts until the transaction ends. Held to the turn's end, it kept every writer
-of every process waiting while this one went on loading and deciding for the turn's other
-calls, on a CPU shared with the others (a convoy: docs/performance.md, "Distributed"). So an
-insert of events sends, in one pipeline, its savepoint, the lock, the NOTIFY, the tracking
-record, the events, the savepoint's release and the COMMIT of the turn's transaction: the
-lock is held for the server's part alone. The turn then has a checkpoint (its calls so far
-are recorded: `codeexec.ports.store_turn`), and the next use of the turn begins another
-transaction. A conflict rolls back the insert's savepoint alone, as before; a COMMIT that
-fails loses the turn's writes so far, and the turn fails (from its last checkpoint on)."""
+An insert of events ends the transaction: eventsourcing locks the events table for each
+(so that notification ids commit in order: readers of the log never pass an id that commits
+later), and the lock lasts until the transaction ends. Held to the turn's end, it kept every
+writer of every process waiting while this one went on loading and deciding for the turn's
+other calls, on a CPU shared with the others (a convoy: docs/performance.md, "Distributed").
+So an insert of events sends, in one pipeline, its savepoint, the lock, the NOTIFY, the
+tracking record, the events, the savepoint's release and the COMMIT of the turn's
+transaction (and its BEGIN if none was open): the lock is held for the server's part alone.
+The turn then has a checkpoint (its calls so far are recorded: `codeexec.ports.store_turn`),
+and its next write begins another transaction. A conflict rolls back the insert's savepoint
+alone, as before; a COMMIT that fails loses the turn's unsaved writes, and the turn fails
+(from its last checkpoint on). Other writes (tracking records alone, snapshots) take no
+lock and commit with the next insert of events or at the turn's end."""
 
 from __future__ import annotations
 
@@ -67,36 +70,32 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
 
     @contextmanager
     def get_connection(self) -> Iterator[psycopg.Connection[DictRow]]:
-        connection = self.turn_connection()
+        connection = self.turn_connection(write=False)
         if connection is None:
             with super().get_connection() as pooled:
                 yield pooled
-            return
-        with self._savepoint(connection, commit=True):
-            yield connection
+        elif not self._in_transaction:
+            with _translating():  # a read with nothing unsaved: no transaction needed
+                yield connection
+        else:
+            with self._savepoint(connection, commit=True):
+                yield connection
 
     @contextmanager
     def transaction(self, *, commit: bool = False) -> Iterator[psycopg.Cursor[DictRow]]:
-        connection = self.turn_connection()
+        connection = self.turn_connection(write=commit)
         if connection is None:
             with super().transaction(commit=commit) as cursor:
                 yield cursor
-            return
-        if commit:
-            self.wrote()
-        with self._savepoint(connection, commit=commit):
-            yield connection.cursor()
-
-    def wrote(self) -> None:
-        """A write in the turn's transaction (what its end, or the next checkpoint, commits)."""
-        turn = current_turn()
-        if turn is not None:
-            turn.wrote()
+        elif not self._in_transaction:
+            with _translating(), connection.cursor() as cursor:
+                yield cursor
+        else:
+            with self._savepoint(connection, commit=commit):
+                yield connection.cursor()
 
     def insert_and_commit(
-        self,
-        connection: psycopg.Connection[DictRow],
-        send: Callable[[psycopg.Connection[DictRow]], Callable[[], T]],
+        self, send: Callable[[psycopg.Connection[DictRow]], Callable[[], T]]
     ) -> T:
         """In a turn: `send` the statements of an insert of events (the events table's
         lock among them) in a pipeline that also commits the turn's transaction, so that
@@ -104,10 +103,15 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
         result once the pipeline has synced. A failed statement rolls back this insert's
         savepoint alone (the turn's transaction goes on); a failed COMMIT loses the turn's
         writes so far (its end reports it)."""
+        connection = self.turn_connection(write=True, begin=False)
+        assert connection is not None
+        unsaved = self._in_transaction  # the turn's earlier writes, committed with this
         failure: psycopg.Error | None = None
         read: Callable[[], T] | None = None
         try:
             with connection.pipeline() as pipeline:
+                if not unsaved:
+                    connection.execute("BEGIN")
                 connection.execute("SAVEPOINT turn_call")
                 try:
                     read = send(connection)
@@ -119,11 +123,15 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
         except psycopg.Error as error:
             failure = failure or error
         if failure is not None:
-            if connection.info.transaction_status == TransactionStatus.INERROR:
+            if connection.info.transaction_status != TransactionStatus.INERROR:
+                self._in_transaction = False  # the COMMIT failed, or the connection
+                if unsaved:
+                    self._lost = _translated(failure)  # and the turn's writes with it
+            elif unsaved:
                 _undo(connection)  # before the COMMIT: this insert alone failed
             else:
+                _rollback(connection)  # this insert was all the transaction held
                 self._in_transaction = False
-                self._lost = _translated(failure)
             raise _translated(failure) from failure
         assert read is not None
         self._in_transaction = False
@@ -161,7 +169,7 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
             _undo(connection)
 
     def in_turn(self) -> bool:
-        return current_turn() is not None
+        return self._outside_turn != threading.get_ident() and current_turn() is not None
 
     def connect(self) -> psycopg.Connection[Any]:
         """A connection of its own (autocommit), made as the pool makes its."""
@@ -191,38 +199,43 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
         finally:
             self._outside_turn = outside
 
-    def turn_connection(self) -> psycopg.Connection[DictRow] | None:
-        """The connection of this thread's turn, in a transaction (begun on first use, and
-        again after a checkpoint); None outside a turn."""
+    def turn_connection(
+        self, *, write: bool, begin: bool = True
+    ) -> psycopg.Connection[DictRow] | None:
+        """The connection of this thread's turn; None outside a turn, and for a read
+        before the turn's first write (the pool's connection serves it, as outside). A
+        write joins the turn (taking a connection from the pool) and begins a transaction
+        if none is open (the first write, or the first after a checkpoint), unless `begin`
+        is False (the caller sends its BEGIN itself, in a pipeline)."""
         if self._outside_turn == threading.get_ident():
+            return None
+        turn = current_turn()
+        if turn is None:
             return None
         if self._turn is not None and self._turn[0] == threading.get_ident():
             if self._lost is not None:
                 raise es.OperationalError(f"the store turn's commit failed: {self._lost}")
             connection = self._turn[1]
-            if not self._in_transaction:
+        elif not write:
+            return None
+        else:
+            stack = ExitStack()
+            try:
+                connection = stack.enter_context(super().get_connection())
+            except BaseException:
+                stack.close()
+                raise
+            self._turn = (threading.get_ident(), connection, stack)
+            self._in_transaction = False
+            turn.join(self)
+        if write:
+            turn.wrote()
+            if begin and not self._in_transaction:
                 try:
                     connection.execute("BEGIN")
                 except psycopg.Error as error:
                     raise _translated(error) from error
                 self._in_transaction = True
-            return connection
-        turn = current_turn()
-        if turn is None:
-            return None
-        stack = ExitStack()
-        try:
-            connection = stack.enter_context(super().get_connection())
-            connection.execute("BEGIN")
-        except psycopg.Error as error:
-            stack.close()
-            raise _translated(error) from error
-        except BaseException:
-            stack.close()
-            raise
-        self._turn = (threading.get_ident(), connection, stack)
-        self._in_transaction = True
-        turn.join(self)
         return connection
 
     def end_turn(self, commit: bool) -> None:
@@ -252,6 +265,21 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
             stack.close()  # back to the pool (which discards a broken connection)
 
 
+@contextmanager
+def _translating() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.Error as error:
+        raise _translated(error) from error
+
+
+def _rollback(connection: psycopg.Connection[DictRow]) -> None:
+    try:
+        connection.execute("ROLLBACK")
+    except psycopg.Error:
+        pass  # the connection is gone: so is its transaction
+
+
 def _undo(connection: psycopg.Connection[DictRow]) -> None:
     try:
         connection.execute("ROLLBACK TO turn_call")
@@ -276,8 +304,7 @@ class TurnPostgresAggregateRecorder(_SerialCreate, es_postgres.PostgresAggregate
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        if self.datastore.in_turn():
-            self.datastore.wrote()
+        self.datastore.turn_connection(write=True)  # in a turn: its transaction, begun
         ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
         return ids
 
@@ -306,13 +333,12 @@ class TurnPostgresProcessRecorder(_SerialCreate, es_postgres.PostgresProcessReco
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         datastore = self.datastore
-        connection = datastore.turn_connection()
-        if connection is None:
+        if not datastore.in_turn():
             ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
             return ids
         if not stored_events:  # a tracking record alone: no lock, committed with the turn
-            datastore.wrote()
-            with datastore.get_connection() as same, same.cursor() as cursor:
+            datastore.turn_connection(write=True)
+            with datastore.get_connection() as connection, connection.cursor() as cursor:
                 self._insert_events(cursor, stored_events, **kwargs)
             return None
 
@@ -329,7 +355,7 @@ class TurnPostgresProcessRecorder(_SerialCreate, es_postgres.PostgresProcessReco
 
             return ids
 
-        return datastore.insert_and_commit(connection, send)
+        return datastore.insert_and_commit(send)
 
 
 class WriteWatch:
