@@ -26,6 +26,11 @@ settings; `--rounds` alternates them, so each sees the same machine load.
     cpu_ms_per_execution_<PROCESS> (ms): CPU time each OS process used during the
         throughput run (API, each role, the broker, PostgreSQL's server processes summed),
         divided by N: where the cores go. `total` is their sum.
+    pg_lock_waiting / pg_idle_in_transaction (backends): on PostgreSQL, the cluster's
+        backends waiting for a lock (a writer queued for the events table's) and idle in
+        a transaction (a process working between its statements, holding what it took),
+        sampled every 50 ms during the throughput run, on average; pg_lock_waiting_max the
+        most seen at once.
 
 `--profile DIR` runs every distributed process under yappi's CPU clock, every thread
 (`pip install yappi`; slower: use it to see where the time goes, not to measure it), stops
@@ -47,6 +52,7 @@ import pstats
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -234,6 +240,52 @@ def cpu_by_part(parts: dict[str, list[int]]) -> dict[str, float]:
     return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in parts.items()}
 
 
+class LockSampler:
+    """Samples pg_stat_activity for the cluster's database every `every_s` in a thread of
+    its own: how many backends wait for a lock, how many are idle in a transaction."""
+
+    QUERY = (
+        "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'),"
+        " count(*) FILTER (WHERE state = 'idle in transaction')"
+        " FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    )
+
+    def __init__(self, cluster: Cluster | None, every_s: float = 0.05) -> None:
+        self.samples: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if cluster is not None and cluster.store == "postgres":
+            conninfo, dbname = cluster.postgres.conninfo(), cluster.postgres.dbname
+            self._thread = threading.Thread(
+                target=self._run, args=(conninfo, dbname, every_s), daemon=True
+            )
+            self._thread.start()
+
+    def _run(self, conninfo: str, dbname: str, every_s: float) -> None:
+        import psycopg
+
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            while not self._stop.wait(every_s):
+                row = connection.execute(self.QUERY, (dbname,)).fetchone()
+                assert row is not None
+                self.samples.append((int(row[0]), int(row[1])))
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        if self._thread is None:
+            return {}
+        self._thread.join(5)
+        if not self.samples:
+            return {}
+        waiting = [w for w, _ in self.samples]
+        idle = [i for _, i in self.samples]
+        return {
+            "pg_lock_waiting": sum(waiting) / len(waiting),
+            "pg_lock_waiting_max": max(waiting),
+            "pg_idle_in_transaction": sum(idle) / len(idle),
+        }
+
+
 def open_the_gates(client: httpx.Client) -> None:
     """No rate limit, room in the queue and RUNNING runs at once, for every user (the
     storage quota's window stays as it is: admission reads it on every submission)."""
@@ -268,9 +320,13 @@ def measure(setup: str, url: str, key: str, n: int, cluster: Cluster | None = No
         out("accept_wrk_refused", wrk["refused"], "requests")
     parts = process_table(cluster)
     before = cpu_by_part(parts)
+    sampler = LockSampler(cluster)
     rate, accepted, rejected = asyncio.run(throughput(url, key, n))
     after = cpu_by_part(parts)
+    locks = sampler.stop()
     out("throughput", rate, "executions/s")
+    for name, value in locks.items():
+        out(name, value, "backends")
     if parts:
         used = {name: (after[name] - before[name]) * 1000 / n for name in parts}
         for name, ms in sorted(used.items(), key=lambda item: -item[1]):

@@ -110,12 +110,12 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
         read: Callable[[], T] | None = None
         try:
             with connection.pipeline() as pipeline:
-                if not unsaved:
-                    connection.execute("BEGIN")
-                connection.execute("SAVEPOINT turn_call")
+                # Alone in its transaction, a failed insert rolls it all back: no savepoint.
+                connection.execute("SAVEPOINT turn_call" if unsaved else "BEGIN")
                 try:
                     read = send(connection)
-                    connection.execute("RELEASE turn_call")
+                    if unsaved:
+                        connection.execute("RELEASE turn_call")
                     connection.execute("COMMIT")
                     pipeline.sync()  # a conflict raises here
                 except psycopg.Error as error:
