@@ -100,9 +100,9 @@ class TurnPostgresDatastore(es_postgres.PostgresDatastore):
         """In a turn: `send` the statements of an insert of events (the events table's
         lock among them) in a pipeline that also commits the turn's transaction, so that
         the lock is held no longer than the server takes; `send` returns how to read its
-        result once the pipeline has synced. A failed statement rolls back this insert's
-        savepoint alone (the turn's transaction goes on); a failed COMMIT loses the turn's
-        writes so far (its end reports it)."""
+        result once the pipeline has synced. A failed statement rolls back this insert
+        alone (its savepoint, or its own transaction when the turn had nothing unsaved); a
+        failed COMMIT loses the turn's unsaved writes with it (the turn's end reports it)."""
         connection = self.turn_connection(write=True, begin=False)
         assert connection is not None
         unsaved = self._in_transaction  # the turn's earlier writes, committed with this
