@@ -122,6 +122,20 @@ def test_keys_revoke_stops_the_key(tmp_path: Path) -> None:
     assert KeyStore.in_data_dir(tmp_path).authenticate(key) is None
 
 
+def test_keys_revoke_stops_a_key_the_server_has_been_taking(fake_server: Server) -> None:
+    """The server remembers keys it has checked; `codeexec keys revoke` (another process)
+    must still stop the key at the very next request."""
+    key = fake_server.new_user_key("dora")
+    with fake_server.client(key) as client:
+        for _ in range(3):
+            assert client.get("/api/v1/languages").status_code == 200
+        data_dir = str(fake_server.data_dir)
+        listed = codeexec("keys", "list", "--data-dir", data_dir).stdout.decode()
+        key_id = next(line.split("\t")[0] for line in listed.splitlines() if "\tdora\t" in line)
+        assert codeexec("keys", "revoke", key_id, "--data-dir", data_dir).returncode == 0
+        assert client.get("/api/v1/languages").status_code == 401
+
+
 def test_status_and_events_talk_to_the_server(fake_server: Server) -> None:
     created = httpx.post(
         f"{fake_server.url}/api/v1/executions",

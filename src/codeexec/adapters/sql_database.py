@@ -162,7 +162,8 @@ class SQLiteDatabase(SqlDatabase):
         self._db = sqlite3.connect(
             str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_s
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        self.wal = str(mode).lower() == "wal"  # not where the file system cannot share memory
         # WAL with `normal`: a process that dies loses nothing (as the event store).
         self._db.execute("PRAGMA synchronous=normal")
 
@@ -180,6 +181,13 @@ class SQLiteDatabase(SqlDatabase):
     @contextmanager
     def _read(self) -> Iterator[Cursor]:
         yield self._db.cursor()  # autocommit: no BEGIN/COMMIT round trips for a read
+
+    def data_version(self) -> int:
+        """SQLite's `PRAGMA data_version`: it changes when another connection (in this
+        process or another) commits to the file, not for this connection's own commits. Call
+        it inside `read()` or `write()` (the connection serves one caller at a time)."""
+        value: int = self._db.execute("PRAGMA data_version").fetchone()[0]
+        return value
 
     def close(self) -> None:
         with self._lock:

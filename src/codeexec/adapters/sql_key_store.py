@@ -1,4 +1,12 @@
-"""SqlKeyStore: API key hashes in one SQL table (SQLite file or the shared PostgreSQL)."""
+"""SqlKeyStore: API key hashes in one SQL table (SQLite file or the shared PostgreSQL).
+
+Every request checks its key. The SQLite store answers a key it has seen from memory while
+the file has not changed since (`_version`: its wal-index header, `WalHeader`; where the
+file is not in WAL mode, `PRAGMA data_version`): any commit by another connection, such as
+`codeexec keys revoke` in another process, changes it, and the store forgets every key on
+its own revocations, so a revoked key is refused at the next request. The reason is the
+interpreter lock more than SQLite's own time: a query releases the lock, and with the store
+thread busy the event loop then waits to get it back (bench/key_store_bench.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ from codeexec.adapters.sql_database import (
     SqlDatabase,
     SQLiteDatabase,
 )
+from codeexec.adapters.sqlite_wal_header import WalHeader
 from codeexec.ports.key_store import (
     KeyRecord,
     KeyStore,
@@ -22,10 +31,15 @@ from codeexec.ports.key_store import (
     new_key,
 )
 
+KNOWN_KEYS = 10_000  # keys remembered at most (only keys that exist: unknown ones never are)
+
 
 class SqlKeyStore(KeyStore):
     def __init__(self, db: SqlDatabase) -> None:
         self.db = db
+        # Keys seen to authenticate (digest -> whose), valid while `_version` stays `_seen`.
+        self._known: dict[str, Principal] = {}
+        self._seen: object = None
         with db.write() as cur:
             # The table keys.sqlite3 files have had from the start: old files keep working.
             cur.execute(
@@ -43,16 +57,35 @@ class SqlKeyStore(KeyStore):
             )
         return made.key
 
+    def _version(self) -> object:
+        """A value that changes whenever another connection commits to these tables, read
+        without a query of them; None: there is none, every check reads the table."""
+        return None
+
     def authenticate(self, key: str) -> Principal | None:
+        digest = key_digest(key)
         with self.db.read() as cur:
+            version = self._version()
+            if version is not None and version == self._seen:
+                known = self._known.get(digest)
+                if known is not None:
+                    return known
+            else:
+                self._known.clear()
+                self._seen = version
             cur.execute(
                 self.db.sql(
                     "SELECT user_id, role FROM api_keys WHERE digest = ? AND revoked_at IS NULL"
                 ),
-                (key_digest(key),),
+                (digest,),
             )
             row = cur.fetchone()
-        return Principal(row[0], row[1]) if row else None
+            if row is None:
+                return None
+            principal = Principal(row[0], row[1])
+            if version is not None and len(self._known) < KNOWN_KEYS:
+                self._known[digest] = principal
+        return principal
 
     def list(self) -> builtins.list[KeyRecord]:
         with self.db.read() as cur:
@@ -70,6 +103,8 @@ class SqlKeyStore(KeyStore):
                 ),
                 (time.time(), key_id),
             )
+            # `PRAGMA data_version` ignores this connection's own commits: forget them here.
+            self._known.clear()
             return cur.rowcount > 0
 
     def is_empty(self) -> bool:
@@ -85,7 +120,18 @@ class SQLiteKeyStore(SqlKeyStore):
     """Keys in a SQLite file (the data dir's keys.sqlite3): one host's processes share it."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(SQLiteDatabase(path, "key store"))
+        self.sqlite = SQLiteDatabase(path, "key store")
+        super().__init__(self.sqlite)  # its first write made the -shm, which stays while open
+        self._wal = WalHeader.attach(path) if self.sqlite.wal else None
+
+    def _version(self) -> object:
+        return self._wal.read() if self._wal is not None else self.sqlite.data_version()
+
+    def close(self) -> None:
+        super().close()
+        if self._wal is not None:  # after the connection: closing it earlier drops its locks
+            self._wal.release()
+            self._wal = None
 
 
 class PostgresKeyStore(SqlKeyStore):

@@ -75,6 +75,35 @@ class KeyStoreContract:
         assert other.revoke(other.list()[0].key_id)
         assert keys.authenticate(key) is None
 
+    async def test_a_key_seen_before_is_refused_once_revoked_here(
+        self, new_key_store: NewKeyStore
+    ) -> None:
+        keys = new_key_store()
+        key, other = keys.create("alice"), keys.create("bob")
+        for _ in range(2):  # seen, and seen again (a store may remember it)
+            assert await keys.lookup(key) == Principal("alice", "user")
+            assert keys.authenticate(other) == Principal("bob", "user")
+        assert keys.revoke(next(r.key_id for r in keys.list() if r.user_id == "alice"))
+        assert await keys.lookup(key) is None
+        assert keys.authenticate(key) is None
+        assert keys.authenticate(other) == Principal("bob", "user")
+
+    async def test_a_key_seen_before_is_refused_once_another_process_revokes_it(
+        self, new_key_store: NewKeyStore, reopen_key_store: NewKeyStore
+    ) -> None:
+        keys = new_key_store()
+        key, admin = keys.create("alice"), keys.create("root", "admin")
+        for _ in range(2):
+            assert await keys.lookup(key) == Principal("alice", "user")
+            assert await keys.lookup(admin) == Principal("root", "admin")
+        other = reopen_key_store()
+        assert other.revoke(next(r.key_id for r in other.list() if r.user_id == "alice"))
+        assert await keys.lookup(key) is None
+        assert keys.authenticate(key) is None
+        assert await keys.lookup(admin) == Principal("root", "admin")
+        again = other.create("alice")  # a key made elsewhere after the revocation works here
+        assert await keys.lookup(again) == Principal("alice", "user")
+
     @pytest.mark.parametrize(("user", "role"), [("", "user"), ("u" * 129, "user"), ("a", "root")])
     def test_bad_users_and_roles_are_refused(
         self, new_key_store: NewKeyStore, user: str, role: str
