@@ -22,7 +22,7 @@ from eventsourcing.persistence import OperationalError
 
 from codeexec.ports.bus import EventBus
 from codeexec.runtime import Codeexec, DataDirInUse, StoreUnreadable, check_store, lock_data_dir
-from codeexec_server import collector
+from codeexec_server import collector, switch_interval
 from codeexec_server.container import Container, provided, shutdown
 from codeexec_server.deployment import ALL_ROLES, BUSES, SANDBOXES, STORES, Deployment
 from codeexec_server.gateways import check_deployment, make_store_config
@@ -145,6 +145,7 @@ def serve(args: argparse.Namespace, *, roles: frozenset[str]) -> int:
 
     deployment = deployment_of(args, roles)
     collector.tune(os.environ)
+    switch_interval.tune(os.environ)
     if (code := _check_private_store(deployment)) is not None:
         return code
     if roles and (code := _first_admin_key(deployment)) is not None:
@@ -192,6 +193,7 @@ def role(args: argparse.Namespace) -> int:
     roles = frozenset(args.names)
     deployment = deployment_of(args, roles)
     collector.tune(os.environ)
+    switch_interval.tune(os.environ)
     if (code := _check_private_store(deployment)) is not None:
         return code
     settings = ServerSettings(data_dir=deployment.data_dir, sandbox=deployment.sandbox)
