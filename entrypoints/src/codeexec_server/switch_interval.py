@@ -4,10 +4,10 @@ A server runs the event loop (requests) and the store thread (the roles' batches
 commits) under one interpreter lock. Whenever the loop lets the lock go (a socket write, a
 `getrandom`, a SQLite call), a busy store thread takes it and keeps it until it blocks or the
 switch interval ends: Python's 5 ms, in every such wait of every request. 1 ms bounds the
-wait at a fifth of that; measured side by side on `codeexec serve --sandbox fake` under wrk
-(docs/performance.md): more accepts/s and runs/s, lower p50 and p99, the same CPU per
-request. Set only by the entrypoints, never by the library: a program embedding codeexec
-keeps its own."""
+wait at a fifth of that; side by side on `codeexec serve --sandbox fake` under wrk, on a
+loaded machine, it was ahead on accepts/s and runs/s in most pairs at the same CPU per
+request (docs/performance.md). Set only by the entrypoints, never by the library: a
+program embedding codeexec keeps its own."""
 
 from __future__ import annotations
 
