@@ -45,6 +45,8 @@ class WalHeader:
                 found = os.stat(shm)  # not a descriptor: closing a spare one would drop locks
             except FileNotFoundError:
                 return None
+            if found.st_size < HEADER:  # not initialised: mapping it would fail, after open
+                return None
             key = (found.st_dev, found.st_ino)
             header = cls._opened.get(key)
             if header is None:
