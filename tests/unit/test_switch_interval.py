@@ -1,4 +1,4 @@
-"""The server's thread switch interval: CODEEXEC_SWITCH_INTERVAL_MS, or ours by default."""
+"""The server's thread switch interval: CODEEXEC_SWITCH_INTERVAL_MS, else the interpreter's."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import sys
 
 import pytest
 from codeexec_server.deployment import ConfigError
-from codeexec_server.switch_interval import DEFAULT_MS, VARIABLE, interval_s, tune
+from codeexec_server.switch_interval import VARIABLE, interval_s, tune
 
 
-def test_a_server_switches_threads_sooner_than_python_unless_told() -> None:
-    assert interval_s({}) == DEFAULT_MS / 1000 < 0.005  # Python's is 5 ms
+def test_a_server_keeps_the_interpreters_interval_unless_told() -> None:
+    assert interval_s({}) is None
+    assert interval_s({VARIABLE: ""}) is None
     assert interval_s({VARIABLE: "python"}) is None
     assert interval_s({VARIABLE: " 0.5 "}) == 0.0005
 
