@@ -13,8 +13,6 @@ events), which shows whether drawing the output and the timeline keeps up.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from codeexec_server.keystore import KeyStore
 from playwright.sync_api import Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.e2e
 from tests.e2e.chromium import launch
+from tests.e2e.uvicorn_app import start_app
 
 # The pause lets each line leave the sandbox as an output event of its own.
 FLOOD = "import time\nfor i in range({n}):\n    print(i, flush=True)\n    time.sleep(0.002)\n"
@@ -41,33 +39,11 @@ def serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     store = KeyStore.in_data_dir(data_dir)
     key = store.create("bench")
     store.close()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "CODEEXEC_DATA_DIR": str(data_dir), "CODEEXEC_SANDBOX": "local"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "codeexec_server.app:app_from_env",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
-                return process, url, key
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("the server did not become ready")
+    try:
+        process, url = start_app(data_dir, "local")
+    except RuntimeError as failure:
+        raise SystemExit(str(failure)) from failure
+    return process, url, key
 
 
 WATCH = """() => {

@@ -13,7 +13,6 @@ streams open, and the growth per stream.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import socket
 import subprocess
@@ -23,6 +22,9 @@ import time
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.e2e
+from tests.e2e.uvicorn_app import start_app
 
 MIB = 2**20
 PROGRAM = """import os
@@ -50,28 +52,13 @@ def start_server(data_dir: Path, streams: int) -> tuple[subprocess.Popen[bytes],
     keys = KeyStore.in_data_dir(data_dir)
     key = keys.create("root", "admin")
     keys.close()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "CODEEXEC_DATA_DIR": str(data_dir),
-        "CODEEXEC_SANDBOX": "local",
-        "CODEEXEC_MAX_STREAMS_PER_USER": str(streams),  # all of them are real streams
-    }
-    app = ["--factory", "codeexec_server.app:app_from_env", "--port", str(port)]
-    quiet = ["--log-level", "warning", "--timeout-graceful-shutdown", "5"]
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", *app, *quiet], env=env)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                return process, url, key
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise SystemExit("the server did not become ready")
+    # All of them are real streams.
+    env = {"CODEEXEC_MAX_STREAMS_PER_USER": str(streams)}
+    try:
+        process, url = start_app(data_dir, "local", env=env)
+    except RuntimeError as failure:
+        raise SystemExit(str(failure)) from failure
+    return process, url, key
 
 
 def big_run(url: str, key: str) -> str:

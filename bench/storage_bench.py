@@ -15,8 +15,6 @@ SQLite connection, so checkpoint timing and the WAL's high-water mark do not blu
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +24,9 @@ from pathlib import Path
 
 import httpx
 from codeexec_server.keystore import KeyStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.e2e
+from tests.e2e.uvicorn_app import start_app
 
 USER = "mallory"
 
@@ -46,34 +47,10 @@ def store_bytes(data_dir: Path) -> int:
 
 
 def start_server(data_dir: Path, sandbox: str) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "CODEEXEC_DATA_DIR": str(data_dir), "CODEEXEC_SANDBOX": sandbox}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "codeexec_server.app:app_from_env",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise SystemExit("the server did not become ready")
+    try:
+        return start_app(data_dir, sandbox)
+    except RuntimeError as failure:
+        raise SystemExit(str(failure)) from failure
 
 
 def program(sandbox: str, size: int) -> dict[str, str]:

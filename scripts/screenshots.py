@@ -9,8 +9,6 @@ makes one NAME.png from a page already holding the server's URL and keys.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,7 @@ from playwright.sync_api import Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for tests.e2e
 from tests.e2e.chromium import launch
+from tests.e2e.uvicorn_app import start_app
 
 WARM_UP = [
     ("javascript", 'console.log("hello from node");\n'),
@@ -46,12 +45,6 @@ main()
 HELPER = 'def greet(name):\n    return f"Hello, {name}!"\n'
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class Live:
     url: str
@@ -63,37 +56,11 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], Live]:
     store = KeyStore.in_data_dir(data_dir)
     admin_key, user_key = store.create("root", "admin"), store.create("alice")
     store.close()
-    port = free_port()
-    env = {**os.environ, "CODEEXEC_DATA_DIR": str(data_dir), "CODEEXEC_SANDBOX": "local"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "codeexec_server.app:app_from_env",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited with {process.returncode}")
-        try:
-            if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
-                return process, Live(url, admin_key, user_key)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the server did not become ready in 30 s")
+    try:
+        process, url = start_app(data_dir, "local")
+    except RuntimeError as failure:
+        raise SystemExit(str(failure)) from failure
+    return process, Live(url, admin_key, user_key)
 
 
 def warm_up(url: str, key: str) -> None:

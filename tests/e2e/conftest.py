@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 from codeexec_server.keystore import KeyStore
+
+from tests.e2e.uvicorn_app import start_app
 
 
 def local_sandbox_missing() -> str | None:
@@ -81,60 +79,20 @@ class Server:
             store.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(
     kind: str, data_dir: Path, extra_env: dict[str, str] | None = None, host: str = "127.0.0.1"
 ) -> Server:
     store = KeyStore.in_data_dir(data_dir)
     keys = store.create("root", "admin"), store.create("alice"), store.create("bob")
     store.close()
-    port = free_port()
-    env = {
-        **os.environ,
-        "CODEEXEC_HEARTBEAT_S": "0.5",
-        "CODEEXEC_DATA_DIR": str(data_dir),
-        "CODEEXEC_SANDBOX": kind,
-        **(extra_env or {}),
-    }
-    log = (data_dir / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "codeexec_server.app:app_from_env",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--timeout-graceful-shutdown",
-            "5",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError((data_dir / "server.log").read_text())
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                return Server(url, kind, data_dir, *keys, process)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the server did not become ready in 30 s")
+    env = {"CODEEXEC_HEARTBEAT_S": "0.5", **(extra_env or {})}
+    log = data_dir / "server.log"
+    try:
+        with log.open("wb") as output:
+            process, url = start_app(data_dir, kind, env=env, host=host, output=output)
+    except RuntimeError as failure:
+        raise RuntimeError(f"{failure}:\n{log.read_text()}") from failure
+    return Server(url, kind, data_dir, *keys, process)
 
 
 def stop_server(server: Server) -> None:

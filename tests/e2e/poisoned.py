@@ -27,7 +27,7 @@ from codeexec.domain.envelope import DomainEvent
 from codeexec.ports.sandbox import Sandbox
 from codeexec.runtime import Codeexec, Settings
 from codeexec.service.unit_of_work import UnitOfWork
-from tests.e2e.conftest import free_port
+from tests.e2e.uvicorn_app import free_port
 
 
 class Poisoner:

@@ -23,7 +23,7 @@ import pytest
 from codeexec.service.store_config import PostgresParams
 from codeexec.testing.postgres import server_params
 from codeexec_kafka.tansu import TansuBroker
-from tests.e2e.conftest import free_port
+from tests.e2e.uvicorn_app import free_port
 
 pytestmark = pytest.mark.e2e
 ROLES = ["coordinator", "saga", "worker", "projections", "relay", "dead-letters", "replay"]

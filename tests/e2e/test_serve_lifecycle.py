@@ -19,8 +19,8 @@ import httpx
 import pytest
 from codeexec_server.keystore import KeyStore
 
-from tests.e2e.conftest import free_port
 from tests.e2e.sse import read_events
+from tests.e2e.uvicorn_app import free_port
 
 pytestmark = pytest.mark.e2e
 TERMINAL = ("completed", "failed", "timed_out", "cancelled", "rejected")
