@@ -54,6 +54,12 @@ def judge(outcome: StageOutcome, limits: Limits) -> tuple[SandboxStatus, str]:
             SandboxStatus.OUTPUT_LIMIT_EXCEEDED,
             f"{' and '.join(which)} exceeded {limits.output_bytes} bytes; truncated and killed",
         )
+    if o.killed_for == "memory":
+        return (
+            SandboxStatus.MEMORY_LIMIT_EXCEEDED,
+            f"memory limit of {limits.memory_bytes} bytes: below what the runtime holds "
+            "before the code starts",
+        )
     if o.killed_for == "wall":
         return SandboxStatus.TIME_LIMIT_EXCEEDED, f"wall time limit of {limits.wall_time_s:g}s"
     cpu_spent = o.cpu_time_s is not None and o.cpu_time_s >= limits.cpu_time_s

@@ -57,6 +57,18 @@ async def test_memory_bomb_is_oom_killed_under_the_limit(sandbox: BubblewrapSand
     assert result.signal == 9
 
 
+@pytest.mark.parametrize("mib", [1, 2])
+async def test_a_limit_below_what_the_runtime_needs_is_exceeded_not_an_error(
+    sandbox: BubblewrapSandbox, uid_base: int, mib: int
+) -> None:
+    # A box prepared ahead already holds the interpreter's pages when its limit is set (the
+    # kernel refuses a cgroup v1 limit below that usage); a cold start runs out while the
+    # interpreter starts. Both are the run's memory limit, and nothing may be left behind.
+    result = await run(sandbox, "python", "print('hi')", limits=Limits(memory_bytes=mib * 2**20))
+    assert result.status is SandboxStatus.MEMORY_LIMIT_EXCEEDED, (result.status, result.stderr)
+    assert box_processes(uid_base) == []
+
+
 async def test_infinite_loop_is_stopped_by_the_cpu_limit(sandbox: BubblewrapSandbox) -> None:
     limits = Limits(wall_time_s=10, cpu_time_s=1)
     result = await run(sandbox, "python", "while True:\n    pass\n", limits=limits)

@@ -35,6 +35,15 @@ def write(path: str, value: str) -> None:
         os.close(fd)
 
 
+class BelowUsage(OSError):
+    """The memory limit asked for is below what the box already holds before its go (the
+    runtime's own pages): the run is over its limit before it starts."""
+
+    def __init__(self, cgroup: RunCgroup) -> None:
+        super().__init__(errno.EBUSY, "memory limit below the box's usage before its start")
+        self.cgroup = cgroup
+
+
 class RunCgroup(ABC):
     """The cgroup of one stage of one run. Every process of the stage is in it."""
 
@@ -112,6 +121,8 @@ class V1Run(RunCgroup):
         try:
             write(mem, value)
         except OSError as exc:
+            if exc.errno == errno.EBUSY:  # the kernel could not reclaim down to it
+                raise BelowUsage(self) from exc
             if exc.errno != errno.EINVAL or not os.path.exists(swap):
                 raise
             write(swap, value)

@@ -26,6 +26,9 @@ BOX_UMASK = 0o077
 class Launch(ABC):
     joined = False
     """Whether the box's pid 1 is in the stage's cgroup already."""
+    code_forked = False
+    """Whether the code's process (pid 1's child) exists before the go: it then needs the
+    stage's rlimits of its own, since it did not inherit them from pid 1."""
 
     @abstractmethod
     async def open(self, on_output: OnOutput, on_exit: Callable[[], None]) -> BoxProcess:
@@ -143,6 +146,7 @@ class PreparedLaunch(Launch):
     """A box the zygote forked ahead: root built, cgroup joined, waiting for its program."""
 
     joined = True
+    code_forked = True
 
     def __init__(
         self, box: PreparedBox, program: Mapping[str, object], stdin: bytes, limits: Limits

@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from codeexec.adapters.local_sandbox import boxio
 from codeexec.adapters.local_sandbox.boxprocess import BoxProcess, OnOutput
 from codeexec.adapters.local_sandbox.cgroup_run import RunCgroup
 from codeexec.adapters.local_sandbox.workspace import Workspace
@@ -39,6 +40,7 @@ class PreparedBox:
         self._outer_pidfd = -1
         self._out_r = self._err_r = -1
         self._control: socket.socket | None = None
+        self._ready_wait: asyncio.Future[bytes] | None = None
         self._exit_code: int | None = None
         self._exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._process: BoxProcess | None = None
@@ -77,9 +79,11 @@ class PreparedBox:
             # Its root built (a box that failed to build it says why on stderr, and exits).
             control = self._control
             control.setblocking(False)
-            ready = await asyncio.wait_for(
-                asyncio.get_running_loop().sock_recv(control, 16), _READY_TIMEOUT_S
+            # Kept so that a destroy meanwhile (close_control) ends the wait at once.
+            self._ready_wait = asyncio.ensure_future(
+                asyncio.get_running_loop().sock_recv(control, 16)
             )
+            ready = await asyncio.wait_for(self._ready_wait, _READY_TIMEOUT_S)
             control.setblocking(True)
             self._init.set_result(pid if ready == b"ready" else None)
         except BaseException as exc:
@@ -120,6 +124,8 @@ class PreparedBox:
 
     def close_control(self) -> None:
         """Closing it unsent makes the box exit without running anything."""
+        if self._ready_wait is not None and not self._ready_wait.done():
+            self._ready_wait.cancel()  # before the socket it reads is closed
         if self._control is not None:
             self._control.close()
             self._control = None
@@ -155,6 +161,10 @@ class PreparedBox:
             return ""
 
     def memory_pids(self) -> list[int]:
-        """The process of the box that holds memory while it waits: its pid 1 (for reports)."""
+        """The processes of the box that hold memory while it waits (for reports): its pid 1
+        and the code's process forked ahead."""
         init = self._init.result() if self._init.done() else None
-        return [init] if init is not None and self._exit_code is None else []
+        if init is None or self._exit_code is not None:
+            return []
+        code = boxio.child_of(init)
+        return [init] if code is None else [init, code]

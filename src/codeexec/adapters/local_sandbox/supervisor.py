@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from codeexec.adapters.local_sandbox import boxio
 from codeexec.adapters.local_sandbox import rlimits as rl
 from codeexec.adapters.local_sandbox.boxprocess import BoxProcess
-from codeexec.adapters.local_sandbox.cgroup_run import RunCgroup
+from codeexec.adapters.local_sandbox.cgroup_run import BelowUsage, RunCgroup
 from codeexec.adapters.local_sandbox.launch import Launch
 from codeexec.adapters.stage_verdict import StageOutcome
 from codeexec.domain.model import Limits, Stream
@@ -129,6 +129,9 @@ class Stage:
         failure: OSError | None = None
         try:  # a failure must still end in killing the box
             self.cgroup = launch.cgroup()
+        except BelowUsage as exc:
+            self.cgroup = exc.cgroup
+            self.kill("memory")  # killed below, once its pid 1 is known
         except OSError as exc:
             failure = exc
         child_pid = await launch.init_pid()
@@ -145,11 +148,18 @@ class Stage:
                 if self.cgroup is not None and not launch.joined:
                     self.cgroup.join(child_pid)
                 rl.apply(child_pid, self.plan.rlimits)
-                self._started_at = time.monotonic()
-                self.outcome.timeline["limited"] = self._started_at
-                launch.go()  # the box starts the code only now, limits in place
-                self.outcome.timeline["go"] = time.monotonic()
-                self._find_main(child_pid, _FIND_MAIN_TRIES)
+                # A code process forked ahead has not inherited them from pid 1.
+                code_pid = boxio.child_of(child_pid) if launch.code_forked else child_pid
+                if code_pid is None:  # it said the box was ready and is gone (an OOM kill
+                    self._kill_tree()  # as the limit was set: see _collect): no go
+                else:
+                    if code_pid != child_pid:
+                        rl.apply(code_pid, self.plan.rlimits)
+                    self._started_at = time.monotonic()
+                    self.outcome.timeline["limited"] = self._started_at
+                    launch.go()  # the box starts the code only now, limits in place
+                    self.outcome.timeline["go"] = time.monotonic()
+                    self._find_main(child_pid, _FIND_MAIN_TRIES)
         finally:
             launch.close()
         if failure is not None:
@@ -214,6 +224,8 @@ class Stage:
                 f"processes of the box were still alive {_DRAIN_TIMEOUT_S:g} s after SIGKILL"
             )
         elif self._started_at is None:
+            if out.killed_for is None and self.cgroup is not None and self.cgroup.oom_kills():
+                out.killed_for = "memory"  # the limit, once set, was below the box's usage
             if out.killed_for is None:
                 said = bytes(out.stderr).decode("utf-8", "replace").strip()
                 out.error = "the box could not be set up: " + (

@@ -105,7 +105,8 @@ def _fail(what: BaseException) -> "NoReturn":
 
 
 def _init(sock: _socket.socket, request: Program, fds: list[int]) -> Program:
-    """pid 1 of the box. Builds its root, waits for the go, then reaps as init does."""
+    """pid 1 of the box. Builds its root, forks the code's process ahead, then reaps as init
+    does."""
     stdout, stderr, control = fds
     box.die_with_parent()
     os.dup2(stdout, 1)
@@ -119,22 +120,14 @@ def _init(sock: _socket.socket, request: Program, fds: list[int]) -> Program:
         box.unshare(box.CLONE_NEWNS | box.CLONE_NEWNET | box.CLONE_NEWIPC | box.CLONE_NEWUTS)
         data_files = boxroot.build_root(list(request["ops"]), str(request["hostname"]))  # type: ignore[call-overload]
         box.loopback_up()
-        sock = _socket.socket(fileno=control)
-        sock.send(b"ready")
     except (OSError, box.SetupError) as exc:
         _fail(exc)
-    data, fds = box.recv(sock)
-    if not data:
-        os._exit(1)  # the supervisor went away before its go: nothing runs here
-    go = marshal.loads(data)
-    for name, fd in data_files.items():
-        os.write(fd, go["data"][name])
-        os.close(fd)
-    os.umask(0o077)
     seccomp = request.get("seccomp")
+    # The code's process is forked now, not at the go: it copies the pages it shares with
+    # the zygote while the box waits, so the run does not take those faults (see _code).
     pid = os.fork()
     if pid == 0:
-        return _code(go, fds[0] if fds else None, seccomp)
+        return _code(control, data_files, seccomp)
     box.close_fds_except({0, 1, 2})
     try:
         box.drop_capabilities()
@@ -152,12 +145,28 @@ def _init(sock: _socket.socket, request: Program, fds: list[int]) -> Program:
             status = box.propagate(raw)
 
 
-def _code(go: Program, stdin: int | None, seccomp: object) -> Program:
-    """pid 2 of the box: becomes the run's unprivileged process; returns what it is to run."""
-    box.die_with_parent()
+def _code(control: int, data_files: dict[str, int], seccomp: object) -> Program:
+    """pid 2 of the box, forked before the go: makes its copy-on-write pages its own, says
+    the box is ready, and at the go becomes the run's unprivileged process; returns what it
+    is to run. It has run nothing before the go and is used for this one run only."""
+    box.die_with_parent()  # and as pid 1 of the namespace, its exit kills us anyway
     try:
-        if stdin is not None:
-            os.dup2(stdin, 0)
+        box.own_private_pages()
+        sock = _socket.socket(fileno=control)
+        sock.send(b"ready")
+        data, fds = box.recv(sock)
+        sock.detach()
+    except (OSError, box.SetupError) as exc:
+        _fail(exc)
+    if not data:
+        os._exit(1)  # the supervisor went away before its go: nothing runs here
+    go: Program = marshal.loads(data)
+    try:
+        for name, fd in data_files.items():
+            os.write(fd, go["data"][name])  # type: ignore[index]
+        os.umask(0o077)
+        if fds:
+            os.dup2(fds[0], 0)
         box.close_fds_except({0, 1, 2})
         os.chdir("/box")
         if go["mode"] != "exec":
