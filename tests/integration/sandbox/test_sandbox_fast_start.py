@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -165,6 +166,47 @@ async def test_a_pool_box_serves_one_run_then_is_gone(uid_base: int) -> None:
     finally:
         await box.close()
     assert pool.waiting() == []
+
+
+async def test_a_taken_box_is_replaced_when_its_run_ends_not_while_it_runs(
+    uid_base: int,
+) -> None:
+    # Making a box takes a core for several ms: not from the run that took the last one.
+    box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT, pool_size=2)
+    await box.prepare()
+    assert box._fast is not None and box._fast.pool is not None
+    pool = box._fast.pool
+    for _ in range(100):
+        if len(pool.waiting()) == 1 and pool.waiting()[0].ready:
+            break
+        await asyncio.sleep(0.02)
+    try:
+        code = "import time\ntime.sleep(0.6)\nprint('hi')"
+        started = await box.start(uuid.uuid4().hex, spec("python", code))
+        await asyncio.sleep(0.3)
+        assert pool.waiting() == [], "a replacement was made while the run was going"
+        assert (await started.result()).stdout == b"hi\n"
+        await started.finished()
+        assert len(pool.waiting()) == 1, "no replacement after the run ended"
+        assert pool.misses == 0
+    finally:
+        await box.close()
+
+
+async def test_closing_while_boxes_are_being_made_does_not_wait_for_them(
+    uid_base: int,
+) -> None:
+    box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT, pool_size=4)
+    await box.prepare()
+    assert box._fast is not None and box._fast.pool is not None
+    # Four at once: the fourth finds no box waiting, so the pool makes more right away,
+    # and they are still being made when the sandbox closes.
+    code = "print('hi')"
+    results = await asyncio.gather(*(run(box, "python", code) for _ in range(4)))
+    assert [r.stdout for r in results] == [b"hi\n"] * 4
+    t0 = time.monotonic()
+    await box.close()
+    assert time.monotonic() - t0 < 5, "close waited for boxes being made (their ready)"
 
 
 async def test_a_compiled_run_uses_two_boxes_on_one_work_dir(uid_base: int) -> None:

@@ -1,7 +1,8 @@
 """Boxes prepared ahead of demand: as many as recent runs needed at once, within a bound.
 
 A box is taken once and never returns: the pool only ever hands out boxes no code ran in.
-Taking one starts making its replacement; boxes idle beyond the demand are destroyed."""
+A box's replacement is made when its run ends (or at once, when a run found none waiting);
+boxes idle beyond the demand are destroyed."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ class BoxPool:
         if box is None:
             self.misses += 1
             box = self._start(binds, None)
-        self._refill(binds)
+            self._refill(binds)  # demand outran the boxes waiting: make more at once
         return box
 
     def make_for(self, workspace: Workspace, binds: tuple[str, ...]) -> PreparedBox:
@@ -78,9 +79,13 @@ class BoxPool:
         self._note_use(+1)
         return self._start(binds, workspace)
 
-    def done(self) -> None:
-        """A box taken from the pool has ended its stage."""
+    def done(self, binds: tuple[str, ...] | None = None) -> None:
+        """A box taken from the pool has ended its stage; the pool is refilled for its
+        `binds` now. Making a box (a fork, its root, its pages: several ms of CPU) while a
+        run is going would take a core from that run's code; between runs it does not."""
         self._note_use(-1)
+        if binds is not None:
+            self._refill(binds)
 
     def _note_use(self, delta: int) -> None:
         self._in_use += delta

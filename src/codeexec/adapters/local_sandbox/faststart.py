@@ -103,9 +103,9 @@ class FastStart:
         assert self.pool is not None
         return self.pool.make_for(workspace, binds)
 
-    def done(self) -> None:
+    def done(self, binds: tuple[str, ...] | None = None) -> None:
         if self.pool is not None:
-            self.pool.done()
+            self.pool.done(binds)
 
     def program(
         self,

@@ -132,7 +132,7 @@ class RunStages:
             if launch.box.cgroup is not None and launch.box.cgroup is not stage.cgroup:
                 launch.box.cgroup.remove()
             if self.sandbox._fast is not None:
-                self.sandbox._fast.done()
+                self.sandbox._fast.done(launch.box.binds)
 
     async def finish(self) -> None:
         """Destroy the boxes prepared for stages that never ran (a failed compile)."""
