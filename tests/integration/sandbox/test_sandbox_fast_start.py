@@ -20,6 +20,7 @@ import pytest
 from boxkit import UID_COUNT, box_processes, host_entries, run, spec
 
 from codeexec.adapters.local_sandbox import BubblewrapSandbox
+from codeexec.adapters.local_sandbox.cgroup_run import RunCgroup
 from codeexec.domain.model import Limits, SandboxStatus
 
 pytestmark = pytest.mark.integration
@@ -191,6 +192,31 @@ async def test_a_taken_box_is_replaced_when_its_run_ends_not_while_it_runs(
         assert pool.misses == 0
     finally:
         await box.close()
+
+
+async def test_the_code_process_is_limited_by_the_run_cgroup_however_late_it_is_joined(
+    uid_base: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The box's code process is forked before the go, so it must be forked inside the
+    # cgroup, even when the supervisor puts the box's pid 1 there late (a busy event loop):
+    # a process forked before the join would stay outside, with no limit of the run.
+    join = RunCgroup.join
+
+    def late_join(self: RunCgroup, pid: int) -> None:
+        time.sleep(0.05)
+        join(self, pid)
+
+    monkeypatch.setattr(RunCgroup, "join", late_join)
+    box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT)
+    code = "hog = b'x' * (96 * 2**20)\nprint('allocated')"
+    try:
+        result = await run(box, "python", code, limits=Limits(memory_bytes=48 * 2**20))
+        assert box._fast is not None and box._fast.pool is not None
+        assert box._fast.pool.taken >= 1, "the run did not go through the zygote"
+    finally:
+        await box.close()
+    assert result.status is SandboxStatus.MEMORY_LIMIT_EXCEEDED, result
+    assert result.memory_bytes is not None and result.memory_bytes > 0
 
 
 async def test_closing_while_boxes_are_being_made_does_not_wait_for_them(

@@ -76,6 +76,8 @@ class PreparedBox:
             self._forked.set_result(None)
             if self.cgroup is not None:
                 self.cgroup.join(pid)
+            # Its pid 1 forks the code's process only after this: inside the cgroup.
+            self._control.send(b"joined")
             # Its root built (a box that failed to build it says why on stderr, and exits).
             control = self._control
             control.setblocking(False)

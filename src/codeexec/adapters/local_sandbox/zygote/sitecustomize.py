@@ -125,6 +125,16 @@ def _init(sock: _socket.socket, request: Program, fds: list[int]) -> Program:
     seccomp = request.get("seccomp")
     # The code's process is forked now, not at the go: it copies the pages it shares with
     # the zygote while the box waits, so the run does not take those faults (see _code).
+    # But only once the supervisor has put us in the box's cgroup: a child forked before
+    # would stay outside it, with no memory, pids or CPU limit of the run.
+    try:
+        joined = _socket.socket(fileno=control)
+        said = joined.recv(16)
+        joined.detach()
+    except OSError as exc:
+        _fail(exc)
+    if said != b"joined":
+        os._exit(1)  # the supervisor went away: nothing runs here
     pid = os.fork()
     if pid == 0:
         return _code(control, data_files, seccomp)
