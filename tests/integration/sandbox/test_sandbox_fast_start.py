@@ -20,6 +20,7 @@ import pytest
 from boxkit import UID_COUNT, box_processes, host_entries, run, spec
 
 from codeexec.adapters.local_sandbox import BubblewrapSandbox
+from codeexec.adapters.local_sandbox.boxpool import BoxPool
 from codeexec.adapters.local_sandbox.cgroup_run import RunCgroup
 from codeexec.domain.model import Limits, SandboxStatus
 
@@ -142,11 +143,16 @@ async def test_the_zygote_never_runs_code_and_forgets_itself(uid_base: int) -> N
     assert result.stdout == b"[]\n[] False\nTrue 1\n", result.stderr
 
 
-async def test_a_pool_box_serves_one_run_then_is_gone(uid_base: int) -> None:
-    box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT, pool_size=2)
+async def pooled(uid_base: int, pool_size: int) -> tuple[BubblewrapSandbox, BoxPool]:
+    """A sandbox with its zygote started and its pool of prepared boxes."""
+    box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT, pool_size=pool_size)
     await box.prepare()
     assert box._fast is not None and box._fast.pool is not None
-    pool = box._fast.pool
+    return box, box._fast.pool
+
+
+async def test_a_pool_box_serves_one_run_then_is_gone(uid_base: int) -> None:
+    box, pool = await pooled(uid_base, 2)
     for _ in range(50):
         if pool.waiting() and all(b.ready for b in pool.waiting()):
             break
@@ -173,10 +179,7 @@ async def test_a_taken_box_is_replaced_when_its_run_ends_not_while_it_runs(
     uid_base: int,
 ) -> None:
     # Making a box takes a core for several ms: not from the run that took the last one.
-    box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT, pool_size=2)
-    await box.prepare()
-    assert box._fast is not None and box._fast.pool is not None
-    pool = box._fast.pool
+    box, pool = await pooled(uid_base, 2)
     for _ in range(100):
         if len(pool.waiting()) == 1 and pool.waiting()[0].ready:
             break
@@ -222,9 +225,7 @@ async def test_the_code_process_is_limited_by_the_run_cgroup_however_late_it_is_
 async def test_closing_while_boxes_are_being_made_does_not_wait_for_them(
     uid_base: int,
 ) -> None:
-    box = BubblewrapSandbox(uid_base=uid_base, uid_count=UID_COUNT, pool_size=4)
-    await box.prepare()
-    assert box._fast is not None and box._fast.pool is not None
+    box, _ = await pooled(uid_base, 4)
     # Four at once: the fourth finds no box waiting, so the pool makes more right away,
     # and they are still being made when the sandbox closes.
     code = "print('hi')"
