@@ -382,6 +382,11 @@ class Codeexec:
         nothing was heard for a second."""
         return await self._commands().wait(execution_id, timeout)
 
+    def live_feed_wakeups(self) -> int | None:
+        """Events from the bus that woke this process's followers (event streams, waits):
+        None where no live feed runs (the projector wakes them where it runs)."""
+        return None if self._live is None else self._live.woken
+
     def store_bytes(self) -> int:
         """What the event store occupies: its SQLite files (with -wal and -shm), or in
         memory the bytes of the events this process recorded (all there is)."""

@@ -180,6 +180,10 @@ def test_api_and_roles_in_separate_processes_run_an_execution_to_its_end(
                 json={"language": "fake", "source": "out again"},
             ).json()
             assert (waited["status"], waited["stdout"]) == ("succeeded", "again\n"), waited
+            # The API process heard the roles' events from the bus: its waits and event
+            # streams wake on them (without it a wait answered only after a second of
+            # silence, when it read the store).
+            assert live_feed_wakeups(url) > 0
         # The API process has no member of any group, yet reports the roles' consumer lag,
         # read from the broker: each group has committed everything it was sent.
         caught_up = {"coordinator": 0.0, "saga": 0.0, "projections": 0.0, "worker": 0.0}
@@ -193,6 +197,14 @@ def test_api_and_roles_in_separate_processes_run_an_execution_to_its_end(
         api_exit, roles_exit = stop(api, api_log), stop(roles, roles_log)
     assert api_exit == 0, api_log.read_text()
     assert roles_exit == 0, roles_log.read_text()
+
+
+def live_feed_wakeups(url: str) -> float:
+    """`codeexec_live_feed_wakeups_total` from a process's /metrics (0 if it has none)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    prefix = "codeexec_live_feed_wakeups_total "
+    found = [float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)]
+    return found[0] if found else 0.0
 
 
 def consumer_lag(url: str) -> dict[str, float]:

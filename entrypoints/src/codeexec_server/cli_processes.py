@@ -151,7 +151,7 @@ def serve(args: argparse.Namespace, *, roles: frozenset[str]) -> int:
     if roles and (code := _first_admin_key(deployment)) is not None:
         return code
     settings = server_settings(args, deployment)
-    container = Container(settings=settings, deployment=deployment, roles=roles, serves_api=False)
+    container = Container(settings=settings, deployment=deployment, roles=roles, serves_api=True)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     what = "serving" if roles else "serving the API (no roles in this process)"
     print(f"codeexec {what} on http://{shown}:{args.port}/ (data in {deployment.data_dir})")

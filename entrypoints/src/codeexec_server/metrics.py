@@ -13,7 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -78,7 +78,7 @@ class RuntimeCollector(Collector):
             self.roles = await RoleGauges.read(runtime)
             self.counts = await runtime.queries.counts()
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         runtime, roles = self.runtime, self.roles
         if runtime is None or not runtime.started or roles is None:
             return
@@ -108,6 +108,15 @@ class RuntimeCollector(Collector):
         )
         size.add_metric([], runtime.store_bytes())
         yield size
+        wakeups = runtime.live_feed_wakeups()
+        if wakeups is not None:
+            woken = CounterMetricFamily(
+                "codeexec_live_feed_wakeups",
+                "events of other processes, read from the bus, that woke this process's"
+                " event streams and waits",
+            )
+            woken.add_metric([], wakeups)
+            yield woken
         yield from self._operations(runtime, roles)
 
     def _operations(self, runtime: Codeexec, roles: RoleGauges) -> Iterator[GaugeMetricFamily]:
