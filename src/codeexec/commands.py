@@ -40,6 +40,8 @@ T = TypeVar("T")
 IDEMPOTENCY_NAMESPACE = UUID("0b7c8f0e-6a3b-4c52-8a4e-2f4a5d7e9c11")
 EVENTS_PAGE = 8
 """Events read from the store at a time when following an execution."""
+SILENCE_S = 1.0  # a waiter that heard nothing for this long reads the store itself
+LAG_FIRST_S, LAG_MAX_S = 0.005, 0.05  # looks again at a read model behind a heard end
 OWN_VIEWS = 10_000  # views of this process's writes kept until the read model shows them
 
 
@@ -254,6 +256,8 @@ class CommandService:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         heard, ended = True, True
+        told_end = False  # an end was heard: the view is terminal once the read model has it
+        pause, behind = LAG_FIRST_S, 0.0  # looking again at a read model behind a heard end
         while True:
             signal = self.feed.watch(execution_id)
             try:
@@ -270,14 +274,24 @@ class CommandService:
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
                     return await self.catch_up(execution_id, quiet=True)
+                # The end was heard before the read model showed it (its projections may
+                # run in another process): look at it again soon, not after SILENCE_S. The
+                # answer still waits for the read model, which admission counts from.
+                lagging = told_end and behind < SILENCE_S
+                wait_s = pause if lagging else SILENCE_S
                 heard = False
                 with suppress(TimeoutError):
-                    async with asyncio.timeout(min(remaining or 1.0, 1.0)):  # honours cancel
+                    async with asyncio.timeout(min(remaining or wait_s, wait_s)):  # cancels
                         await signal.wait()
                     heard = True
             finally:
                 self.feed.unwatch(execution_id, signal)
             ended = signal.ended
+            if lagging and not heard:
+                behind += pause
+                pause = min(pause * 1.5, LAG_MAX_S)
+                heard = ended = True  # the read model again; the store once SILENCE_S passed
+            told_end = told_end or ended
 
     async def catch_up(self, execution_id: UUID, *, quiet: bool = False) -> ExecutionView:
         """The view folded from the store's events, when the read model lags behind them.

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, cast
 
 from codeexec import Codeexec, Settings
 from codeexec.adapters.fake_sandbox import FakeSandbox
 from codeexec.adapters.memory_bus import InMemoryEventBus, InMemoryTail
+from codeexec.commands import CommandService
 from codeexec.domain.events import TERMINAL_EVENT_TYPES
 from codeexec.domain.routing import EXECUTION_EVENTS, TOPICS
 from codeexec.ports.bus import Message
+from codeexec.ports.execution_queries import ExecutionQueries
+from codeexec.ports.read_model import ExecutionView
 from codeexec.service.live_feed import LiveFeed
 from codeexec.service.projections import ExecutionFeed
 from tests.unit.factories import roomy, script
@@ -81,3 +86,58 @@ async def test_only_a_process_that_follows_executions_tails_the_bus() -> None:
         async with Codeexec(settings, sandbox=FakeSandbox(), bus=bus):
             await asyncio.sleep(0.05)  # the feed's task has run
             assert bus.tails == tails
+
+
+class LaggingReadModel:
+    """The read model of another process (the projections role's) that shows an
+    execution's end only from its `shows_end_at`th read on."""
+
+    def __init__(self, queries: ExecutionQueries, shows_end_at: int) -> None:
+        self.queries, self.shows_end_at, self.reads = queries, shows_end_at, 0
+        self.read = asyncio.Event()
+
+    async def get(self, execution_id: uuid.UUID) -> ExecutionView | None:
+        self.reads += 1
+        self.read.set()
+        view = await self.queries.get(execution_id)
+        if view is None or self.reads >= self.shows_end_at:
+            return view
+        return replace(view, state="running", status="running", version_seen=3)
+
+
+async def test_a_wait_that_heard_the_end_first_answers_once_the_read_model_shows_it() -> None:
+    """An API process hears a run's end from the bus before the projections role (another
+    process) has folded it into the read model. Its wait looks at the read model again
+    soon after (the answer still comes from the read model, which admission counts from),
+    rather than after a second of silence: given half a second, it answers with the end
+    from the read model, not from reading the store at its deadline."""
+    async with Codeexec(Settings(coordinator=roomy()), sandbox=FakeSandbox()) as cx:
+        view = await cx.wait((await cx.submit("alice", script("out a"))).id)
+        commands = cx.commands
+        lagging = LaggingReadModel(commands.queries, shows_end_at=4)
+        feed = ExecutionFeed()
+        api = CommandService(
+            commands.store,
+            commands.io,
+            commands.clock,
+            commands.read_model,
+            cast(ExecutionQueries, lagging),
+            feed,
+            commands.admission,
+        )
+        folded = 0
+        fold = api.fold_from_store
+
+        async def counted(*args: Any, **kwargs: Any) -> ExecutionView:
+            nonlocal folded
+            folded += 1
+            return await fold(*args, **kwargs)
+
+        api.fold_from_store = counted  # type: ignore[method-assign]
+        api.catch_up = counted  # type: ignore[method-assign]
+        waiting = asyncio.create_task(api.wait(view.id, timeout=0.5))
+        await lagging.read.wait()
+        feed.notify(view.id, ended=True)  # heard from the bus; the read model lags
+        answer = await waiting
+        assert answer.terminal and answer.stdout == view.stdout
+        assert lagging.reads >= lagging.shows_end_at and folded == 0
