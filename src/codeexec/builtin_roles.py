@@ -21,6 +21,7 @@ from codeexec.roles import ConsumerRole, Role, RolePorts, TaskRole
 from codeexec.service.consumer import decode
 from codeexec.service.coordinator_process import CoordinatorProcess
 from codeexec.service.dead_letters import DeadLetterManager
+from codeexec.service.limits import latest_change
 from codeexec.service.read_model_projector import BACKFILL, ReadModelProjector, backfill
 from codeexec.service.relay import Relay
 from codeexec.service.replays import ReplayService
@@ -51,7 +52,12 @@ async def _finish(role: TaskRole, wait_s: float = 0.0) -> None:
 class CoordinatorRole(ConsumerRole):
     def __init__(self, ports: RolePorts) -> None:
         history = lambda: _retained(ports, "coordinator")  # noqa: E731
-        self.coordinator = CoordinatorProcess(ports.settings.coordinator, ports.languages, history)
+        self.coordinator = CoordinatorProcess(
+            ports.settings.coordinator,
+            ports.languages,
+            history,
+            lambda: latest_change(ports.store),
+        )
         super().__init__(ports, self.coordinator, "coordinator")
 
     async def start(self) -> None:

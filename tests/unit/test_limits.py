@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,13 +13,17 @@ from codeexec import Codeexec, Settings
 from codeexec.adapters.fake_sandbox import FakeSandbox
 from codeexec.adapters.memory_bus import InMemoryEventBus
 from codeexec.domain.admin_limits import LIMITS_ID
+from codeexec.domain.aggregate import Cause
+from codeexec.domain.execution import Execution, State
 from codeexec.domain.limits import LimitsDocument, ResourceMaxima, UserLimitsModel
 from codeexec.domain.operations_events import LimitsChanged
-from codeexec.service.limits import LimitsFollower, StoredLimits
+from codeexec.service.coordinator_process import CoordinatorProcess
+from codeexec.service.limits import LimitsFollower, StoredLimits, latest_change
 from codeexec.service.live_feed import LiveFeed
 from codeexec.service.projections import ExecutionFeed
 from codeexec.service.store import ExecutionStore
 from codeexec.service.store_thread import StoreThread
+from codeexec.service.unit_of_work import UnitOfWork
 from tests.unit.factories import roomy, script
 from tests.unit.test_runtime import eventually
 
@@ -135,3 +140,41 @@ async def test_another_process_follows_changes_through_the_bus() -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await io.close()
+
+
+def test_a_coordinator_asks_the_store_before_refusing_for_a_limit() -> None:
+    """A change of limits reaches a coordinator on its own partition of the log, so
+    requests recorded after it can reach it first, from other partitions (seen across
+    processes: every request over the old rate limit refused for seconds after an admin
+    raised it). Before refusing a request for a limit, the coordinator reads the last
+    change from the store; only limits it already applied refuse."""
+    store = ExecutionStore({"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    process = CoordinatorProcess(
+        roomy(rate_limit=1, rate_window_s=3600), frozenset, lambda: (), lambda: latest_change(store)
+    )
+
+    def request() -> Execution:
+        execution_id = uuid.uuid4()
+        execution = Execution.request(
+            execution_id, "alice", script("out a"), Cause(NOW, execution_id, None)
+        )
+        store.record(execution.collect_events())
+        uow = UnitOfWork(store, NOW)
+        requested = store.events_of(execution_id)[0]
+        process.handle(requested, uow)
+        uow.commit()
+        decided = store.load(Execution, execution_id)
+        assert decided is not None
+        return decided
+
+    assert request().state is State.SCHEDULED
+    assert request().state is State.REJECTED  # over the rate limit in force, none stored
+    raised = LimitsDocument.from_config(
+        roomy(rate_limit=3, rate_window_s=3600), ResourceMaxima(), False
+    )
+    change = StoredLimits(store, DEFAULT).change(raised, "root", NOW)  # not consumed yet
+    assert [request().state for _ in range(3)] == [State.SCHEDULED, State.SCHEDULED, State.REJECTED]
+    assert process.limits_version == change.aggregate_version
+    # The change arriving from the bus afterwards changes nothing; an older one neither.
+    process.handle(change, UnitOfWork(store, NOW))
+    assert process.policy.config.default_user_limits.rate_limit == 3

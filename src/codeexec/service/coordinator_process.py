@@ -23,6 +23,7 @@ from codeexec.domain.routing import EXECUTION_EVENTS
 from codeexec.service.unit_of_work import UnitOfWork
 
 _DECIDED = (ExecutionQueued, ExecutionRejected, ExecutionCancelled)
+_LIMITED = (RejectionReason.RATE_LIMITED, RejectionReason.QUEUE_FULL)
 
 
 class CoordinatorProcess:
@@ -39,10 +40,13 @@ class CoordinatorProcess:
         config: CoordinatorConfig,
         languages: Callable[[], frozenset[str]],
         history: Callable[[], Iterable[DomainEvent]],
+        latest_limits: Callable[[], LimitsChanged | None] = lambda: None,
     ) -> None:
         self.policy = Coordinator(config)
         self._languages = languages
         self._history = history
+        self._latest_limits = latest_limits
+        self.limits_version = 0  # of the last LimitsChanged applied (0: the settings')
         self.undecided: dict[UUID, ExecutionRequested] = {}
 
     def interested(self, event_type: str) -> bool:
@@ -74,7 +78,7 @@ class CoordinatorProcess:
             self.undecided.pop(eid, None)
             self.policy.restore_removed(eid)
         elif isinstance(event, LimitsChanged):
-            self.policy.set_config(event.limits.coordinator_config())
+            self._apply_limits(event)
 
     def recover(self) -> None:
         self.restore(self._history())
@@ -101,8 +105,24 @@ class CoordinatorProcess:
             self._schedule(event, uow)
         elif isinstance(event, LimitsChanged):
             # Higher caps may let queued work run now.
-            self.policy.set_config(event.limits.coordinator_config())
+            self._apply_limits(event)
             self._schedule(event, uow)
+
+    def _apply_limits(self, change: LimitsChanged) -> bool:
+        """Apply a change newer than the limits in force (an older one, delivered after
+        the store showed a newer, changes nothing)."""
+        if change.aggregate_version <= self.limits_version:
+            return False
+        self.policy.set_config(change.limits.coordinator_config())
+        self.limits_version = change.aggregate_version
+        return True
+
+    def _limits_changed_since(self) -> bool:
+        """Whether the store holds limits newer than those in force, now applied. A change
+        reaches this role on its own partition of the log, so requests recorded after it
+        can arrive first, from others: before refusing one for a limit, the store is asked."""
+        latest = self._latest_limits()
+        return latest is not None and self._apply_limits(latest)
 
     def _on_request(self, event: ExecutionRequested, uow: UnitOfWork) -> None:
         execution = uow.get(Execution, event.execution_id)
@@ -121,6 +141,14 @@ class CoordinatorProcess:
         decision = self.policy.submit(
             event.execution_id, event.user_id, event.priority, uow.now.timestamp()
         )
+        if (
+            isinstance(decision, Rejected)
+            and decision.reason in _LIMITED
+            and self._limits_changed_since()
+        ):
+            decision = self.policy.submit(
+                event.execution_id, event.user_id, event.priority, uow.now.timestamp()
+            )
         if isinstance(decision, Rejected):
             execution.reject(cause, decision.reason, decision.message)
         elif isinstance(decision, Queued):

@@ -32,15 +32,20 @@ log = logging.getLogger(__name__)
 ATTEMPTS = 5  # a change replaces the whole document: after a conflict, it is simply redone
 
 
+def latest_change(store: ExecutionStore) -> LimitsChanged | None:
+    """The last change recorded (one row, however many changes there were)."""
+    stored = store.recorder.select_events(LIMITS_ID, desc=True, limit=1)
+    if not stored:
+        return None
+    return cast(LimitsChanged, store.mapper.to_domain_event(stored[0]))
+
+
 class StoredLimits:
     def __init__(self, store: ExecutionStore, default: LimitsDocument) -> None:
         self.store, self.default = store, default
 
     def latest(self) -> LimitsChanged | None:
-        stored = self.store.recorder.select_events(LIMITS_ID, desc=True, limit=1)
-        if not stored:
-            return None
-        return cast(LimitsChanged, self.store.mapper.to_domain_event(stored[0]))
+        return latest_change(self.store)
 
     def current(self) -> LimitsDocument:
         """The limits in force: the last change, or the configured default if none."""
