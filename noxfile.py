@@ -134,3 +134,5 @@ def bench(session: nox.Session) -> None:
     session.run(PY, "bench/distributed_bench.py")
     # The platform alone: the same HTTP figures with the fake sandbox (no code runs).
     session.run(PY, "bench/http_bench.py", "--sandbox", "fake")
+    # The HTTP figures with the bare interpreter, on the distributed setup.
+    session.run(PY, "bench/http_bench.py", "--setup", "distributed")

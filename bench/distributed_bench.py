@@ -63,7 +63,6 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' cluster harness
 
 from http_bench import (
-    SETUPS,
     percentile,
     report,
     start_server,
@@ -127,9 +126,6 @@ def start_distributed(sandbox: str, data_dir: Path) -> tuple[subprocess.Popen[by
     api = cluster.nodes["api"].process
     assert api is not None
     return api, cluster.url(), cluster.create_key(admin=True)
-
-
-SETUPS["distributed"] = start_distributed  # type: ignore[assignment]
 
 
 async def accept_latency(

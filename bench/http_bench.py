@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cpumeter import CpuMeter
@@ -299,11 +300,19 @@ async def bare_sustained_cpu(
     return rate, (others_cpu(meter) - cpu) / max(runs, 1)
 
 
-Setup = Callable[[str, Path], tuple[subprocess.Popen[str], str, str]]
-SETUPS: dict[str, Setup] = {"embedded": start_server}
+def start_distributed(sandbox: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    """The API and every role in processes of their own on a tansu broker and PostgreSQL
+    (`distributed_bench.py`, which needs the test harness: imported only when chosen)."""
+    from distributed_bench import start_distributed as start
+
+    return start(sandbox, data_dir)
+
+
+Setup = Callable[[str, Path], tuple[subprocess.Popen[Any], str, str]]
+SETUPS: dict[str, Setup] = {"embedded": start_server, "distributed": start_distributed}
 """How the platform is brought up for the benchmark. `embedded` is `codeexec serve`: every
-role in one process. A setup returns (its API process, base URL, admin key); another (roles
-in processes of their own) registers itself here and every figure is measured on it too."""
+role in one process; `distributed`: the API and each role in a process of its own. A setup
+returns (its API process, base URL, admin key); every figure is measured on it."""
 
 
 def main() -> int:
