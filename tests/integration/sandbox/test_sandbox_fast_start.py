@@ -316,3 +316,54 @@ async def test_listing_languages_starts_nothing(uid_base: int) -> None:
         assert box._fast is None and box.uid_range is None
     finally:
         await box.close()
+
+
+def _private_kib(pid: int) -> int:
+    """What a process holds of its own: its private pages, clean and dirty (KiB)."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    fields = dict(line.split(":", 1) for line in rollup.splitlines()[1:])
+    return sum(int(fields[f].split()[0]) for f in ("Private_Clean", "Private_Dirty"))
+
+
+async def _waiting_code_process(pool: BoxPool) -> tuple[bool, int]:
+    """The next waiting box, once ready: whether it was asked to copy its pages ahead, and
+    what its code process holds of its own."""
+    for _ in range(250):
+        waiting = [b for b in pool.waiting() if b.ready]
+        if waiting and len(waiting[0].memory_pids()) == 2:
+            box = waiting[0]
+            return box.prefault, _private_kib(box.memory_pids()[1])
+        await asyncio.sleep(0.02)
+    raise AssertionError("no box became ready")
+
+
+async def test_boxes_copy_their_pages_ahead_only_while_python_runs_in_the_zygote(
+    uid_base: int,
+) -> None:
+    """The copy ahead saves a Python run in the zygote its copy-on-write faults; a runtime
+    it execs (Node here) discards the pages, so copying them was CPU for nothing. The pool
+    copies them only while most boxes taken lately ran Python in the zygote."""
+    box, pool = await pooled(uid_base, 1)
+    try:
+        prefault, python_ready = await _waiting_code_process(pool)
+        assert prefault and pool.prefault  # before any run: Python is expected
+        for _ in range(2):
+            result = await run(box, "javascript", "console.log('hi')")
+            assert result.stdout == b"hi\n", result
+        assert not pool.prefault
+        prefault, execs_ready = await _waiting_code_process(pool)
+        assert not prefault
+        for _ in range(3):
+            assert (await run(box, "python", "print('hi')")).stdout == b"hi\n"
+        assert pool.prefault
+        prefault, again = await _waiting_code_process(pool)
+        assert prefault
+    finally:
+        await box.close()
+    # The copy is real: a box that copied holds megabytes of its own that one that did not
+    # leaves shared with the zygote.
+    assert python_ready > execs_ready + 1024 and again > execs_ready + 1024, (
+        python_ready,
+        execs_ready,
+        again,
+    )

@@ -2,7 +2,11 @@
 
 A box is taken once and never returns: the pool only ever hands out boxes no code ran in.
 A box's replacement is made when its run ends (or at once, when a run found none waiting);
-boxes idle beyond the demand are destroyed."""
+boxes idle beyond the demand are destroyed.
+
+A box's code process copies its pages ahead (`prefault`) only while most recent boxes taken
+ran Python in the zygote: a runtime it execs (Node, a compiler, a compiled program) discards
+those pages, and copying them cost those runs 3-7 ms of CPU each for nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from codeexec.adapters.local_sandbox import ownership
@@ -21,6 +26,7 @@ from codeexec.adapters.local_sandbox.zygote_client import Zygote
 log = logging.getLogger(__name__)
 
 OpsFor = Callable[[Workspace, tuple[str, ...]], Sequence[tuple[str, ...]]]
+RECENT_USES = 32  # uses of taken boxes the prefault decision looks at
 
 
 class BoxPool:
@@ -54,6 +60,7 @@ class BoxPool:
         self._closed = False
         self.taken = 0
         self.misses = 0
+        self._recent: deque[bool] = deque(maxlen=RECENT_USES)  # ran Python in the zygote
 
     def take(self, binds: tuple[str, ...]) -> PreparedBox:
         """A box for a run's first stage: a waiting one if any, else one made now."""
@@ -70,14 +77,28 @@ class BoxPool:
             break
         if box is None:
             self.misses += 1
-            box = self._start(binds, None)
+            box = self._start(binds, None, self.prefault)
             self._refill(binds)  # demand outran the boxes waiting: make more at once
+        box.pooled = True
         return box
 
-    def make_for(self, workspace: Workspace, binds: tuple[str, ...]) -> PreparedBox:
+    def make_for(
+        self, workspace: Workspace, binds: tuple[str, ...], *, prefault: bool = False
+    ) -> PreparedBox:
         """A box on an existing work dir (the run stage after a compile), made now."""
         self._note_use(+1)
-        return self._start(binds, workspace)
+        return self._start(binds, workspace, prefault)
+
+    def used(self, box: PreparedBox, in_zygote: bool) -> None:
+        """A stage runs in `box`, Python in the zygote or not: boxes taken from the pool
+        tell it whether the boxes it makes next should copy their pages ahead."""
+        if box.pooled:
+            self._recent.append(in_zygote)
+
+    @property
+    def prefault(self) -> bool:
+        """Whether most recent boxes taken ran Python in the zygote (yes before any)."""
+        return 2 * sum(self._recent) >= len(self._recent)
 
     def done(self, binds: tuple[str, ...] | None = None) -> None:
         """A box taken from the pool has ended its stage; the pool is refilled for its
@@ -99,7 +120,9 @@ class BoxPool:
             self._peak, self._peak_at = self._in_use, time.monotonic()
         return max(1, min(self.size, self._peak))
 
-    def _start(self, binds: tuple[str, ...], workspace: Workspace | None) -> PreparedBox:
+    def _start(
+        self, binds: tuple[str, ...], workspace: Workspace | None, prefault: bool
+    ) -> PreparedBox:
         name = ownership.new_id()
         workspace = workspace or self._make_workspace(name)
         try:
@@ -108,8 +131,9 @@ class BoxPool:
             workspace.remove()
             raise
         box = PreparedBox(name, binds, workspace, cgroup)
+        box.prefault = prefault
         ops = self._ops_for(workspace, binds)
-        task = asyncio.ensure_future(box.make(self.zygote, ops, self._seccomp))
+        task = asyncio.ensure_future(box.make(self.zygote, ops, self._seccomp, prefault))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return box
@@ -124,7 +148,7 @@ class BoxPool:
         waiting = self._waiting.setdefault(binds, [])
         while len(waiting) < self.target():
             try:
-                waiting.append(self._start(binds, None))
+                waiting.append(self._start(binds, None, self.prefault))
             except OSError as exc:  # no room for a work dir or cgroup now: try at the next take
                 log.warning("could not prepare a sandbox box: %s", exc)
                 break

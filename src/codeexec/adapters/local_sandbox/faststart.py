@@ -99,9 +99,15 @@ class FastStart:
         assert self.pool is not None
         return self.pool.take(binds)
 
-    def make_for(self, workspace: Workspace, binds: tuple[str, ...]) -> PreparedBox:
+    def make_for(
+        self, workspace: Workspace, binds: tuple[str, ...], *, prefault: bool = False
+    ) -> PreparedBox:
         assert self.pool is not None
-        return self.pool.make_for(workspace, binds)
+        return self.pool.make_for(workspace, binds, prefault=prefault)
+
+    def used(self, box: PreparedBox, in_zygote: bool) -> None:
+        if self.pool is not None:
+            self.pool.used(box, in_zygote)
 
     def done(self, binds: tuple[str, ...] | None = None) -> None:
         if self.pool is not None:

@@ -45,6 +45,8 @@ class PreparedBox:
         self._exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._process: BoxProcess | None = None
         self.failure: str | None = None
+        self.pooled = False  # taken from the pool: its use tells the pool what runs next
+        self.prefault = True  # asked its code's process to copy its pages ahead
 
     @property
     def ready(self) -> bool:
@@ -56,9 +58,14 @@ class PreparedBox:
         return self._exit_code is not None or (self._init.done() and self._init.result() is None)
 
     async def make(
-        self, zygote: Zygote, ops: Sequence[tuple[str, ...]], seccomp: bytes | None
+        self,
+        zygote: Zygote,
+        ops: Sequence[tuple[str, ...]],
+        seccomp: bytes | None,
+        prefault: bool = True,
     ) -> None:
-        """Ask the zygote for the box and wait until its pid 1 is in its cgroup."""
+        """Ask the zygote for the box and wait until its pid 1 is in its cgroup.
+        `prefault`: its code's process copies its pages ahead, for Python in the zygote."""
         theirs: list[int] = []
         try:
             self._out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -67,7 +74,12 @@ class PreparedBox:
             theirs.append(err_w)
             self._control, box_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             theirs.append(box_end.detach())
-            request = {"ops": [list(op) for op in ops], "hostname": "sandbox", "seccomp": seccomp}
+            request = {
+                "ops": [list(op) for op in ops],
+                "hostname": "sandbox",
+                "seccomp": seccomp,
+                "prefault": prefault,
+            }
             try:
                 pid, self._outer_pidfd = await zygote.fork_box(request, theirs, self._outer_exited)
             finally:

@@ -60,12 +60,15 @@ class RunStages:
         tree = sb._cgroup_tree()
         launch: Launch
         if self._boxes is not None and sb._fast is not None:
-            box = (
-                self._boxes.pop(0) if self._boxes else sb._fast.make_for(workspace, toolchain.binds)
-            )
             program = sb._fast.program(
                 stage=name, toolchain=toolchain, argv=argv, uid=self.uid, files=self.files
             )
+            in_zygote = program["mode"] != "exec"
+            if self._boxes:
+                box = self._boxes.pop(0)
+            else:
+                box = sb._fast.make_for(workspace, toolchain.binds, prefault=in_zygote)
+            sb._fast.used(box, in_zygote)
             launch = PreparedLaunch(box, program, stdin, limits)
         else:
             launch = self._bwrap(name, toolchain, argv, limits, stdin, workspace)

@@ -123,6 +123,7 @@ def _init(sock: _socket.socket, request: Program, fds: list[int]) -> Program:
     except (OSError, box.SetupError) as exc:
         _fail(exc)
     seccomp = request.get("seccomp")
+    prefault = bool(request.get("prefault", True))
     # The code's process is forked now, not at the go: it copies the pages it shares with
     # the zygote while the box waits, so the run does not take those faults (see _code).
     # But only once the supervisor has put us in the box's cgroup: a child forked before
@@ -137,7 +138,7 @@ def _init(sock: _socket.socket, request: Program, fds: list[int]) -> Program:
         os._exit(1)  # the supervisor went away: nothing runs here
     pid = os.fork()
     if pid == 0:
-        return _code(control, data_files, seccomp)
+        return _code(control, data_files, seccomp, prefault)
     box.close_fds_except({0, 1, 2})
     try:
         box.drop_capabilities()
@@ -155,13 +156,16 @@ def _init(sock: _socket.socket, request: Program, fds: list[int]) -> Program:
             status = box.propagate(raw)
 
 
-def _code(control: int, data_files: dict[str, int], seccomp: object) -> Program:
-    """pid 2 of the box, forked before the go: makes its copy-on-write pages its own, says
-    the box is ready, and at the go becomes the run's unprivileged process; returns what it
-    is to run. It has run nothing before the go and is used for this one run only."""
+def _code(control: int, data_files: dict[str, int], seccomp: object, prefault: bool) -> Program:
+    """pid 2 of the box, forked before the go: makes its copy-on-write pages its own (when
+    `prefault`: the box is expected to run Python here; a program it execs would discard
+    them), says the box is ready, and at the go becomes the run's unprivileged process;
+    returns what it is to run. It has run nothing before the go and is used for this one
+    run only."""
     box.die_with_parent()  # and as pid 1 of the namespace, its exit kills us anyway
     try:
-        box.own_private_pages()
+        if prefault:
+            box.own_private_pages()
         sock = _socket.socket(fileno=control)
         sock.send(b"ready")
         data, fds = box.recv(sock)
