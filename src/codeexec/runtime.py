@@ -201,8 +201,10 @@ class Codeexec:
         # The store calls this in its thread; what it does belongs on the loop.
         store.listeners.append(lambda events: io.call_soon(self._on_record, events))
         await self.operations.start()
-        if settings.live_feed and "projections" not in settings.roles:
-            # The projector wakes followers where it runs; elsewhere the bus's tail does.
+        if settings.live_feed and ("projections" not in settings.roles or self.bus.durable):
+            # The projector wakes followers where it runs, if it sees every execution; on a
+            # bus other processes share (several `serve`s on one broker), it may hold only
+            # some partitions of its group. Elsewhere and there, the bus's tail wakes them.
             self._live = LiveFeed(self.bus, self.feed)
             self._tasks.append(asyncio.get_running_loop().create_task(self._live.run()))
 

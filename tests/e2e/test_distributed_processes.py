@@ -296,6 +296,40 @@ def test_serve_runs_every_role_in_one_process_on_kafka_and_postgres(
     assert listed.split("\t")[1:3] == ["admin", "admin"]
 
 
+def test_two_serve_processes_on_one_broker_both_follow_every_execution(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two `serve`s on one broker and store share every consumer group: each projector has
+    only some partitions, so each process's waits also follow the bus (without it, a wait
+    for an execution projected by the other process answered after a second of silence)."""
+    ports = [free_port(), free_port()]
+    logs = [tmp_path / "serve-1.log", tmp_path / "serve-2.log"]
+    first = start(env, tmp_path / "serve-1", "serve", "--port", str(ports[0]))
+    processes = [first]
+    try:
+        wait_ready(f"http://127.0.0.1:{ports[0]}/health/ready", first, logs[0])
+        key = logs[0].read_text().splitlines()[0].rsplit(" ", 1)[1]
+        second = start(env, tmp_path / "serve-2", "serve", "--port", str(ports[1]))
+        processes.append(second)
+        wait_ready(f"http://127.0.0.1:{ports[1]}/health/ready", second, logs[1])
+        for port in ports:
+            url = f"http://127.0.0.1:{port}"
+            with httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+            ) as client:
+                for n in range(8):
+                    done = client.post(
+                        "/api/v1/executions",
+                        params={"wait": "true"},
+                        json={"language": "fake", "source": f"out {n}"},
+                    ).json()
+                    assert (done["status"], done["stdout"]) == ("succeeded", f"{n}\n"), done
+            assert live_feed_wakeups(url) > 0, port
+    finally:
+        codes = [stop(process, log) for process, log in zip(processes, logs, strict=False)]
+    assert codes == [0] * len(processes), [log.read_text() for log in logs]
+
+
 @pytest.mark.parametrize("command", [["role", "worker"], ["api"]], ids=["role", "api"])
 def test_unreachable_brokers_stop_a_process_at_start_with_69(
     env: dict[str, str], tmp_path: Path, command: list[str]

@@ -17,6 +17,7 @@ from codeexec.domain.routing import EXECUTION_EVENTS, TOPICS
 from codeexec.ports.bus import Message
 from codeexec.ports.execution_queries import ExecutionQueries
 from codeexec.ports.read_model import ExecutionView
+from codeexec.runtime import ALL_ROLES
 from codeexec.service.live_feed import LiveFeed
 from codeexec.service.projections import ExecutionFeed
 from tests.unit.factories import roomy, script
@@ -86,6 +87,20 @@ async def test_only_a_process_that_follows_executions_tails_the_bus() -> None:
         async with Codeexec(settings, sandbox=FakeSandbox(), bus=bus):
             await asyncio.sleep(0.05)  # the feed's task has run
             assert bus.tails == tails
+
+
+async def test_a_process_with_the_projector_tails_a_bus_other_processes_share() -> None:
+    """Several `serve` processes on one broker share the projections group, so each one's
+    projector sees only its partitions' executions: their waits and event streams follow
+    the bus too. On a bus of this process alone, the projector sees everything."""
+    for durable, tails in ((False, 0), (True, 1)):
+        bus = CountingTails()
+        bus.durable = durable
+        roles = ALL_ROLES - {"worker"}  # a worker tails for stops
+        settings = Settings(coordinator=roomy(), roles=roles, live_feed=True)
+        async with Codeexec(settings, sandbox=FakeSandbox(), bus=bus):
+            await asyncio.sleep(0.05)  # the feed's task has run
+            assert bus.tails == tails, durable
 
 
 class LaggingReadModel:
